@@ -1,0 +1,6 @@
+//! riverbed
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod runtime;

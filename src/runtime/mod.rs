@@ -1,0 +1,337 @@
+//! The runtime abstraction: spawning, timers and the clock.
+//!
+//! Riverbed's components never name an executor. Where a component needs to run
+//! something in the background (a worker pool, a handler flow that wants real
+//! parallelism) or needs time (history by age, time operators, leases), it is handed a
+//! [`Runtime`]. Everything else is a plain `Future` or `Stream` that any executor can
+//! poll.
+//!
+//! # The trait is object-safe, on purpose
+//!
+//! [`Runtime`] has three required methods: spawn a boxed `Send` future, build a sleep
+//! future for a deadline, and read the clock. Components keep an
+//! `Arc<dyn Runtime>` ([`SharedRuntime`]), so no generic runtime parameter leaks into
+//! every type a user names (`EventBus<P, K>`, not `EventBus<P, K, R>`). The price is one
+//! allocation per spawn and per sleep, which is small beside the task or timer itself.
+//! Generic conveniences — spawning a future with an output and getting a
+//! [`JoinHandle`] back, `sleep(duration)`, `timeout` — live on [`RuntimeExt`], which is
+//! implemented for every `Runtime`, `dyn Runtime` included.
+//!
+//! # Implementations
+//!
+//! | type | feature | notes |
+//! |---|---|---|
+//! | [`VirtualRuntime`] | always | deterministic executor on a virtual clock, for tests |
+//! | `TokioRuntime` | `tokio` | ambient or given `tokio::runtime::Handle`; needs the time driver |
+//! | `SmolRuntime` | `smol` | a given `Arc<smol::Executor>` or smol's global executor |
+//!
+//! Any other executor is one small `impl` away; the crate's tests implement it for
+//! `futures::executor::ThreadPool` with `futures-timer` as the timer:
+//!
+//! ```
+//! use std::time::Instant;
+//! use futures_util::future::BoxFuture;
+//! use riverbed::runtime::{Runtime, Sleep};
+//!
+//! #[derive(Debug)]
+//! struct MyExecutor;
+//!
+//! impl Runtime for MyExecutor {
+//!     fn spawn_boxed(&self, task: BoxFuture<'static, ()>) {
+//!         // hand `task` to your executor here; this one runs it on a new thread.
+//!         std::thread::spawn(move || futures_executor_block_on(task));
+//!     }
+//!     fn sleep_until(&self, deadline: Instant) -> Sleep {
+//!         Box::pin(async move {
+//!             // any timer will do; a blocking one is shown for brevity.
+//!             let now = Instant::now();
+//!             if deadline > now { std::thread::sleep(deadline - now) }
+//!         })
+//!     }
+//!     fn now(&self) -> Instant {
+//!         Instant::now()
+//!     }
+//! }
+//! # fn futures_executor_block_on(f: BoxFuture<'static, ()>) { riverbed::runtime::VirtualRuntime::new().block_on(f) }
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_channel::oneshot;
+use futures_util::FutureExt;
+use futures_util::future::{AbortHandle, Abortable, BoxFuture};
+
+mod virtual_clock;
+pub use virtual_clock::VirtualRuntime;
+
+#[cfg(feature = "tokio")]
+mod tokio;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use self::tokio::TokioRuntime;
+
+#[cfg(feature = "smol")]
+mod smol;
+#[cfg(feature = "smol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
+pub use self::smol::SmolRuntime;
+
+/// A boxed timer future, as returned by [`Runtime::sleep_until`].
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A runtime shared between components.
+pub type SharedRuntime = Arc<dyn Runtime>;
+
+/// What riverbed needs from an executor: spawn, a timer and a clock.
+///
+/// See the [module docs](self) for why the trait is object-safe and how to implement
+/// it for an executor riverbed does not ship.
+pub trait Runtime: Send + Sync + fmt::Debug + 'static {
+    /// Runs `task` in the background until it completes.
+    ///
+    /// The task must be polled to completion unless the runtime itself shuts down;
+    /// riverbed wraps every task it spawns so that panics are caught and aborts and
+    /// outputs travel through a [`JoinHandle`].
+    fn spawn_boxed(&self, task: BoxFuture<'static, ()>);
+
+    /// A future that completes at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> Sleep;
+
+    /// The current instant on this runtime's clock.
+    fn now(&self) -> Instant;
+
+    /// The current wall-clock time on this runtime's clock, used for event timestamps.
+    ///
+    /// The default reads the system clock; the [`VirtualRuntime`] returns its own,
+    /// deterministic, time.
+    fn system_time(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+impl<R: Runtime + ?Sized> Runtime for Arc<R> {
+    fn spawn_boxed(&self, task: BoxFuture<'static, ()>) {
+        (**self).spawn_boxed(task)
+    }
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        (**self).sleep_until(deadline)
+    }
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    fn system_time(&self) -> SystemTime {
+        (**self).system_time()
+    }
+}
+
+/// Conveniences built on [`Runtime`], available on every runtime (`dyn Runtime` too).
+pub trait RuntimeExt: Runtime {
+    /// Spawns `future` and returns a handle that resolves to its output.
+    ///
+    /// A panic inside the future is caught and reported as [`JoinError::Panicked`];
+    /// [`JoinHandle::abort`] stops it at its next poll. Dropping the handle detaches the
+    /// task: it keeps running.
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (abort, registration) = AbortHandle::new_pair();
+        let (tx, rx) = oneshot::channel();
+        let task = Abortable::new(AssertUnwindSafe(future).catch_unwind(), registration);
+        self.spawn_boxed(Box::pin(async move {
+            let result = match task.await {
+                Ok(Ok(output)) => Ok(output),
+                Ok(Err(panic)) => Err(JoinError::Panicked(panic)),
+                Err(_aborted) => Err(JoinError::Aborted),
+            };
+            let _ = tx.send(result);
+        }));
+        JoinHandle { rx, abort }
+    }
+
+    /// A future that completes after `duration` on this runtime's clock.
+    fn sleep(&self, duration: Duration) -> Sleep {
+        let deadline = self.now().checked_add(duration);
+        match deadline {
+            Some(deadline) => self.sleep_until(deadline),
+            // Past the end of representable time: never completes.
+            None => Box::pin(futures_util::future::pending()),
+        }
+    }
+
+    /// Runs `future` with a time limit of `duration`.
+    fn timeout<F: Future>(&self, duration: Duration, future: F) -> Timeout<F> {
+        Timeout {
+            future: Box::pin(future),
+            sleep: self.sleep(duration),
+        }
+    }
+}
+
+impl<R: Runtime + ?Sized> RuntimeExt for R {}
+
+/// The error of a [`JoinHandle`]: the task did not produce its output.
+pub enum JoinError {
+    /// The task was aborted through [`JoinHandle::abort`], or the runtime dropped it
+    /// before it completed (for example at shutdown).
+    Aborted,
+    /// The task panicked; the payload is the panic's.
+    Panicked(Box<dyn Any + Send + 'static>),
+}
+
+impl JoinError {
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// Whether the task was aborted or dropped by its runtime.
+    pub fn is_aborted(&self) -> bool {
+        matches!(self, JoinError::Aborted)
+    }
+
+    /// The panic message, when the panic payload was a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked(payload) => panic_message(payload.as_ref()),
+            JoinError::Aborted => None,
+        }
+    }
+
+    /// The panic payload, to resume the panic with `std::panic::resume_unwind`.
+    pub fn into_panic(self) -> Option<Box<dyn Any + Send + 'static>> {
+        match self {
+            JoinError::Panicked(payload) => Some(payload),
+            JoinError::Aborted => None,
+        }
+    }
+}
+
+/// The message of a panic payload, when it is a string.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Aborted => f.write_str("Aborted"),
+            JoinError::Panicked(_) => f
+                .debug_tuple("Panicked")
+                .field(&self.panic_message().unwrap_or("<non-string payload>"))
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Aborted => f.write_str("task was aborted before it completed"),
+            JoinError::Panicked(_) => match self.panic_message() {
+                Some(msg) => write!(f, "task panicked: {msg}"),
+                None => f.write_str("task panicked"),
+            },
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// A handle to a task spawned with [`RuntimeExt::spawn`]; await it for the output.
+///
+/// Dropping the handle detaches the task.
+#[must_use = "dropping a JoinHandle detaches the task; await it or call abort()"]
+pub struct JoinHandle<T> {
+    rx: oneshot::Receiver<Result<T, JoinError>>,
+    abort: AbortHandle,
+}
+
+impl<T> JoinHandle<T> {
+    /// Stops the task at its next poll; awaiting the handle then gives
+    /// [`JoinError::Aborted`] (unless the task had already completed).
+    pub fn abort(&self) {
+        self.abort.abort();
+    }
+
+    /// A handle that can abort the task without owning the `JoinHandle`.
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.abort.clone()
+    }
+
+    /// Whether the task has finished (completed, panicked or been aborted).
+    pub fn is_finished(&self) -> bool {
+        self.rx.is_terminated() || self.abort.is_aborted()
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.rx.poll_unpin(cx) {
+            Poll::Ready(Ok(result)) => Poll::Ready(result),
+            // The runtime dropped the task without running it to the end.
+            Poll::Ready(Err(oneshot::Canceled)) => Poll::Ready(Err(JoinError::Aborted)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("aborted", &self.abort.is_aborted())
+            .finish()
+    }
+}
+
+/// The error of [`Timeout`]: the time limit passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// A future with a time limit, from [`RuntimeExt::timeout`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Timeout<F> {
+    future: Pin<Box<F>>,
+    sleep: Sleep,
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(output) = self.future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout").finish_non_exhaustive()
+    }
+}

@@ -61,6 +61,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -145,8 +146,13 @@ pub trait RuntimeExt: Runtime {
     {
         let (abort, registration) = AbortHandle::new_pair();
         let (tx, rx) = oneshot::channel();
+        let finished = Arc::new(AtomicBool::new(false));
+        // Dropped when the task ends for any reason, the runtime dropping it included;
+        // bound first so it is dropped last, after the result has been sent.
+        let guard = FinishedGuard(finished.clone());
         let task = Abortable::new(AssertUnwindSafe(future).catch_unwind(), registration);
         self.spawn_boxed(Box::pin(async move {
+            let _guard = guard;
             let result = match task.await {
                 Ok(Ok(output)) => Ok(output),
                 Ok(Err(panic)) => Err(JoinError::Panicked(panic)),
@@ -154,7 +160,11 @@ pub trait RuntimeExt: Runtime {
             };
             let _ = tx.send(result);
         }));
-        JoinHandle { rx, abort }
+        JoinHandle {
+            rx,
+            abort,
+            finished,
+        }
     }
 
     /// A future that completes after `duration` on this runtime's clock.
@@ -256,6 +266,16 @@ impl std::error::Error for JoinError {}
 pub struct JoinHandle<T> {
     rx: oneshot::Receiver<Result<T, JoinError>>,
     abort: AbortHandle,
+    finished: Arc<AtomicBool>,
+}
+
+/// Marks a spawned task as finished when the task's future is dropped.
+struct FinishedGuard(Arc<AtomicBool>);
+
+impl Drop for FinishedGuard {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 impl<T> JoinHandle<T> {
@@ -270,9 +290,14 @@ impl<T> JoinHandle<T> {
         self.abort.clone()
     }
 
-    /// Whether the task has finished (completed, panicked or been aborted).
+    /// Whether the task has finished (completed, panicked, been aborted or been dropped
+    /// by its runtime).
+    ///
+    /// Once this returns `true`, awaiting the handle completes without waiting. After
+    /// [`abort`](Self::abort) it stays `false` until the task has actually stopped, at
+    /// its next poll.
     pub fn is_finished(&self) -> bool {
-        self.rx.is_terminated() || self.abort.is_aborted()
+        self.finished.load(Ordering::Acquire)
     }
 }
 
@@ -293,6 +318,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
             .field("aborted", &self.abort.is_aborted())
+            .field("finished", &self.is_finished())
             .finish()
     }
 }

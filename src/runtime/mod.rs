@@ -29,30 +29,77 @@
 //! `futures::executor::ThreadPool` with `futures-timer` as the timer:
 //!
 //! ```
-//! use std::time::Instant;
+//! use std::future::Future;
+//! use std::sync::Arc;
+//! use std::task::{Context, Poll, Wake, Waker};
+//! use std::thread::{self, Thread};
+//! use std::time::{Duration, Instant};
+//!
+//! use futures_channel::oneshot;
 //! use futures_util::future::BoxFuture;
-//! use riverbed::runtime::{Runtime, Sleep};
+//! use riverbed::runtime::{Runtime, RuntimeExt, Sleep};
 //!
+//! /// The smallest executor there is: every task gets a thread of its own.
 //! #[derive(Debug)]
-//! struct MyExecutor;
+//! struct ThreadPerTask;
 //!
-//! impl Runtime for MyExecutor {
+//! impl Runtime for ThreadPerTask {
 //!     fn spawn_boxed(&self, task: BoxFuture<'static, ()>) {
-//!         // hand `task` to your executor here; this one runs it on a new thread.
-//!         std::thread::spawn(move || futures_executor_block_on(task));
+//!         thread::spawn(move || block_on(task));
 //!     }
+//!
 //!     fn sleep_until(&self, deadline: Instant) -> Sleep {
+//!         // One timer thread per sleep: wasteful, but correct. A real implementation
+//!         // hands the deadline to its executor's timer.
+//!         let (fire, fired) = oneshot::channel::<()>();
+//!         thread::spawn(move || {
+//!             thread::sleep(deadline.saturating_duration_since(Instant::now()));
+//!             let _ = fire.send(());
+//!         });
 //!         Box::pin(async move {
-//!             // any timer will do; a blocking one is shown for brevity.
-//!             let now = Instant::now();
-//!             if deadline > now { std::thread::sleep(deadline - now) }
+//!             let _ = fired.await;
 //!         })
 //!     }
+//!
 //!     fn now(&self) -> Instant {
 //!         Instant::now()
 //!     }
 //! }
-//! # fn futures_executor_block_on(f: BoxFuture<'static, ()>) { riverbed::runtime::VirtualRuntime::new().block_on(f) }
+//!
+//! /// Polls `future` on the current thread, parking the thread between wake-ups.
+//! fn block_on<F: Future>(future: F) -> F::Output {
+//!     struct Unpark(Thread);
+//!     impl Wake for Unpark {
+//!         fn wake(self: Arc<Self>) {
+//!             self.0.unpark();
+//!         }
+//!     }
+//!
+//!     let mut future = std::pin::pin!(future);
+//!     let waker = Waker::from(Arc::new(Unpark(thread::current())));
+//!     let mut cx = Context::from_waker(&waker);
+//!     loop {
+//!         match future.as_mut().poll(&mut cx) {
+//!             Poll::Ready(output) => return output,
+//!             Poll::Pending => thread::park(),
+//!         }
+//!     }
+//! }
+//!
+//! // Every riverbed convenience now works on it.
+//! let rt = ThreadPerTask;
+//! let answer = block_on(async {
+//!     let task = rt.spawn(async { 6 * 7 });
+//!     let started = rt.now();
+//!     rt.sleep(Duration::from_millis(5)).await;
+//!     assert!(rt.now() - started >= Duration::from_millis(5));
+//!     task.await.expect("the task completes")
+//! });
+//! assert_eq!(answer, 42);
+//!
+//! let never = std::future::pending::<()>();
+//! let timed_out = block_on(rt.timeout(Duration::from_millis(1), never));
+//! assert!(timed_out.is_err());
 //! ```
 
 use std::any::Any;

@@ -123,7 +123,7 @@ pub use virtual_clock::VirtualRuntime;
 mod tokio;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub use self::tokio::TokioRuntime;
+pub use self::tokio::{TokioContextError, TokioRuntime};
 
 #[cfg(feature = "smol")]
 mod smol;

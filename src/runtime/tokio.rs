@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn try_current_outside_a_runtime_is_an_error() {
-        let err = TokioRuntime::try_current().unwrap_err();
+        let err: crate::runtime::TokioContextError = TokioRuntime::try_current().unwrap_err();
         assert!(err.to_string().contains("no tokio runtime"), "{err}");
         assert!(std::error::Error::source(&err).is_some());
         let tokio_rt = current_thread();

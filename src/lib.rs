@@ -3,5 +3,6 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod id;
 pub mod runtime;
 pub mod stats;

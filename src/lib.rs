@@ -3,4 +3,9 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod context;
+pub mod id;
 pub mod runtime;
+pub mod stats;
+
+pub use context::FlowContext;

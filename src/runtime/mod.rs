@@ -114,7 +114,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_channel::oneshot;
 use futures_util::FutureExt;
-use futures_util::future::{AbortHandle, Abortable, BoxFuture, FusedFuture};
+use futures_util::future::{AbortHandle, Abortable, BoxFuture};
 
 mod virtual_clock;
 pub use virtual_clock::VirtualRuntime;

@@ -1,0 +1,233 @@
+//! Events before and after publishing: [`Event`] and [`Envelope`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A unique event id, shown as a UUID-shaped string (`8-4-4-4-12` hex digits).
+///
+/// The bus generates one per event from a random per-bus prefix and the sequence
+/// number, unless the publisher supplied its own with [`Event::id`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(pub u128);
+
+impl EventId {
+    /// The id as 16 big-endian bytes, the same layout a UUID uses.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v & 0xffff_ffff_ffff
+        )
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({self})")
+    }
+}
+
+/// The error of parsing an [`EventId`] from text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseEventIdError {
+    input: String,
+}
+
+impl fmt::Display for ParseEventIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid event id {:?}: expected 32 hex digits, optionally hyphenated as 8-4-4-4-12",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for ParseEventIdError {}
+
+impl FromStr for EventId {
+    type Err = ParseEventIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseEventIdError {
+            input: s.to_owned(),
+        };
+        let hyphenated = s.len() == 36;
+        if hyphenated {
+            let groups: Vec<&str> = s.split('-').collect();
+            let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+            if lens != [8, 4, 4, 4, 12] {
+                return Err(err());
+            }
+        } else if s.len() != 32 {
+            return Err(err());
+        }
+        let mut value: u128 = 0;
+        for c in s.chars().filter(|&c| !(hyphenated && c == '-')) {
+            let digit = c.to_digit(16).ok_or_else(err)?;
+            value = (value << 4) | u128::from(digit);
+        }
+        Ok(EventId(value))
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An event about to be published: its kind and payload, and optionally its source,
+/// id and timestamp.
+///
+/// ```
+/// use riverbed::bus::Event;
+///
+/// let event = Event::new("order_placed", 42_u32).source("checkout");
+/// assert_eq!(event.kind, "order_placed");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<P, K> {
+    /// What kind of event this is; filters select on it.
+    pub kind: K,
+    /// The data the event carries.
+    pub payload: P,
+    /// Who published it, if it says.
+    pub source: Option<Cow<'static, str>>,
+    /// An id of the publisher's choosing; the bus makes one when this is `None`.
+    pub id: Option<EventId>,
+    /// A timestamp of the publisher's choosing; the bus reads its clock when `None`.
+    pub timestamp: Option<SystemTime>,
+}
+
+impl<P, K> Event<P, K> {
+    /// An event of `kind` carrying `payload`.
+    pub fn new(kind: K, payload: P) -> Self {
+        Event {
+            kind,
+            payload,
+            source: None,
+            id: None,
+            timestamp: None,
+        }
+    }
+
+    /// Names the publisher.
+    pub fn source(mut self, source: impl Into<Cow<'static, str>>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// Uses `id` instead of a generated one.
+    pub fn id(mut self, id: EventId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Uses `timestamp` instead of the bus clock's reading at publish time.
+    pub fn timestamp(mut self, timestamp: SystemTime) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+}
+
+impl<P, K> From<(K, P)> for Event<P, K> {
+    fn from((kind, payload): (K, P)) -> Self {
+        Event::new(kind, payload)
+    }
+}
+
+/// A published event as subscribers see it (behind an `Arc`, shared by all of them).
+///
+/// It is the seed's `AsyncEvent {event_id, event_type, timestamp, data, source}` plus a
+/// sequence number: `id`, `kind`, `timestamp`, `payload`, `source`, `seq`. It serialises
+/// with serde when the payload and kind do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<P, K> {
+    /// The event's unique id.
+    pub id: EventId,
+    /// Position in the bus's publish order: starts at 0, grows by one per event.
+    pub seq: u64,
+    /// The event's kind.
+    pub kind: K,
+    /// When it was published (or the timestamp the publisher gave).
+    pub timestamp: SystemTime,
+    /// Who published it, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Cow<'static, str>>,
+    /// The data.
+    pub payload: P,
+}
+
+impl<P, K> Envelope<P, K> {
+    /// Turns the envelope back into the event that was published, with its id and
+    /// timestamp fixed.
+    pub fn into_event(self) -> Event<P, K> {
+        Event {
+            kind: self.kind,
+            payload: self.payload,
+            source: self.source,
+            id: Some(self.id),
+            timestamp: Some(self.timestamp),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_id_round_trips_through_text() {
+        let id = EventId(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
+        let text = id.to_string();
+        assert_eq!(text, "01234567-89ab-cdef-0011-223344556677");
+        assert_eq!(text.parse::<EventId>().unwrap(), id);
+        assert_eq!(
+            "0123456789abcdef0011223344556677"
+                .parse::<EventId>()
+                .unwrap(),
+            id
+        );
+    }
+
+    #[test]
+    fn bad_event_ids_are_typed_errors() {
+        for bad in [
+            "",
+            "xyz",
+            "01234567-89ab-cdef-0011-22334455667g",
+            "0123456789abcdef00112233445566",
+        ] {
+            let err = bad.parse::<EventId>().unwrap_err();
+            assert!(err.to_string().contains("invalid event id"), "{err}");
+        }
+        assert!(
+            "0123456-789ab-cdef-0011-223344556677"
+                .parse::<EventId>()
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,486 @@
+//! [`EventBus`]: typed publish/subscribe with filters, bounded history and replay,
+//! per-subscriber overflow policies, concurrent handlers and statistics.
+//!
+//! # Promises
+//!
+//! * **Order, once.** A subscriber sees the events that match its [`Filter`] in publish
+//!   order (ascending [`Envelope::seq`]), each once.
+//! * **Replay without gap or duplicate.** [`EventBus::subscribe_from`] copies the
+//!   history from a sequence number and registers for live events in one step, so
+//!   replay runs straight into live delivery even while publishers keep publishing.
+//!   Asking for events the history no longer holds is a typed error
+//!   ([`SubscribeError::Evicted`]), never silence.
+//! * **Overflow is the subscriber's choice** ([`Overflow`]): `Block` (the default) makes
+//!   the publisher wait — backpressure, nothing lost; `DropOldest` and `DropNewest` drop
+//!   and tell the subscriber exactly how many it missed with a [`Lagged`] item at the
+//!   point of the gap. Every drop is counted in [`BusStats`].
+//! * **Targeted wakeups.** Filters run when an event is published; a subscriber whose
+//!   filter rejects an event is not touched or woken.
+//! * **Isolated handlers.** A handler ([`EventBus::on`]) that returns an error or panics
+//!   is counted and recorded in [`BusStats::handlers`]; the bus and the other handlers go
+//!   on.
+//! * **Clean ends.** Dropping a [`Subscription`] unsubscribes it and frees its buffer.
+//!   After [`EventBus::close`] (or when the last `EventBus` handle is dropped),
+//!   publishing returns [`PublishError`] with the event handed back, and every
+//!   subscriber receives what was already published to it, then ends. A bus with no
+//!   subscribers holds no more than its history bound.
+//!
+//! # Example
+//!
+//! ```
+//! use futures::StreamExt;
+//! use riverbed::bus::{EventBus, Filter};
+//!
+//! # futures::executor::block_on(async {
+//! let bus: EventBus<String, &str> = EventBus::builder().history(100).build();
+//! let mut orders = bus.subscribe(Filter::kind("order"));
+//!
+//! bus.emit("order", "#1001".to_string()).await?;
+//! bus.emit("audit", "login".to_string()).await?;
+//!
+//! let event = orders.next().await.unwrap()?;
+//! assert_eq!((event.seq, event.kind, event.payload.as_str()), (0, "order", "#1001"));
+//!
+//! // A late subscriber replays history, then continues live.
+//! let mut late = bus.subscribe_from(0, Filter::all())?;
+//! assert_eq!(late.next().await.unwrap()?.seq, 0);
+//! assert_eq!(late.next().await.unwrap()?.seq, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod envelope;
+mod error;
+mod filter;
+mod handler;
+mod ledger;
+mod stats;
+mod subscription;
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+pub use self::envelope::{Envelope, Event, EventId, ParseEventIdError};
+pub use self::error::{PublishError, SubscribeError, TryPublishError};
+pub use self::filter::Filter;
+pub use self::handler::{BoxError, Handler, HandlerOutcome};
+pub use self::stats::{BusStats, HandlerFailure, HandlerStats, KindCount};
+pub use self::subscription::{SubscribeOptions, Subscription};
+pub use crate::broadcast::{Lagged, Overflow};
+
+use crate::broadcast::{Core, ReplayError, SubscribeSpec};
+use crate::runtime::SharedRuntime;
+use handler::HandlerMetrics;
+use ledger::KindLedger;
+
+/// What an event kind must be: cheap to compare and hash, shareable across threads.
+///
+/// Implemented for every type that qualifies: `&'static str`, `String`, your own
+/// `#[derive(Clone, PartialEq, Eq, Hash, Debug)] enum`.
+pub trait Kind: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static {}
+
+impl<T: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static> Kind for T {}
+
+/// The default number of events that may wait for one subscriber.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+pub(crate) type Item<P, K> = Arc<Envelope<P, K>>;
+pub(crate) type BusCore<P, K> = Core<Item<P, K>, KindLedger<K>>;
+
+/// What a successful publish returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Receipt {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The event's id.
+    pub id: EventId,
+}
+
+/// A typed publish/subscribe bus. Cheap to clone: clones share one bus.
+///
+/// See the [module docs](self) for the promises it keeps and an example.
+pub struct EventBus<P, K> {
+    shared: Arc<Shared<P, K>>,
+}
+
+struct Shared<P, K> {
+    core: Arc<BusCore<P, K>>,
+    /// High 64 bits of generated event ids: random per bus.
+    nonce: u64,
+    clock: Option<SharedRuntime>,
+    capacity: usize,
+    history: usize,
+    handlers: Mutex<Vec<Arc<HandlerMetrics>>>,
+    /// Live `EventBus` handles; the bus closes when the last one goes.
+    handles: AtomicUsize,
+}
+
+/// Configures an [`EventBus`]; from [`EventBus::builder`].
+pub struct EventBusBuilder<P, K> {
+    history: usize,
+    max_age: Option<Duration>,
+    capacity: usize,
+    clock: Option<SharedRuntime>,
+    _types: std::marker::PhantomData<fn(P, K)>,
+}
+
+impl<P, K> fmt::Debug for EventBusBuilder<P, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBusBuilder")
+            .field("history", &self.history)
+            .field("max_age", &self.max_age)
+            .field("capacity", &self.capacity)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+impl<P: Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
+    /// Keep the last `events` published events for [`EventBus::history`] and
+    /// [`EventBus::subscribe_from`]. Default: 0 (no history, no cost).
+    pub fn history(mut self, events: usize) -> Self {
+        self.history = events;
+        self
+    }
+
+    /// Also forget history entries older than `age` (by their timestamp, on the bus
+    /// clock). Has no effect without [`history`](Self::history).
+    pub fn history_max_age(mut self, age: Duration) -> Self {
+        self.max_age = Some(age);
+        self
+    }
+
+    /// How many events may wait for one subscriber before its overflow policy applies,
+    /// unless it chose its own. Default: [`DEFAULT_CAPACITY`]. Zero is raised to one.
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = events.max(1);
+        self
+    }
+
+    /// Timestamps and history ages come from `runtime`'s clock (a
+    /// [`VirtualRuntime`](crate::runtime::VirtualRuntime) makes them deterministic).
+    /// Default: the system clock.
+    pub fn clock(mut self, runtime: SharedRuntime) -> Self {
+        self.clock = Some(runtime);
+        self
+    }
+
+    /// Builds the bus.
+    pub fn build(self) -> EventBus<P, K> {
+        let expired = self.max_age.map(|age| {
+            let clock = self.clock.clone();
+            let check: crate::broadcast::Matcher<Item<P, K>> = Box::new(move |e: &Item<P, K>| {
+                let now = clock
+                    .as_ref()
+                    .map_or_else(SystemTime::now, |c| c.system_time());
+                now.duration_since(e.timestamp)
+                    .is_ok_and(|elapsed| elapsed > age)
+            });
+            check
+        });
+        let nonce = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        EventBus {
+            shared: Arc::new(Shared {
+                core: Arc::new(Core::new(self.history, expired, KindLedger::default())),
+                nonce,
+                clock: self.clock,
+                capacity: self.capacity,
+                history: self.history,
+                handlers: Mutex::new(Vec::new()),
+                handles: AtomicUsize::new(1),
+            }),
+        }
+    }
+}
+
+impl<P: Send + Sync + 'static, K: Kind> Default for EventBus<P, K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
+    /// A bus with default settings: no history, [`DEFAULT_CAPACITY`] per subscriber,
+    /// the system clock.
+    pub fn new() -> Self {
+        Self::builder().build()
+    }
+
+    /// A builder to choose history, capacity and clock.
+    pub fn builder() -> EventBusBuilder<P, K> {
+        EventBusBuilder {
+            history: 0,
+            max_age: None,
+            capacity: DEFAULT_CAPACITY,
+            clock: None,
+            _types: std::marker::PhantomData,
+        }
+    }
+
+    fn envelope(&self, event: Event<P, K>) -> Item<P, K> {
+        let timestamp = event.timestamp.unwrap_or_else(|| match &self.shared.clock {
+            Some(clock) => clock.system_time(),
+            None => SystemTime::now(),
+        });
+        Arc::new(Envelope {
+            // Replaced by `stamp` unless the publisher chose it.
+            id: event.id.unwrap_or(EventId(0)),
+            seq: 0,
+            kind: event.kind,
+            timestamp,
+            source: event.source,
+            payload: event.payload,
+        })
+    }
+
+    fn stamper(&self, user_id: bool) -> impl FnMut(&mut Item<P, K>, u64) + use<P, K> {
+        let nonce = u128::from(self.shared.nonce) << 64;
+        move |item: &mut Item<P, K>, seq: u64| {
+            // The envelope is not shared before it is committed, so this always finds
+            // it unique.
+            if let Some(envelope) = Arc::get_mut(item) {
+                envelope.seq = seq;
+                if !user_id {
+                    envelope.id = EventId(nonce | u128::from(seq));
+                }
+            }
+        }
+    }
+
+    fn unwrap_event(item: Item<P, K>, user_id: bool) -> Option<Event<P, K>> {
+        Arc::try_unwrap(item).ok().map(|envelope| Event {
+            kind: envelope.kind,
+            payload: envelope.payload,
+            source: envelope.source,
+            id: user_id.then_some(envelope.id),
+            timestamp: Some(envelope.timestamp),
+        })
+    }
+
+    /// Publishes `event`, waiting while a matching [`Overflow::Block`] subscriber is full.
+    ///
+    /// Returns the event's sequence number and id. After [`close`](Self::close) it
+    /// returns [`PublishError`] with the event handed back.
+    pub async fn publish(
+        &self,
+        event: impl Into<Event<P, K>>,
+    ) -> Result<Receipt, PublishError<P, K>> {
+        let event = event.into();
+        let chosen = event.id;
+        let user_id = chosen.is_some();
+        let item = self.envelope(event);
+        match self.shared.core.publish(item, self.stamper(user_id)).await {
+            Ok(seq) => Ok(self.receipt(seq, chosen)),
+            Err(item) => Err(PublishError::new(Self::unwrap_event(item, user_id))),
+        }
+    }
+
+    /// Publishes an event of `kind` carrying `payload`: shorthand for
+    /// `publish(Event::new(kind, payload))`.
+    pub async fn emit(&self, kind: K, payload: P) -> Result<Receipt, PublishError<P, K>> {
+        self.publish(Event::new(kind, payload)).await
+    }
+
+    /// Publishes `event` without waiting: fails with [`TryPublishError::Full`] (the
+    /// event handed back) when a matching `Block` subscriber has no room.
+    pub fn try_publish(
+        &self,
+        event: impl Into<Event<P, K>>,
+    ) -> Result<Receipt, TryPublishError<P, K>> {
+        let event = event.into();
+        let chosen = event.id;
+        let user_id = chosen.is_some();
+        let item = self.envelope(event);
+        match self
+            .shared
+            .core
+            .try_publish(item, &mut self.stamper(user_id))
+        {
+            Ok(seq) => Ok(self.receipt(seq, chosen)),
+            Err(crate::broadcast::TryPublishError::Closed(item)) => Err(TryPublishError::Closed(
+                PublishError::new(Self::unwrap_event(item, user_id)),
+            )),
+            Err(crate::broadcast::TryPublishError::Full(item, _)) => Err(TryPublishError::Full(
+                PublishError::new(Self::unwrap_event(item, user_id)),
+            )),
+        }
+    }
+
+    fn receipt(&self, seq: u64, chosen: Option<EventId>) -> Receipt {
+        let id = chosen
+            .unwrap_or_else(|| EventId((u128::from(self.shared.nonce) << 64) | u128::from(seq)));
+        Receipt { seq, id }
+    }
+
+    /// Subscribes to the events matching `filter` published from now on, with the
+    /// `Block` policy and the bus's default capacity.
+    pub fn subscribe(&self, filter: Filter<P, K>) -> Subscription<P, K> {
+        let spec = self.spec(filter, &SubscribeOptions::new());
+        Subscription::new(self.shared.core.subscribe(spec))
+    }
+
+    fn spec(&self, filter: Filter<P, K>, options: &SubscribeOptions) -> SubscribeSpec<Item<P, K>> {
+        SubscribeSpec {
+            matcher: filter.into_matcher(),
+            overflow: options.overflow,
+            capacity: options.capacity.unwrap_or(self.shared.capacity),
+        }
+    }
+
+    /// Subscribes with explicit options (capacity, overflow policy, replay start).
+    pub fn subscribe_with(
+        &self,
+        filter: Filter<P, K>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<P, K>, SubscribeError> {
+        if options.capacity == Some(0) {
+            return Err(SubscribeError::ZeroCapacity);
+        }
+        let spec = self.spec(filter, &options);
+        let Some(from) = options.from_seq else {
+            return Ok(Subscription::new(self.shared.core.subscribe(spec)));
+        };
+        match self.shared.core.subscribe_from(spec, from) {
+            Ok(receiver) => Ok(Subscription::new(receiver)),
+            Err(ReplayError::Evicted { requested, oldest }) => {
+                Err(SubscribeError::Evicted { requested, oldest })
+            }
+            Err(ReplayError::Ahead { requested, next }) => {
+                Err(SubscribeError::Ahead { requested, next })
+            }
+        }
+    }
+
+    /// Replays the history from sequence number `seq` (the matching events the bus
+    /// still holds), then continues with live events — no gap, no duplicate.
+    ///
+    /// Fails with [`SubscribeError::Evicted`] when the history no longer holds `seq`,
+    /// and with [`SubscribeError::Ahead`] when `seq` has not been published yet
+    /// (`seq == next_seq()` is fine: live events only).
+    pub fn subscribe_from(
+        &self,
+        seq: u64,
+        filter: Filter<P, K>,
+    ) -> Result<Subscription<P, K>, SubscribeError> {
+        self.subscribe_with(filter, SubscribeOptions::new().from_seq(seq))
+    }
+
+    /// The last `limit` events in the history that match `filter`, oldest first.
+    pub fn history(&self, filter: &Filter<P, K>, limit: usize) -> Vec<Arc<Envelope<P, K>>> {
+        self.shared.core.inspect(|_, _, history, _| {
+            let mut out: Vec<_> = history
+                .iter()
+                .rev()
+                .filter(|e| filter.matches(e))
+                .take(limit)
+                .cloned()
+                .collect();
+            out.reverse();
+            out
+        })
+    }
+
+    /// The sequence number the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.shared.core.next_seq()
+    }
+
+    /// How many subscriptions (handlers included) are live.
+    pub fn subscriber_count(&self) -> usize {
+        self.shared.core.subscriber_count()
+    }
+
+    /// Closes the bus: publishing fails from now on; subscribers drain what they were
+    /// sent and then end. Idempotent.
+    pub fn close(&self) {
+        self.shared.core.close();
+    }
+
+    /// Whether the bus is closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.core.is_closed()
+    }
+
+    /// Runs `handler` for every event matching `filter`; see [`Handler`].
+    ///
+    /// The subscription starts now, so events published before the returned flow is
+    /// first polled are handled too. Nothing runs until the flow is awaited or
+    /// [spawned](Handler::spawn).
+    pub fn on<F, Fut>(&self, filter: Filter<P, K>, handler: F) -> Handler<P, K, F>
+    where
+        F: Fn(Arc<Envelope<P, K>>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: HandlerOutcome,
+    {
+        let metrics = {
+            let mut handlers = self
+                .shared
+                .handlers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let metrics = Arc::new(HandlerMetrics::new(format!("handler-{}", handlers.len())));
+            handlers.push(Arc::clone(&metrics));
+            metrics
+        };
+        Handler::new(
+            self.subscribe(filter),
+            handler,
+            metrics,
+            self.shared.clock.clone(),
+        )
+    }
+
+    /// A snapshot of the bus statistics.
+    pub fn stats(&self) -> BusStats<K> {
+        let handlers: Vec<HandlerStats> = self
+            .shared
+            .handlers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .map(|m| m.snapshot())
+            .collect();
+        self.shared
+            .core
+            .inspect(|ledger, counts, history, subscribers| {
+                BusStats::new(
+                    counts,
+                    ledger.snapshot(),
+                    subscribers,
+                    history.len(),
+                    self.shared.history,
+                    handlers,
+                )
+            })
+    }
+}
+
+impl<P, K> Clone for EventBus<P, K> {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        EventBus {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<P, K> Drop for EventBus<P, K> {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.core.close();
+        }
+    }
+}
+
+impl<P, K> fmt::Debug for EventBus<P, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventBus")
+            .field("closed", &self.shared.core)
+            .field("capacity", &self.shared.capacity)
+            .field("history", &self.shared.history)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,113 @@
+//! [`BusStats`]: a serde snapshot of what a bus has done.
+
+use serde::{Deserialize, Serialize};
+
+use crate::broadcast::Counts;
+use crate::stats::HistogramSnapshot;
+
+/// How many events of one kind were published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCount<K> {
+    /// The kind.
+    pub kind: K,
+    /// Events of that kind published.
+    pub count: u64,
+}
+
+/// A failure of one handler invocation, kept in [`HandlerStats::recent_failures`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerFailure {
+    /// The handler's name.
+    pub handler: String,
+    /// The sequence number of the event it failed on.
+    pub seq: u64,
+    /// The event's kind, formatted with `Debug`.
+    pub kind: String,
+    /// The error's message, or the panic's.
+    pub message: String,
+    /// Whether the handler panicked (rather than returned an error).
+    pub panicked: bool,
+}
+
+/// What one handler flow has done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlerStats {
+    /// The handler's name ([`Handler::name`](super::Handler::name)).
+    pub name: String,
+    /// Invocations that completed successfully.
+    pub handled: u64,
+    /// Invocations that returned an error.
+    pub failed: u64,
+    /// Invocations that panicked.
+    pub panicked: u64,
+    /// Invocations running now.
+    pub in_flight: u64,
+    /// How long invocations took.
+    pub latency: HistogramSnapshot,
+    /// The last few failures, oldest first (at most 16).
+    pub recent_failures: Vec<HandlerFailure>,
+}
+
+/// A snapshot of an [`EventBus`](super::EventBus)'s statistics; serialisable.
+///
+/// The counters are read together under the bus's registry lock, so they are
+/// consistent with each other; handler statistics are read just before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusStats<K> {
+    /// Events published.
+    pub published: u64,
+    /// Events handed to subscribers (one per subscriber an event matched, replayed
+    /// events included; events later dropped by `DropOldest` included).
+    pub delivered: u64,
+    /// Events dropped by `DropOldest` subscribers.
+    pub dropped_oldest: u64,
+    /// Events dropped by `DropNewest` subscribers.
+    pub dropped_newest: u64,
+    /// Filter predicates that panicked (each counts as a rejection).
+    pub filter_panics: u64,
+    /// Events published, per kind, most frequent first.
+    pub per_kind: Vec<KindCount<K>>,
+    /// Live subscriptions, handlers included.
+    pub subscribers: usize,
+    /// Events in the history now.
+    pub history_len: usize,
+    /// The history bound.
+    pub history_capacity: usize,
+    /// Handler invocations that returned an error, over all handlers.
+    pub handler_failures: u64,
+    /// Handler invocations that panicked, over all handlers.
+    pub handler_panics: u64,
+    /// Each handler's statistics.
+    pub handlers: Vec<HandlerStats>,
+}
+
+impl<K> BusStats<K> {
+    pub(crate) fn new(
+        counts: &Counts,
+        per_kind: Vec<KindCount<K>>,
+        subscribers: usize,
+        history_len: usize,
+        history_capacity: usize,
+        handlers: Vec<HandlerStats>,
+    ) -> Self {
+        BusStats {
+            published: counts.published,
+            delivered: counts.delivered,
+            dropped_oldest: counts.dropped_oldest,
+            dropped_newest: counts.dropped_newest,
+            filter_panics: counts.filter_panics,
+            per_kind,
+            subscribers,
+            history_len,
+            history_capacity,
+            handler_failures: handlers.iter().map(|h| h.failed).sum(),
+            handler_panics: handlers.iter().map(|h| h.panicked).sum(),
+            handlers,
+        }
+    }
+
+    /// Events dropped by any policy.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_oldest + self.dropped_newest
+    }
+}

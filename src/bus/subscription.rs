@@ -1,0 +1,127 @@
+//! [`Subscription`]: a subscriber's stream of events.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
+
+use super::{Envelope, Item, Lagged, Overflow};
+use crate::broadcast::Receiver;
+use crate::bus::ledger::KindLedger;
+
+/// Options for [`EventBus::subscribe_with`](super::EventBus::subscribe_with).
+///
+/// ```
+/// use riverbed::bus::{Overflow, SubscribeOptions};
+///
+/// let options = SubscribeOptions::new().capacity(64).overflow(Overflow::DropOldest);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    pub(crate) capacity: Option<usize>,
+    pub(crate) overflow: Overflow,
+    pub(crate) from_seq: Option<u64>,
+}
+
+impl SubscribeOptions {
+    /// Defaults: the bus's capacity, [`Overflow::Block`], live events only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many events may wait for this subscriber before its overflow policy applies.
+    pub fn capacity(mut self, events: usize) -> Self {
+        self.capacity = Some(events);
+        self
+    }
+
+    /// What happens when this subscriber is full.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.overflow = overflow;
+        self
+    }
+
+    /// Replay the history from `seq` first (see
+    /// [`EventBus::subscribe_from`](super::EventBus::subscribe_from)).
+    pub fn from_seq(mut self, seq: u64) -> Self {
+        self.from_seq = Some(seq);
+        self
+    }
+}
+
+/// A subscriber's events, as a [`Stream`].
+///
+/// Items are `Ok(event)` in publish order, or `Err(`[`Lagged`]`)` where the subscriber's
+/// `DropOldest`/`DropNewest` policy dropped events (never with `Block`). The stream ends
+/// after the bus is closed and everything sent to this subscriber has been received.
+/// Dropping it unsubscribes and frees its buffer.
+///
+/// A subscription takes the events waiting for it in one batch when it polls and
+/// serves them from its own buffer; the capacity bounds the events waiting in the bus,
+/// so up to twice the capacity may be unread at once, and a taken batch is never
+/// dropped.
+pub struct Subscription<P: Send + Sync + 'static, K: super::Kind> {
+    receiver: Receiver<Item<P, K>, KindLedger<K>>,
+}
+
+impl<P: Send + Sync + 'static, K: super::Kind> Subscription<P, K> {
+    pub(crate) fn new(receiver: Receiver<Item<P, K>, KindLedger<K>>) -> Self {
+        Subscription { receiver }
+    }
+
+    /// The next event, or `None` when the stream has ended; the same as
+    /// `StreamExt::next`.
+    pub async fn recv(&mut self) -> Option<Result<Arc<Envelope<P, K>>, Lagged>> {
+        std::future::poll_fn(|cx| self.receiver.poll_recv(cx)).await
+    }
+
+    /// Events waiting for this subscriber (a lower bound while publishers run).
+    pub fn len(&self) -> usize {
+        self.receiver.len()
+    }
+
+    /// Whether no event is waiting for this subscriber right now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// This subscriber's overflow policy.
+    pub fn overflow(&self) -> Overflow {
+        self.receiver.overflow()
+    }
+
+    /// This subscriber's capacity.
+    pub fn capacity(&self) -> usize {
+        self.receiver.capacity()
+    }
+
+    /// Whether the bus has been closed (the stream ends once drained).
+    pub fn is_closed(&self) -> bool {
+        self.receiver.core().is_closed()
+    }
+}
+
+impl<P: Send + Sync + 'static, K: super::Kind> Stream for Subscription<P, K> {
+    type Item = Result<Arc<Envelope<P, K>>, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().receiver.poll_recv(cx)
+    }
+}
+
+impl<P: Send + Sync + 'static, K: super::Kind> FusedStream for Subscription<P, K> {
+    fn is_terminated(&self) -> bool {
+        self.receiver.is_terminated()
+    }
+}
+
+impl<P: Send + Sync + 'static, K: super::Kind> fmt::Debug for Subscription<P, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("receiver", &self.receiver)
+            .finish()
+    }
+}

@@ -2,7 +2,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -99,6 +101,103 @@ impl<'de> Deserialize<'de> for EventId {
     }
 }
 
+/// Who published an event: a `&'static str` (free to copy) or a shared string
+/// (one reference-count increment per copy). Never allocates per event once built.
+#[derive(Clone)]
+pub struct Source(SourceRepr);
+
+#[derive(Clone)]
+enum SourceRepr {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Source {
+    /// The source as a string slice.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            SourceRepr::Static(s) => s,
+            SourceRepr::Shared(s) => s,
+        }
+    }
+}
+
+impl Deref for Source {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&'static str> for Source {
+    fn from(s: &'static str) -> Self {
+        Source(SourceRepr::Static(s))
+    }
+}
+
+impl From<String> for Source {
+    fn from(s: String) -> Self {
+        Source(SourceRepr::Shared(s.into()))
+    }
+}
+
+impl From<Arc<str>> for Source {
+    fn from(s: Arc<str>) -> Self {
+        Source(SourceRepr::Shared(s))
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Source {}
+
+impl PartialEq<str> for Source {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Source {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Source {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Source {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Source(SourceRepr::Shared(Arc::from(text.as_ref()))))
+    }
+}
+
 /// An event about to be published: its kind and payload, and optionally its source,
 /// id and timestamp.
 ///
@@ -115,7 +214,7 @@ pub struct Event<P, K> {
     /// The data the event carries.
     pub payload: P,
     /// Who published it, if it says.
-    pub source: Option<Cow<'static, str>>,
+    pub source: Option<Source>,
     /// An id of the publisher's choosing; the bus makes one when this is `None`.
     pub id: Option<EventId>,
     /// A timestamp of the publisher's choosing; the bus reads its clock when `None`.
@@ -135,7 +234,7 @@ impl<P, K> Event<P, K> {
     }
 
     /// Names the publisher.
-    pub fn source(mut self, source: impl Into<Cow<'static, str>>) -> Self {
+    pub fn source(mut self, source: impl Into<Source>) -> Self {
         self.source = Some(source.into());
         self
     }
@@ -159,9 +258,11 @@ impl<P, K> From<(K, P)> for Event<P, K> {
     }
 }
 
-/// A published event as subscribers see it (behind an `Arc`, shared by all of them).
+/// A published event as subscribers see it.
 ///
-/// It is the seed's `AsyncEvent {event_id, event_type, timestamp, data, source}` plus a
+/// Each subscriber receives its own copy (the payload is cloned once per matching
+/// subscriber, the last one gets the original), so wrap large payloads in an `Arc` to
+/// make fan-out cheap. It is the seed's `AsyncEvent {event_id, event_type, timestamp, data, source}` plus a
 /// sequence number: `id`, `kind`, `timestamp`, `payload`, `source`, `seq`. It serialises
 /// with serde when the payload and kind do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,7 +277,7 @@ pub struct Envelope<P, K> {
     pub timestamp: SystemTime,
     /// Who published it, if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<Cow<'static, str>>,
+    pub source: Option<Source>,
     /// The data.
     pub payload: P,
 }

@@ -6,27 +6,29 @@ use super::Event;
 
 /// Publishing failed because the bus is closed; the event is handed back.
 pub struct PublishError<P, K> {
-    event: Option<Event<P, K>>,
+    event: Event<P, K>,
 }
 
 impl<P, K> PublishError<P, K> {
-    pub(crate) fn new(event: Option<Event<P, K>>) -> Self {
+    pub(crate) fn new(event: Event<P, K>) -> Self {
         PublishError { event }
     }
 
     /// The event that was not published.
-    ///
-    /// `None` only if a filter kept a clone of the envelope, which the bus's own
-    /// filters never do.
-    pub fn into_inner(self) -> Option<Event<P, K>> {
+    pub fn into_inner(self) -> Event<P, K> {
         self.event
+    }
+
+    /// The event that was not published, by reference.
+    pub fn event(&self) -> &Event<P, K> {
+        &self.event
     }
 }
 
 impl<P, K: fmt::Debug> fmt::Debug for PublishError<P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublishError")
-            .field("kind", &self.event.as_ref().map(|e| &e.kind))
+            .field("kind", &self.event.kind)
             .finish_non_exhaustive()
     }
 }
@@ -60,7 +62,7 @@ impl<P, K> TryPublishError<P, K> {
     }
 
     /// The event that was not published.
-    pub fn into_inner(self) -> Option<Event<P, K>> {
+    pub fn into_inner(self) -> Event<P, K> {
         match self {
             TryPublishError::Full(e) | TryPublishError::Closed(e) => e.into_inner(),
         }

@@ -53,7 +53,7 @@ impl<P, K> Filter<P, K> {
     }
 }
 
-impl<P: Send + Sync + 'static, K: PartialEq + Send + Sync + 'static> Filter<P, K> {
+impl<P: Send + 'static, K: PartialEq + Send + Sync + 'static> Filter<P, K> {
     /// Whether `envelope` passes the filter.
     pub fn matches(&self, envelope: &Envelope<P, K>) -> bool {
         match self {
@@ -65,14 +65,14 @@ impl<P: Send + Sync + 'static, K: PartialEq + Send + Sync + 'static> Filter<P, K
     }
 
     /// The matcher the broadcast core runs; `None` for "everything".
-    pub(crate) fn into_matcher(self) -> Option<crate::broadcast::Matcher<Arc<Envelope<P, K>>>> {
+    pub(crate) fn into_matcher(self) -> Option<crate::broadcast::Matcher<Envelope<P, K>>> {
         match self {
             Filter::All => None,
-            Filter::Kind(kind) => Some(Box::new(move |e: &Arc<Envelope<P, K>>| e.kind == kind)),
-            Filter::Kinds(kinds) => Some(Box::new(move |e: &Arc<Envelope<P, K>>| {
-                kinds.contains(&e.kind)
-            })),
-            Filter::Predicate(p) => Some(Box::new(move |e: &Arc<Envelope<P, K>>| p(e))),
+            Filter::Kind(kind) => Some(Box::new(move |e: &Envelope<P, K>| e.kind == kind)),
+            Filter::Kinds(kinds) => {
+                Some(Box::new(move |e: &Envelope<P, K>| kinds.contains(&e.kind)))
+            }
+            Filter::Predicate(p) => Some(Box::new(move |e: &Envelope<P, K>| p(e))),
         }
     }
 }

@@ -73,7 +73,7 @@ impl HandlerMetrics {
             .clone()
     }
 
-    fn fail<P, K: fmt::Debug>(&self, event: &Envelope<P, K>, message: String, panicked: bool) {
+    fn fail<K: fmt::Debug>(&self, seq: u64, kind: &K, message: String, panicked: bool) {
         if panicked {
             self.panicked.inc();
         } else {
@@ -81,8 +81,8 @@ impl HandlerMetrics {
         }
         let failure = HandlerFailure {
             handler: self.name(),
-            seq: event.seq,
-            kind: format!("{:?}", event.kind),
+            seq,
+            kind: format!("{kind:?}"),
             message,
             panicked,
         };
@@ -159,7 +159,7 @@ impl HandlerMetrics {
 /// # });
 /// ```
 #[must_use = "a handler flow does nothing until it is awaited or spawned"]
-pub struct Handler<P: Send + Sync + 'static, K: Kind, F> {
+pub struct Handler<P: Clone + Send + 'static, K: Kind, F> {
     subscription: Subscription<P, K>,
     handler: Arc<F>,
     metrics: Arc<HandlerMetrics>,
@@ -171,9 +171,9 @@ type Invocation = BoxFuture<'static, Result<Result<(), BoxError>, String>>;
 
 impl<P, K, F, Fut> Handler<P, K, F>
 where
-    P: Send + Sync + 'static,
+    P: Clone + Send + 'static,
     K: Kind,
-    F: Fn(Arc<Envelope<P, K>>) -> Fut + Send + Sync + 'static,
+    F: Fn(Envelope<P, K>) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: HandlerOutcome,
 {
@@ -225,7 +225,7 @@ where
         self.clock.as_ref().map_or_else(Instant::now, |c| c.now())
     }
 
-    fn invoke(&self, event: Arc<Envelope<P, K>>, runtime: Option<&SharedRuntime>) -> Invocation {
+    fn invoke(&self, event: Envelope<P, K>, runtime: Option<&SharedRuntime>) -> Invocation {
         let handler = Arc::clone(&self.handler);
         // The handler's synchronous part may panic too; catch it like the rest.
         let call = move || catch_unwind(AssertUnwindSafe(|| handler(event)));
@@ -258,18 +258,20 @@ where
         let mut ended = false;
         std::future::poll_fn(|cx| {
             loop {
-                while let Poll::Ready(Some((event, started, result))) = running.poll_next_unpin(cx)
+                while let Poll::Ready(Some((seq, kind, started, result))) =
+                    running.poll_next_unpin(cx)
                 {
-                    self.finish(&event, started, result);
+                    self.finish(seq, &kind, started, result);
                 }
                 if !ended && running.len() < self.concurrency {
                     match self.subscription.poll_next_unpin(cx) {
                         Poll::Ready(Some(Ok(event))) => {
                             let started = self.now();
                             self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-                            let invocation = self.invoke(Arc::clone(&event), runtime.as_ref());
-                            // The event is kept (one reference) to describe a failure.
-                            running.push(invocation.map(move |r| (event, started, r)));
+                            // Seq and kind are kept to describe a failure.
+                            let (seq, kind) = (event.seq, event.kind.clone());
+                            let invocation = self.invoke(event, runtime.as_ref());
+                            running.push(invocation.map(move |r| (seq, kind, started, r)));
                             continue;
                         }
                         // The handler's subscription uses Block: no lag can occur.
@@ -289,7 +291,8 @@ where
 
     fn finish(
         &self,
-        event: &Arc<Envelope<P, K>>,
+        seq: u64,
+        kind: &K,
         started: Instant,
         result: Result<Result<(), BoxError>, String>,
     ) {
@@ -299,8 +302,8 @@ where
             .record(self.now().saturating_duration_since(started));
         match result {
             Ok(Ok(())) => self.metrics.handled.inc(),
-            Ok(Err(error)) => self.metrics.fail(event, error.to_string(), false),
-            Err(panic) => self.metrics.fail(event, panic, true),
+            Ok(Err(error)) => self.metrics.fail(seq, kind, error.to_string(), false),
+            Err(panic) => self.metrics.fail(seq, kind, panic, true),
         }
     }
 }
@@ -314,9 +317,9 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 impl<P, K, F, Fut> IntoFuture for Handler<P, K, F>
 where
-    P: Send + Sync + 'static,
+    P: Clone + Send + 'static,
     K: Kind,
-    F: Fn(Arc<Envelope<P, K>>) -> Fut + Send + Sync + 'static,
+    F: Fn(Envelope<P, K>) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: HandlerOutcome,
 {
@@ -328,7 +331,7 @@ where
     }
 }
 
-impl<P: Send + Sync + 'static, K: Kind, F> fmt::Debug for Handler<P, K, F> {
+impl<P: Clone + Send + 'static, K: Kind, F> fmt::Debug for Handler<P, K, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handler")
             .field("name", &self.metrics.name())

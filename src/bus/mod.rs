@@ -63,7 +63,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-pub use self::envelope::{Envelope, Event, EventId, ParseEventIdError};
+pub use self::envelope::{Envelope, Event, EventId, ParseEventIdError, Source};
 pub use self::error::{PublishError, SubscribeError, TryPublishError};
 pub use self::filter::Filter;
 pub use self::handler::{BoxError, Handler, HandlerOutcome};
@@ -87,7 +87,7 @@ impl<T: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static> Kind for T {}
 /// The default number of events that may wait for one subscriber.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
-pub(crate) type Item<P, K> = Arc<Envelope<P, K>>;
+pub(crate) type Item<P, K> = Envelope<P, K>;
 pub(crate) type BusCore<P, K> = Core<Item<P, K>, KindLedger<K>>;
 
 /// What a successful publish returns.
@@ -138,7 +138,7 @@ impl<P, K> fmt::Debug for EventBusBuilder<P, K> {
     }
 }
 
-impl<P: Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
+impl<P: Clone + Send + 'static, K: Kind> EventBusBuilder<P, K> {
     /// Keep the last `events` published events for [`EventBus::history`] and
     /// [`EventBus::subscribe_from`]. Default: 0 (no history, no cost).
     pub fn history(mut self, events: usize) -> Self {
@@ -196,13 +196,13 @@ impl<P: Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
     }
 }
 
-impl<P: Send + Sync + 'static, K: Kind> Default for EventBus<P, K> {
+impl<P: Clone + Send + 'static, K: Kind> Default for EventBus<P, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
+impl<P: Clone + Send + 'static, K: Kind> EventBus<P, K> {
     /// A bus with default settings: no history, [`DEFAULT_CAPACITY`] per subscriber,
     /// the system clock.
     pub fn new() -> Self {
@@ -225,7 +225,7 @@ impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
             Some(clock) => clock.system_time(),
             None => SystemTime::now(),
         });
-        Arc::new(Envelope {
+        Envelope {
             // Replaced by `stamp` unless the publisher chose it.
             id: event.id.unwrap_or(EventId(0)),
             seq: 0,
@@ -233,31 +233,27 @@ impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
             timestamp,
             source: event.source,
             payload: event.payload,
-        })
+        }
     }
 
     fn stamper(&self, user_id: bool) -> impl FnMut(&mut Item<P, K>, u64) + use<P, K> {
         let nonce = u128::from(self.shared.nonce) << 64;
-        move |item: &mut Item<P, K>, seq: u64| {
-            // The envelope is not shared before it is committed, so this always finds
-            // it unique.
-            if let Some(envelope) = Arc::get_mut(item) {
-                envelope.seq = seq;
-                if !user_id {
-                    envelope.id = EventId(nonce | u128::from(seq));
-                }
+        move |envelope: &mut Item<P, K>, seq: u64| {
+            envelope.seq = seq;
+            if !user_id {
+                envelope.id = EventId(nonce | u128::from(seq));
             }
         }
     }
 
-    fn unwrap_event(item: Item<P, K>, user_id: bool) -> Option<Event<P, K>> {
-        Arc::try_unwrap(item).ok().map(|envelope| Event {
+    fn unwrap_event(envelope: Item<P, K>, user_id: bool) -> Event<P, K> {
+        Event {
             kind: envelope.kind,
             payload: envelope.payload,
             source: envelope.source,
             id: user_id.then_some(envelope.id),
             timestamp: Some(envelope.timestamp),
-        })
+        }
     }
 
     /// Publishes `event`, waiting while a matching [`Overflow::Block`] subscriber is full.
@@ -303,7 +299,7 @@ impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
             Err(crate::broadcast::TryPublishError::Closed(item)) => Err(TryPublishError::Closed(
                 PublishError::new(Self::unwrap_event(item, user_id)),
             )),
-            Err(crate::broadcast::TryPublishError::Full(item, _)) => Err(TryPublishError::Full(
+            Err(crate::broadcast::TryPublishError::Full(item)) => Err(TryPublishError::Full(
                 PublishError::new(Self::unwrap_event(item, user_id)),
             )),
         }
@@ -369,10 +365,9 @@ impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
     }
 
     /// The last `limit` events in the history that match `filter`, oldest first.
-    pub fn history(&self, filter: &Filter<P, K>, limit: usize) -> Vec<Arc<Envelope<P, K>>> {
+    pub fn history(&self, filter: &Filter<P, K>, limit: usize) -> Vec<Envelope<P, K>> {
         self.shared.core.inspect(|_, _, history, _| {
             let mut out: Vec<_> = history
-                .iter()
                 .rev()
                 .filter(|e| filter.matches(e))
                 .take(limit)
@@ -411,7 +406,7 @@ impl<P: Send + Sync + 'static, K: Kind> EventBus<P, K> {
     /// [spawned](Handler::spawn).
     pub fn on<F, Fut>(&self, filter: Filter<P, K>, handler: F) -> Handler<P, K, F>
     where
-        F: Fn(Arc<Envelope<P, K>>) -> Fut + Send + Sync + 'static,
+        F: Fn(Envelope<P, K>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future + Send + 'static,
         Fut::Output: HandlerOutcome,
     {

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
@@ -63,18 +62,18 @@ impl SubscribeOptions {
 /// serves them from its own buffer; the capacity bounds the events waiting in the bus,
 /// so up to twice the capacity may be unread at once, and a taken batch is never
 /// dropped.
-pub struct Subscription<P: Send + Sync + 'static, K: super::Kind> {
+pub struct Subscription<P: Clone + Send + 'static, K: super::Kind> {
     receiver: Receiver<Item<P, K>, KindLedger<K>>,
 }
 
-impl<P: Send + Sync + 'static, K: super::Kind> Subscription<P, K> {
+impl<P: Clone + Send + 'static, K: super::Kind> Subscription<P, K> {
     pub(crate) fn new(receiver: Receiver<Item<P, K>, KindLedger<K>>) -> Self {
         Subscription { receiver }
     }
 
     /// The next event, or `None` when the stream has ended; the same as
     /// `StreamExt::next`.
-    pub async fn recv(&mut self) -> Option<Result<Arc<Envelope<P, K>>, Lagged>> {
+    pub async fn recv(&mut self) -> Option<Result<Envelope<P, K>, Lagged>> {
         std::future::poll_fn(|cx| self.receiver.poll_recv(cx)).await
     }
 
@@ -104,21 +103,24 @@ impl<P: Send + Sync + 'static, K: super::Kind> Subscription<P, K> {
     }
 }
 
-impl<P: Send + Sync + 'static, K: super::Kind> Stream for Subscription<P, K> {
-    type Item = Result<Arc<Envelope<P, K>>, Lagged>;
+impl<P: Clone + Send + 'static, K: super::Kind> Stream for Subscription<P, K> {
+    type Item = Result<Envelope<P, K>, Lagged>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().receiver.poll_recv(cx)
     }
 }
 
-impl<P: Send + Sync + 'static, K: super::Kind> FusedStream for Subscription<P, K> {
+// The subscription never pins its events; it only moves them out of its buffers.
+impl<P: Clone + Send + 'static, K: super::Kind> Unpin for Subscription<P, K> {}
+
+impl<P: Clone + Send + 'static, K: super::Kind> FusedStream for Subscription<P, K> {
     fn is_terminated(&self) -> bool {
         self.receiver.is_terminated()
     }
 }
 
-impl<P: Send + Sync + 'static, K: super::Kind> fmt::Debug for Subscription<P, K> {
+impl<P: Clone + Send + 'static, K: super::Kind> fmt::Debug for Subscription<P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("receiver", &self.receiver)

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use riverbed::bus::{BoxError, Envelope, Event, EventBus, Filter, Overflow, SubscribeOptions};
+use riverbed::bus::{BoxError, Event, EventBus, Filter, Overflow, SubscribeOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -230,7 +230,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Envelopes serialise as the seed's AsyncEvent did (id and timestamp vary per run).
     if let Some(Ok(last)) = audited.last() {
-        let last: &Envelope<Value, EventType> = last;
         println!(
             "\nlast envelope as JSON:\n  {}",
             serde_json::to_string(last)?

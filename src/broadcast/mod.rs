@@ -4,43 +4,48 @@
 //!
 //! # How it works
 //!
-//! * **One write per publish.** A published item is appended once to a shared ring;
-//!   subscribers read it from there through their own cursor and clone it out. The
-//!   publisher's work does not grow with the number of active subscribers; the
-//!   subscribers' work runs in parallel on their own tasks.
-//! * **All-or-nothing, in order.** One lock guards the ring and the subscriber
+//! * **One write per publish.** A published item is written once into the current
+//!   chunk of a chunked ring (chunks of [`CHUNK`] write-once slots, shared through
+//!   `Arc`); the publisher's work does not grow with the number of active subscribers.
+//! * **Reads without the lock.** A subscriber claims everything published since its
+//!   cursor under the lock — a few `Arc` clones of the chunks that hold it — and then
+//!   filters and clones the items out of those chunks on its own task, without the
+//!   lock. Each delivery is one clone.
+//! * **All-or-nothing, in order.** One lock guards the ring's ends and the subscriber
 //!   registry. Under it the publisher assigns the sequence number, checks that every
 //!   [`Overflow::Block`] subscriber has room, and appends. Every subscriber therefore
 //!   sees items in sequence order.
-//! * **Gap-free replay.** Subscribing from a sequence number copies the history from
-//!   there and places the cursor at the end of the ring in the same critical section,
-//!   so replay runs straight into live delivery with nothing missed or repeated.
+//! * **Gap-free replay.** The history is its own exact, bounded deque (a clone per
+//!   publish, only when a history is configured). Subscribing from a sequence number
+//!   copies the history from there and places the cursor at the end of the ring in the
+//!   same critical section, so replay runs straight into live delivery with nothing
+//!   missed or repeated.
 //! * **Targeted wakeups.** Only *parked* subscribers (those that read everything and
 //!   wait) are looked at by the publisher: the ones whose filter accepts the new item
 //!   are woken; for the others the publisher moves their cursor past it, so they are
 //!   neither woken nor held back by items they would not read.
-//! * **Batched reads.** A subscriber takes everything waiting for it (up to a batch)
-//!   under one lock acquisition and serves it from its own buffer.
-//! * **Backpressure and loss.** The ring keeps at least the history bound and the
-//!   largest subscriber capacity. A `Block` subscriber may be at most its capacity
-//!   behind; the publisher waits otherwise (on one `event_listener::Event`, notified when
-//!   a `Block` subscriber reads, leaves, or the core closes). `DropOldest` and
+//! * **Backpressure and loss.** The ring keeps the largest subscriber capacity (and
+//!   nothing at all while there are no subscribers). A `Block` subscriber may have at
+//!   most its capacity of matching items unclaimed; the publisher waits otherwise (on one `event_listener::Event`, notified
+//!   when a `Block` subscriber claims, leaves, or the core closes). `DropOldest` and
 //!   `DropNewest` subscribers never hold the publisher back: when one falls behind, what
 //!   its policy keeps is kept for it and what it drops is counted exactly (matching items
 //!   only), and it learns the count through a [`Lagged`] item at the point of the gap.
 //!
-//! Capacity is counted in items published after the subscriber's cursor; for a
-//! filtered `Block` subscriber that is busy (not parked), items its filter rejects count
-//! too until it reads past them.
+//! Capacity is counted in matching items published after the subscriber's cursor. A
+//! claimed batch is the subscriber's own (it is never dropped), so up to twice the
+//! capacity may be unread at once. For an unfiltered `Block` subscriber the publisher
+//! checks room with one comparison (a cached lower bound over all of them); for a
+//! filtered one it runs the filter, so that only events the subscriber would receive
+//! can hold the publisher back.
 
 mod receiver;
 
 use std::collections::VecDeque;
-use std::collections::vec_deque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Waker;
 
 use event_listener::Event;
@@ -92,7 +97,7 @@ impl<T> Ledger<T> for () {
     fn record(&mut self, _item: &T) {}
 }
 
-/// Counters kept under the core's lock: no atomics on the publish path.
+/// Totals over the core's life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub published: u64,
@@ -102,8 +107,61 @@ pub(crate) struct Counts {
     pub filter_panics: u64,
 }
 
-/// How many items a `Block` subscriber takes under one lock acquisition.
-const BATCH: usize = 256;
+/// Slots per chunk of the ring.
+pub(crate) const CHUNK: usize = 64;
+
+/// A run of [`CHUNK`] write-once slots holding items `start..start + CHUNK`.
+pub(crate) struct Chunk<T> {
+    start: u64,
+    slots: Box<[OnceLock<T>]>,
+}
+
+impl<T> Chunk<T> {
+    fn new(start: u64) -> Arc<Self> {
+        Arc::new(Chunk {
+            start,
+            slots: (0..CHUNK).map(|_| OnceLock::new()).collect(),
+        })
+    }
+
+    /// The item with sequence number `seq`, if this chunk holds it and it is written.
+    pub(crate) fn get(&self, seq: u64) -> Option<&T> {
+        let index = usize::try_from(seq.checked_sub(self.start)?).ok()?;
+        self.slots.get(index)?.get()
+    }
+
+    pub(crate) fn end(&self) -> u64 {
+        self.start + CHUNK as u64
+    }
+}
+
+/// Counters one subscriber updates on its own, read when statistics are taken.
+///
+/// Aligned to its own cache lines so that subscribers on different cores do not slow
+/// each other down (false sharing).
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct SubCounts {
+    delivered: AtomicU64,
+    dropped_oldest: AtomicU64,
+    dropped_newest: AtomicU64,
+    filter_panics: AtomicU64,
+}
+
+impl SubCounts {
+    fn add(counter: &AtomicU64, n: u64) {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn fold_into(&self, counts: &mut Counts) {
+        counts.delivered += self.delivered.load(Ordering::Relaxed);
+        counts.dropped_oldest += self.dropped_oldest.load(Ordering::Relaxed);
+        counts.dropped_newest += self.dropped_newest.load(Ordering::Relaxed);
+        counts.filter_panics += self.filter_panics.load(Ordering::Relaxed);
+    }
+}
 
 pub(crate) struct Core<T, L = ()> {
     inner: Mutex<Inner<T, L>>,
@@ -113,36 +171,48 @@ pub(crate) struct Core<T, L = ()> {
 }
 
 struct Inner<T, L> {
-    /// Items with sequence numbers `head..head + ring.len()`.
-    ring: VecDeque<T>,
+    /// Chunks holding items `head..tail`; the last one may be partly written. Empty
+    /// while there are no subscribers.
+    chunks: VecDeque<Arc<Chunk<T>>>,
     head: u64,
+    tail: u64,
+    /// The last `history_cap` items, oldest first.
+    history: VecDeque<T>,
     history_cap: usize,
-    /// Items older than this are not part of the history (age limit).
+    /// History items for which this returns true are forgotten (age limit).
     expired: Option<Matcher<T>>,
-    /// The ring keeps at least this many items: the history bound and every live
-    /// subscriber's capacity.
+    /// The ring keeps at least this many items: every live subscriber's capacity.
     keep: usize,
     subs: Vec<Option<SubState<T>>>,
     free: Vec<usize>,
     live: usize,
-    /// Subscribers that read everything and wait for a matching item.
+    /// Subscribers that claimed everything and wait for a matching item.
     parked: Vec<usize>,
-    /// Live `Block` subscribers.
+    /// Live unfiltered `Block` subscribers.
     blockers: usize,
-    /// A lower bound of `min(cursor + capacity)` over `Block` subscribers: sequence
-    /// numbers below it can be published without looking at them.
+    /// Live filtered `Block` subscribers: the publisher runs their filters.
+    filtered_blockers: Vec<usize>,
+    /// Reused by the publisher for the filtered `Block` subscribers an item matches.
+    scratch: Vec<usize>,
+    /// A lower bound of `min(cursor + capacity)` over unfiltered `Block` subscribers:
+    /// sequence numbers below it can be published without looking at them.
     gate: u64,
-    /// A lower bound of the cursors of lossy subscribers, to skip eviction bookkeeping.
+    /// A lower bound of the cursors of the subscribers the gate does not protect
+    /// (lossy and filtered `Block` ones), to skip eviction bookkeeping.
     lossy_floor: u64,
     closed: bool,
+    /// Counts of subscribers that have left, and the core's own.
     counts: Counts,
     ledger: L,
 }
 
 /// One subscriber's state, kept under the core's lock.
 struct SubState<T> {
+    /// Everything before it has been claimed (or settled by eviction).
     cursor: u64,
-    matcher: Option<Matcher<T>>,
+    /// Matching items after `cursor` (kept for filtered `Block` subscribers only).
+    pending: usize,
+    matcher: Option<Arc<Matcher<T>>>,
     overflow: Overflow,
     capacity: usize,
     waker: Option<Waker>,
@@ -153,6 +223,7 @@ struct SubState<T> {
     missed_before: u64,
     /// Items dropped after `kept` (DropNewest).
     missed_after: u64,
+    counters: Arc<SubCounts>,
 }
 
 /// Why a publish could not complete now.
@@ -175,6 +246,17 @@ pub(crate) struct SubscribeSpec<T> {
     pub capacity: usize,
 }
 
+/// What a subscriber claimed: items `from..to` in `chunks`, plus what its lossy policy
+/// kept or dropped.
+pub(crate) struct Claim<T> {
+    pub from: u64,
+    pub to: u64,
+    pub kept: VecDeque<T>,
+    pub missed_before: u64,
+    pub missed_after: u64,
+    pub ended: bool,
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The only user code that runs under this lock is filters, whose panics are
     // caught, so a poisoned lock still guards consistent data.
@@ -182,7 +264,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Runs a filter; a panicking filter rejects the item and is counted.
-fn matches<T>(matcher: Option<&Matcher<T>>, item: &T, filter_panics: &mut u64) -> bool {
+pub(crate) fn matches<T>(matcher: Option<&Matcher<T>>, item: &T, filter_panics: &mut u64) -> bool {
     match matcher {
         None => true,
         Some(m) => catch_unwind(AssertUnwindSafe(|| m(item))).unwrap_or_else(|_| {
@@ -194,14 +276,14 @@ fn matches<T>(matcher: Option<&Matcher<T>>, item: &T, filter_panics: &mut u64) -
 
 impl<T: Clone> SubState<T> {
     /// Applies the lossy policy to one matching item the ring is about to forget.
-    fn keep_or_drop(&mut self, item: &T, counts: &mut Counts) {
+    fn keep_or_drop(&mut self, item: &T) {
         match self.overflow {
             Overflow::DropOldest => {
                 self.kept.push_back(item.clone());
                 if self.kept.len() > self.capacity {
                     self.kept.pop_front();
                     self.missed_before += 1;
-                    counts.dropped_oldest += 1;
+                    SubCounts::add(&self.counters.dropped_oldest, 1);
                 }
             }
             Overflow::DropNewest => {
@@ -209,82 +291,34 @@ impl<T: Clone> SubState<T> {
                     self.kept.push_back(item.clone());
                 } else {
                     self.missed_after += 1;
-                    counts.dropped_newest += 1;
+                    SubCounts::add(&self.counters.dropped_newest, 1);
                 }
             }
-            Overflow::Block => {}
+            // A filtered `Block` subscriber has at most `capacity` matching items
+            // pending (the publisher checks), so this never grows past it.
+            Overflow::Block => self.kept.push_back(item.clone()),
         }
     }
 }
 
-impl<T: Clone, L> Inner<T, L> {
-    fn tail(&self) -> u64 {
-        self.head + self.ring.len() as u64
-    }
-
-    /// Index in `ring` of the first history item.
-    fn history_start(&self) -> usize {
-        let mut start = self.ring.len() - self.ring.len().min(self.history_cap);
+impl<T, L> Inner<T, L> {
+    /// Forgets history items past the age limit.
+    fn expire_history(&mut self) {
         if let Some(expired) = &self.expired {
-            while start < self.ring.len() && expired(&self.ring[start]) {
-                start += 1;
+            while self.history.front().is_some_and(expired) {
+                self.history.pop_front();
             }
         }
-        start
     }
 
     fn recompute_keep(&mut self) {
-        let widest = self.subs.iter().flatten().map(|s| s.capacity).max();
-        self.keep = self.history_cap.max(widest.unwrap_or(0));
-    }
-
-    /// Forgets the oldest items beyond `keep`, settling what lagging lossy subscribers
-    /// keep or miss of them first. Runs in chunks so the bookkeeping is amortised.
-    fn evict(&mut self) {
-        let slack = (self.keep / 4).max(16);
-        if self.ring.len() <= self.keep + slack {
-            return;
-        }
-        let count = self.ring.len() - self.keep;
-        let new_head = self.head + count as u64;
-        if self.lossy_floor < new_head {
-            let mut floor = u64::MAX;
-            let Inner {
-                ring,
-                head,
-                subs,
-                counts,
-                ..
-            } = self;
-            for sub in subs.iter_mut().flatten() {
-                if sub.overflow == Overflow::Block {
-                    continue;
-                }
-                if sub.cursor < new_head {
-                    let unfiltered = sub.matcher.is_none();
-                    let start = (sub.cursor - *head) as usize;
-                    if unfiltered && sub.overflow == Overflow::DropOldest {
-                        // At least `keep >= capacity` newer items remain, all of which
-                        // it accepts: everything older is dropped.
-                        let dropped = (count - start) as u64 + sub.kept.len() as u64;
-                        sub.kept.clear();
-                        sub.missed_before += dropped;
-                        counts.dropped_oldest += dropped;
-                    } else {
-                        for item in ring.range(start..count) {
-                            if matches(sub.matcher.as_ref(), item, &mut counts.filter_panics) {
-                                sub.keep_or_drop(item, counts);
-                            }
-                        }
-                    }
-                    sub.cursor = new_head;
-                }
-                floor = floor.min(sub.cursor);
-            }
-            self.lossy_floor = floor;
-        }
-        self.ring.drain(..count);
-        self.head = new_head;
+        self.keep = self
+            .subs
+            .iter()
+            .flatten()
+            .map(|s| s.capacity)
+            .max()
+            .unwrap_or(0);
     }
 
     fn recompute_gate(&mut self) {
@@ -292,27 +326,97 @@ impl<T: Clone, L> Inner<T, L> {
             .subs
             .iter()
             .flatten()
-            .filter(|s| s.overflow == Overflow::Block)
+            .filter(|s| s.overflow == Overflow::Block && s.matcher.is_none())
             .map(|s| s.cursor.saturating_add(s.capacity as u64))
             .min()
             .unwrap_or(u64::MAX);
     }
+
+    fn push(&mut self, item: T) {
+        let tail = self.tail;
+        let full = self.chunks.back().is_none_or(|c| c.end() == tail);
+        if full {
+            self.chunks.push_back(Chunk::new(tail));
+        }
+        if let Some(chunk) = self.chunks.back() {
+            let index = (tail - chunk.start) as usize;
+            // A fresh slot: `set` cannot find it written.
+            let _ = chunk.slots[index].set(item);
+        }
+        self.tail += 1;
+    }
 }
 
-impl<T: Clone, L: Ledger<T>> Core<T, L> {
+impl<T: Clone, L> Inner<T, L> {
+    /// Forgets whole chunks beyond `keep`, settling first what lagging lossy
+    /// subscribers keep or miss of them. Runs a chunk at a time, so the bookkeeping is
+    /// amortised over [`CHUNK`] publishes.
+    fn evict(&mut self) {
+        loop {
+            let Some(first) = self.chunks.front() else {
+                return;
+            };
+            let end = first.end();
+            if self.tail < end || self.tail - end < self.keep as u64 {
+                return;
+            }
+            if self.lossy_floor < end {
+                let mut floor = u64::MAX;
+                let first = Arc::clone(first);
+                let mut panics = 0;
+                for sub in self.subs.iter_mut().flatten() {
+                    if sub.overflow == Overflow::Block && sub.matcher.is_none() {
+                        // The gate keeps it within `keep` of the tail.
+                        continue;
+                    }
+                    if sub.cursor < end {
+                        if sub.matcher.is_none() && sub.overflow == Overflow::DropOldest {
+                            // At least `keep >= capacity` newer items remain, all of
+                            // which it accepts: everything older is dropped.
+                            let dropped = (end - sub.cursor) + sub.kept.len() as u64;
+                            sub.kept.clear();
+                            sub.missed_before += dropped;
+                            SubCounts::add(&sub.counters.dropped_oldest, dropped);
+                        } else {
+                            for seq in sub.cursor..end {
+                                if let Some(item) = first.get(seq) {
+                                    if matches(sub.matcher.as_deref(), item, &mut panics) {
+                                        sub.keep_or_drop(item);
+                                    }
+                                }
+                            }
+                        }
+                        sub.cursor = end;
+                    }
+                    floor = floor.min(sub.cursor);
+                }
+                self.counts.filter_panics += panics;
+                self.lossy_floor = floor;
+            }
+            self.chunks.pop_front();
+            self.head = end;
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
     pub(crate) fn new(history_cap: usize, expired: Option<Matcher<T>>, ledger: L) -> Self {
         Core {
             inner: Mutex::new(Inner {
-                ring: VecDeque::new(),
+                chunks: VecDeque::new(),
                 head: 0,
+                tail: 0,
+                history: VecDeque::new(),
                 history_cap,
                 expired,
-                keep: history_cap,
+                keep: 0,
                 subs: Vec::new(),
                 free: Vec::new(),
                 live: 0,
                 parked: Vec::new(),
                 blockers: 0,
+                filtered_blockers: Vec::new(),
+                scratch: Vec::new(),
                 gate: u64::MAX,
                 lossy_floor: u64::MAX,
                 closed: false,
@@ -340,7 +444,7 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
             if inner.closed {
                 return Err(TryPublishError::Closed(item));
             }
-            let seq = inner.tail();
+            let seq = inner.tail;
             if inner.blockers > 0 && seq >= inner.gate {
                 inner.recompute_gate();
                 if seq >= inner.gate {
@@ -348,25 +452,54 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
                 }
             }
             stamp(&mut item, seq);
+            if !inner.filtered_blockers.is_empty() {
+                let Inner {
+                    subs,
+                    filtered_blockers,
+                    scratch,
+                    counts,
+                    ..
+                } = inner;
+                scratch.clear();
+                for &id in filtered_blockers.iter() {
+                    let Some(sub) = subs[id].as_ref() else {
+                        continue;
+                    };
+                    if sub.parked
+                        || !matches(sub.matcher.as_deref(), &item, &mut counts.filter_panics)
+                    {
+                        continue;
+                    }
+                    if sub.pending >= sub.capacity {
+                        return Err(TryPublishError::Full(item));
+                    }
+                    scratch.push(id);
+                }
+                for &id in scratch.iter() {
+                    if let Some(sub) = subs[id].as_mut() {
+                        sub.pending += 1;
+                    }
+                }
+            }
             inner.counts.published += 1;
             inner.ledger.record(&item);
-            inner.ring.push_back(item);
 
             if !inner.parked.is_empty() {
                 let Inner {
-                    ring,
                     subs,
                     parked,
                     counts,
                     ..
                 } = inner;
-                let item = ring.back().expect("just pushed");
                 parked.retain(|&id| {
                     let Some(sub) = subs[id].as_mut() else {
                         return false;
                     };
-                    if matches(sub.matcher.as_ref(), item, &mut counts.filter_panics) {
+                    if matches(sub.matcher.as_deref(), &item, &mut counts.filter_panics) {
                         sub.parked = false;
+                        if sub.overflow == Overflow::Block && sub.matcher.is_some() {
+                            sub.pending = 1;
+                        }
                         if let Some(waker) = sub.waker.take() {
                             wake.push(waker);
                         }
@@ -378,7 +511,29 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
                     }
                 });
             }
-            inner.evict();
+            if inner.history_cap > 0 {
+                if inner.history.len() == inner.history_cap {
+                    inner.history.pop_front();
+                }
+                if inner.live > 0 {
+                    inner.history.push_back(item.clone());
+                } else {
+                    inner.history.push_back(item);
+                    inner.tail += 1;
+                    inner.head = inner.tail;
+                    inner.expire_history();
+                    return Ok(seq);
+                }
+                inner.expire_history();
+            }
+            if inner.live > 0 {
+                inner.push(item);
+                inner.evict();
+            } else {
+                // Nobody could read it: the ring stays empty.
+                inner.tail += 1;
+                inner.head = inner.tail;
+            }
             seq
         };
         for waker in wake {
@@ -417,8 +572,9 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
         self.attach(&mut inner, spec, VecDeque::new())
     }
 
-    /// Replays the history from `from`, then continues live; both under one lock, so
-    /// nothing published meanwhile is missed or seen twice.
+    /// Replays the history from `from`, then continues live: the subscriber's cursor
+    /// starts at `from` and the history is kept for it like any unclaimed item, all
+    /// under one lock, so nothing published meanwhile is missed or seen twice.
     pub(crate) fn subscribe_from(
         self: &Arc<Self>,
         spec: SubscribeSpec<T>,
@@ -426,9 +582,9 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
     ) -> Result<Receiver<T, L>, ReplayError> {
         let mut guard = lock(&self.inner);
         let inner = &mut *guard;
-        let start = inner.history_start();
-        let oldest = inner.head + start as u64;
-        let next = inner.tail();
+        inner.expire_history();
+        let oldest = inner.tail - inner.history.len() as u64;
+        let next = inner.tail;
         if from < oldest {
             return Err(ReplayError::Evicted {
                 requested: from,
@@ -441,14 +597,14 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
                 next,
             });
         }
+        // History holds consecutive sequence numbers ending at `tail - 1`.
+        let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
         let mut replay = VecDeque::new();
-        let first = (from - inner.head) as usize;
-        for item in inner.ring.range(first..) {
+        for item in inner.history.iter().skip(skip) {
             if matches(spec.matcher.as_ref(), item, &mut inner.counts.filter_panics) {
                 replay.push_back(item.clone());
             }
         }
-        inner.counts.delivered += replay.len() as u64;
         Ok(self.attach(inner, spec, replay))
     }
 
@@ -459,22 +615,32 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
         replay: VecDeque<T>,
     ) -> Receiver<T, L> {
         let capacity = spec.capacity.max(1);
-        let cursor = inner.tail();
-        let state = SubState {
-            cursor,
-            matcher: spec.matcher,
-            overflow: spec.overflow,
-            capacity,
-            waker: None,
-            parked: false,
-            kept: VecDeque::new(),
-            missed_before: 0,
-            missed_after: 0,
-        };
+        let filtered = spec.matcher.is_some();
+        let matcher = spec.matcher.map(Arc::new);
+        let counters = Arc::new(SubCounts::default());
+        let cursor = inner.tail;
+        if inner.live == 0 {
+            // The ring was empty while nobody subscribed; it starts at the tail.
+            inner.chunks.clear();
+            inner.head = cursor;
+        }
         let id = if inner.closed {
             // Never registered: it serves its replay and ends.
             None
         } else {
+            let state = SubState {
+                cursor,
+                pending: 0,
+                matcher: matcher.clone(),
+                overflow: spec.overflow,
+                capacity,
+                waker: None,
+                parked: false,
+                kept: VecDeque::new(),
+                missed_before: 0,
+                missed_after: 0,
+                counters: Arc::clone(&counters),
+            };
             let id = match inner.free.pop() {
                 Some(id) => {
                     inner.subs[id] = Some(state);
@@ -487,7 +653,10 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
             };
             inner.live += 1;
             inner.keep = inner.keep.max(capacity);
-            if spec.overflow == Overflow::Block {
+            if spec.overflow == Overflow::Block && filtered {
+                inner.filtered_blockers.push(id);
+                inner.lossy_floor = inner.lossy_floor.min(cursor);
+            } else if spec.overflow == Overflow::Block {
                 inner.blockers += 1;
                 inner.gate = inner.gate.min(cursor.saturating_add(capacity as u64));
             } else {
@@ -495,11 +664,83 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
             }
             Some(id)
         };
-        Receiver::new(Arc::clone(self), id, spec.overflow, capacity, replay)
+        Receiver::new(
+            Arc::clone(self),
+            id,
+            spec.overflow,
+            capacity,
+            matcher,
+            counters,
+            replay,
+        )
+    }
+
+    /// Claims what is waiting for subscriber `id` into `chunks`, or parks it.
+    pub(crate) fn claim(
+        &self,
+        id: usize,
+        chunks: &mut VecDeque<Arc<Chunk<T>>>,
+        waker: &Waker,
+    ) -> Claim<T> {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let tail = inner.tail;
+        let closed = inner.closed;
+        let Some(sub) = inner.subs.get_mut(id).and_then(Option::as_mut) else {
+            return Claim::ended();
+        };
+        let from = sub.cursor;
+        let claim = Claim {
+            from,
+            to: tail,
+            kept: std::mem::take(&mut sub.kept),
+            missed_before: std::mem::take(&mut sub.missed_before),
+            missed_after: std::mem::take(&mut sub.missed_after),
+            ended: false,
+        };
+        let nothing = from == tail
+            && claim.kept.is_empty()
+            && claim.missed_before == 0
+            && claim.missed_after == 0;
+        if nothing {
+            if closed {
+                return Claim::ended();
+            }
+            match &sub.waker {
+                Some(w) if w.will_wake(waker) => {}
+                _ => sub.waker = Some(waker.clone()),
+            }
+            if !sub.parked {
+                sub.parked = true;
+                inner.parked.push(id);
+            }
+            return claim;
+        }
+        // Wake blocked publishers only if this subscriber may have been what held
+        // them back: an unfiltered one at the gate, or a filtered one that was full.
+        let was_holding = match (sub.overflow, sub.matcher.is_some()) {
+            (Overflow::Block, false) => from.saturating_add(sub.capacity as u64) <= inner.gate,
+            (Overflow::Block, true) => sub.pending >= sub.capacity,
+            _ => false,
+        };
+        sub.cursor = tail;
+        sub.pending = 0;
+        chunks.extend(
+            inner
+                .chunks
+                .iter()
+                .filter(|c| c.end() > from && c.start < tail)
+                .cloned(),
+        );
+        drop(guard);
+        if was_holding {
+            self.space.notify(usize::MAX);
+        }
+        claim
     }
 
     fn unsubscribe(&self, id: usize) {
-        let removed = {
+        let freed = {
             let mut guard = lock(&self.inner);
             let inner = &mut *guard;
             let Some(state) = inner.subs.get_mut(id).and_then(Option::take) else {
@@ -507,10 +748,13 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
             };
             inner.free.push(id);
             inner.live -= 1;
+            state.counters.fold_into(&mut inner.counts);
             if state.parked {
                 inner.parked.retain(|&p| p != id);
             }
-            if state.overflow == Overflow::Block {
+            if state.overflow == Overflow::Block && state.matcher.is_some() {
+                inner.filtered_blockers.retain(|&b| b != id);
+            } else if state.overflow == Overflow::Block {
                 inner.blockers -= 1;
                 // The gate may open: make the next publish look again.
                 inner.gate = 0;
@@ -518,10 +762,17 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
             if state.capacity >= inner.keep {
                 inner.recompute_keep();
             }
-            state
+            // Nobody can read the ring any more: free it.
+            let chunks = if inner.live == 0 {
+                inner.head = inner.tail;
+                std::mem::take(&mut inner.chunks)
+            } else {
+                VecDeque::new()
+            };
+            (state, chunks)
         };
-        // Its kept items are freed outside the lock.
-        drop(removed);
+        // What it kept, and the ring if it was the last, are freed outside the lock.
+        drop(freed);
         self.space.notify(usize::MAX);
     }
 
@@ -529,16 +780,39 @@ impl<T: Clone, L: Ledger<T>> Core<T, L> {
     /// under the lock.
     pub(crate) fn inspect<R>(
         &self,
-        f: impl FnOnce(&L, &Counts, vec_deque::Iter<'_, T>, usize) -> R,
+        f: impl FnOnce(&L, &Counts, &mut dyn DoubleEndedIterator<Item = &T>, usize) -> R,
     ) -> R {
+        let mut inner = lock(&self.inner);
+        inner.expire_history();
+        let mut counts = inner.counts;
+        for sub in inner.subs.iter().flatten() {
+            sub.counters.fold_into(&mut counts);
+        }
+        let mut history = inner.history.iter();
+        f(&inner.ledger, &counts, &mut history, inner.live)
+    }
+
+    /// Events waiting for subscriber `id` in the core: unclaimed and kept.
+    pub(crate) fn waiting(&self, id: usize) -> usize {
         let inner = lock(&self.inner);
-        let start = inner.history_start();
-        f(
-            &inner.ledger,
-            &inner.counts,
-            inner.ring.range(start..),
-            inner.live,
-        )
+        inner
+            .subs
+            .get(id)
+            .and_then(Option::as_ref)
+            .map_or(0, |s| (inner.tail - s.cursor) as usize + s.kept.len())
+    }
+}
+
+impl<T> Claim<T> {
+    fn ended() -> Self {
+        Claim {
+            from: 0,
+            to: 0,
+            kept: VecDeque::new(),
+            missed_before: 0,
+            missed_after: 0,
+            ended: true,
+        }
     }
 }
 
@@ -578,8 +852,7 @@ impl<T, L> Core<T, L> {
     }
 
     pub(crate) fn next_seq(&self) -> u64 {
-        let inner = lock(&self.inner);
-        inner.head + inner.ring.len() as u64
+        lock(&self.inner).tail
     }
 }
 

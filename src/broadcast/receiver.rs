@@ -3,31 +3,45 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use super::{BATCH, Core, Inner, Lagged, Ledger, Overflow, lock, matches};
+use super::{Chunk, Core, Lagged, Ledger, Matcher, Overflow, SubCounts, matches};
 
-pub(crate) struct Receiver<T: Clone, L: Ledger<T>> {
+pub(crate) struct Receiver<T: Clone + Send + Sync, L: Ledger<T>> {
     core: Arc<Core<T, L>>,
     /// The subscriber's slot in the core; `None` if it subscribed after close.
     id: Option<usize>,
     overflow: Overflow,
     capacity: usize,
-    /// The batch taken from the core, served before the core is looked at again.
-    local: VecDeque<T>,
-    /// Events missed before `local` (DropOldest).
+    matcher: Option<Arc<Matcher<T>>>,
+    counters: Arc<SubCounts>,
+    delivered: u64,
+    /// The claimed window: items `next..end` in `chunks`.
+    chunks: VecDeque<Arc<Chunk<T>>>,
+    next: u64,
+    end: u64,
+    /// Matching items of the window to skip (DropOldest dropped them).
+    skip: u64,
+    /// Matching items of the window still to deliver (DropNewest); `None`: all.
+    allowance: Option<u64>,
+    /// Items the policy kept from before the window, served first.
+    kept: VecDeque<T>,
+    /// Events missed before `kept` (DropOldest).
     lag_before: u64,
-    /// Events missed after `local` (DropNewest).
+    /// Events missed after the window (DropNewest).
     lag_after: u64,
     done: bool,
 }
 
-impl<T: Clone, L: Ledger<T>> Receiver<T, L> {
+impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
     pub(super) fn new(
         core: Arc<Core<T, L>>,
         id: Option<usize>,
         overflow: Overflow,
         capacity: usize,
+        matcher: Option<Arc<Matcher<T>>>,
+        counters: Arc<SubCounts>,
         replay: VecDeque<T>,
     ) -> Self {
         Receiver {
@@ -36,10 +50,86 @@ impl<T: Clone, L: Ledger<T>> Receiver<T, L> {
             id,
             overflow,
             capacity,
-            local: replay,
+            matcher,
+            counters,
+            delivered: 0,
+            chunks: VecDeque::new(),
+            next: 0,
+            end: 0,
+            skip: 0,
+            allowance: None,
+            // Replayed history is served first, outside any policy.
+            kept: replay,
             lag_before: 0,
             lag_after: 0,
         }
+    }
+
+    fn deliver(&mut self, item: T) -> Poll<Option<Result<T, Lagged>>> {
+        self.delivered += 1;
+        // Only this receiver writes its counter: a plain store is enough.
+        self.counters
+            .delivered
+            .store(self.delivered, Ordering::Relaxed);
+        Poll::Ready(Some(Ok(item)))
+    }
+
+    /// The next matching item of the claimed window, if any.
+    fn next_in_window(&mut self) -> Option<T> {
+        let mut panics = 0;
+        let mut found = None;
+        while self.next < self.end {
+            let seq = self.next;
+            self.next += 1;
+            while self.chunks.front().is_some_and(|c| c.end() <= seq) {
+                self.chunks.pop_front();
+            }
+            let Some(item) = self.chunks.front().and_then(|c| c.get(seq)) else {
+                continue;
+            };
+            if !matches(self.matcher.as_deref(), item, &mut panics) {
+                continue;
+            }
+            if self.skip > 0 {
+                self.skip -= 1;
+                continue;
+            }
+            if let Some(allowance) = self.allowance.as_mut() {
+                if *allowance == 0 {
+                    self.next = self.end;
+                    break;
+                }
+                *allowance -= 1;
+            }
+            found = Some(item.clone());
+            break;
+        }
+        SubCounts::add(&self.counters.filter_panics, panics);
+        if self.next >= self.end {
+            // Release the chunks as soon as the window is done.
+            self.chunks.clear();
+            self.allowance = None;
+        }
+        found
+    }
+
+    /// Matching items in `from..to` of the claimed window.
+    fn count_matching(&self, from: u64, to: u64) -> u64 {
+        let mut panics = 0;
+        let mut count = 0;
+        let mut chunks = self.chunks.iter().peekable();
+        for seq in from..to {
+            while chunks.peek().is_some_and(|c| c.end() <= seq) {
+                chunks.next();
+            }
+            if let Some(item) = chunks.peek().and_then(|c| c.get(seq)) {
+                if matches(self.matcher.as_deref(), item, &mut panics) {
+                    count += 1;
+                }
+            }
+        }
+        SubCounts::add(&self.counters.filter_panics, panics);
+        count
     }
 
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, Lagged>>> {
@@ -48,8 +138,11 @@ impl<T: Clone, L: Ledger<T>> Receiver<T, L> {
                 let missed = std::mem::take(&mut self.lag_before);
                 return Poll::Ready(Some(Err(Lagged { missed })));
             }
-            if let Some(item) = self.local.pop_front() {
-                return Poll::Ready(Some(Ok(item)));
+            if let Some(item) = self.kept.pop_front() {
+                return self.deliver(item);
+            }
+            if let Some(item) = self.next_in_window() {
+                return self.deliver(item);
             }
             if self.lag_after > 0 {
                 let missed = std::mem::take(&mut self.lag_after);
@@ -59,148 +152,67 @@ impl<T: Clone, L: Ledger<T>> Receiver<T, L> {
                 self.done = true;
                 return Poll::Ready(None);
             };
-            match self.fill(id, cx) {
-                Fill::Filled => continue,
-                Fill::Ended => {
-                    self.done = true;
-                    return Poll::Ready(None);
-                }
-                Fill::Parked => return Poll::Pending,
+            let claim = self.core.claim(id, &mut self.chunks, cx.waker());
+            if claim.ended {
+                self.done = true;
+                continue;
             }
-        }
-    }
-
-    /// Takes what is waiting in the core into `local`, or parks.
-    fn fill(&mut self, id: usize, cx: &mut Context<'_>) -> Fill {
-        let mut guard = lock(&self.core.inner);
-        let inner = &mut *guard;
-        let tail = inner.tail();
-        let Inner {
-            ring,
-            head,
-            subs,
-            parked,
-            counts,
-            closed,
-            ..
-        } = inner;
-        let Some(sub) = subs.get_mut(id).and_then(Option::as_mut) else {
-            return Fill::Ended;
-        };
-        let start = (sub.cursor - *head) as usize;
-        let before = self.local.len();
-        let mut advanced = false;
-        match self.overflow {
-            Overflow::Block => {
-                let end = (start + BATCH).min(ring.len());
-                for item in ring.range(start..end) {
-                    if matches(sub.matcher.as_ref(), item, &mut counts.filter_panics) {
-                        self.local.push_back(item.clone());
+            let nothing = claim.from == claim.to
+                && claim.kept.is_empty()
+                && claim.missed_before == 0
+                && claim.missed_after == 0;
+            if nothing {
+                return Poll::Pending;
+            }
+            self.next = claim.from;
+            self.end = claim.to;
+            self.kept = claim.kept;
+            let window = claim.to - claim.from;
+            let kept = self.kept.len() as u64;
+            let capacity = self.capacity as u64;
+            match self.overflow {
+                Overflow::Block => {}
+                Overflow::DropOldest => {
+                    let mut dropped = 0;
+                    if kept + window > capacity {
+                        let total = kept + self.count_matching(claim.from, claim.to);
+                        dropped = total.saturating_sub(capacity);
+                        let from_kept = dropped.min(kept);
+                        self.kept.drain(..from_kept as usize);
+                        self.skip = dropped - from_kept;
+                        SubCounts::add(&self.counters.dropped_oldest, dropped);
                     }
+                    self.lag_before = claim.missed_before + dropped;
                 }
-                advanced = end > start;
-                sub.cursor = *head + end as u64;
-            }
-            Overflow::DropOldest => {
-                // What it keeps: the newest `capacity` of kept ++ matching ring items.
-                let matching = ring
-                    .range(start..)
-                    .filter(|item| matches(sub.matcher.as_ref(), item, &mut counts.filter_panics))
-                    .count();
-                let total = sub.kept.len() + matching;
-                let mut drop = total.saturating_sub(self.capacity);
-                let from_kept = drop.min(sub.kept.len());
-                sub.kept.drain(..from_kept);
-                drop -= from_kept;
-                let dropped = (from_kept + drop) as u64;
-                self.lag_before = sub.missed_before + dropped;
-                sub.missed_before = 0;
-                counts.dropped_oldest += dropped;
-                self.local.extend(sub.kept.drain(..));
-                let mut skip = drop;
-                for item in ring.range(start..) {
-                    if matches(sub.matcher.as_ref(), item, &mut counts.filter_panics) {
-                        if skip > 0 {
-                            skip -= 1;
-                        } else {
-                            self.local.push_back(item.clone());
-                        }
+                Overflow::DropNewest => {
+                    let allowance = capacity.saturating_sub(kept);
+                    let mut dropped = 0;
+                    if window > allowance {
+                        let matching = self.count_matching(claim.from, claim.to);
+                        dropped = matching.saturating_sub(allowance);
+                        self.allowance = Some(allowance);
+                        SubCounts::add(&self.counters.dropped_newest, dropped);
                     }
+                    self.lag_after = claim.missed_after + dropped;
                 }
-                sub.cursor = tail;
-            }
-            Overflow::DropNewest => {
-                // What it keeps: the oldest `capacity` of kept ++ matching ring items.
-                self.local.extend(sub.kept.drain(..));
-                let mut dropped = 0u64;
-                for item in ring.range(start..) {
-                    if matches(sub.matcher.as_ref(), item, &mut counts.filter_panics) {
-                        if self.local.len() < self.capacity {
-                            self.local.push_back(item.clone());
-                        } else {
-                            dropped += 1;
-                        }
-                    }
-                }
-                self.lag_after = sub.missed_after + dropped;
-                sub.missed_after = 0;
-                counts.dropped_newest += dropped;
-                sub.cursor = tail;
             }
         }
-        let taken = self.local.len() - before;
-        counts.delivered += taken as u64;
-        if taken > 0 || self.lag_before > 0 || self.lag_after > 0 {
-            drop(guard);
-            if advanced {
-                self.core.space.notify(usize::MAX);
-            }
-            return Fill::Filled;
-        }
-        if sub.cursor < tail {
-            // A batch of items its filter rejected: go round again.
-            drop(guard);
-            if advanced {
-                self.core.space.notify(usize::MAX);
-            }
-            return Fill::Filled;
-        }
-        if *closed {
-            return Fill::Ended;
-        }
-        match &sub.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => sub.waker = Some(cx.waker().clone()),
-        }
-        if !sub.parked {
-            sub.parked = true;
-            parked.push(id);
-        }
-        drop(guard);
-        if advanced {
-            self.core.space.notify(usize::MAX);
-        }
-        Fill::Parked
     }
 
     /// Whether the stream has ended (closed and drained).
     pub(crate) fn is_terminated(&self) -> bool {
-        self.done && self.local.is_empty() && self.lag_before == 0 && self.lag_after == 0
+        self.done
+            && self.kept.is_empty()
+            && self.next >= self.end
+            && self.lag_before == 0
+            && self.lag_after == 0
     }
 
-    /// Events waiting for this subscriber: taken already, plus items in the core past
-    /// its cursor (some of which its filter may reject).
+    /// Events waiting for this subscriber (items its filter rejects included, until it
+    /// reads past them).
     pub(crate) fn len(&self) -> usize {
-        let waiting = self.id.map_or(0, |id| {
-            let inner = lock(&self.core.inner);
-            let tail = inner.tail();
-            inner
-                .subs
-                .get(id)
-                .and_then(Option::as_ref)
-                .map_or(0, |s| (tail - s.cursor) as usize + s.kept.len())
-        });
-        self.local.len() + waiting
+        let waiting = self.id.map_or(0, |id| self.core.waiting(id));
+        self.kept.len() + (self.end.saturating_sub(self.next)) as usize + waiting
     }
 
     pub(crate) fn overflow(&self) -> Overflow {
@@ -216,13 +228,7 @@ impl<T: Clone, L: Ledger<T>> Receiver<T, L> {
     }
 }
 
-enum Fill {
-    Filled,
-    Parked,
-    Ended,
-}
-
-impl<T: Clone, L: Ledger<T>> Drop for Receiver<T, L> {
+impl<T: Clone + Send + Sync, L: Ledger<T>> Drop for Receiver<T, L> {
     fn drop(&mut self) {
         if let Some(id) = self.id {
             self.core.unsubscribe(id);
@@ -230,12 +236,12 @@ impl<T: Clone, L: Ledger<T>> Drop for Receiver<T, L> {
     }
 }
 
-impl<T: Clone, L: Ledger<T>> fmt::Debug for Receiver<T, L> {
+impl<T: Clone + Send + Sync, L: Ledger<T>> fmt::Debug for Receiver<T, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("overflow", &self.overflow)
             .field("capacity", &self.capacity)
-            .field("buffered", &self.local.len())
+            .field("window", &(self.next..self.end))
             .field("done", &self.done)
             .finish()
     }

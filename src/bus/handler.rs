@@ -159,7 +159,7 @@ impl HandlerMetrics {
 /// # });
 /// ```
 #[must_use = "a handler flow does nothing until it is awaited or spawned"]
-pub struct Handler<P: Clone + Send + 'static, K: Kind, F> {
+pub struct Handler<P: Clone + Send + Sync + 'static, K: Kind, F> {
     subscription: Subscription<P, K>,
     handler: Arc<F>,
     metrics: Arc<HandlerMetrics>,
@@ -171,7 +171,7 @@ type Invocation = BoxFuture<'static, Result<Result<(), BoxError>, String>>;
 
 impl<P, K, F, Fut> Handler<P, K, F>
 where
-    P: Clone + Send + 'static,
+    P: Clone + Send + Sync + 'static,
     K: Kind,
     F: Fn(Envelope<P, K>) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
@@ -317,7 +317,7 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 
 impl<P, K, F, Fut> IntoFuture for Handler<P, K, F>
 where
-    P: Clone + Send + 'static,
+    P: Clone + Send + Sync + 'static,
     K: Kind,
     F: Fn(Envelope<P, K>) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
@@ -331,7 +331,7 @@ where
     }
 }
 
-impl<P: Clone + Send + 'static, K: Kind, F> fmt::Debug for Handler<P, K, F> {
+impl<P: Clone + Send + Sync + 'static, K: Kind, F> fmt::Debug for Handler<P, K, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Handler")
             .field("name", &self.metrics.name())

@@ -78,7 +78,7 @@ impl<K> Default for KindLedger<K> {
     }
 }
 
-impl<P: Clone + Send + 'static, K: Kind> Ledger<Item<P, K>> for KindLedger<K> {
+impl<P: Clone + Send + Sync + 'static, K: Kind> Ledger<Item<P, K>> for KindLedger<K> {
     fn record(&mut self, item: &Item<P, K>) {
         match self.counts.get_mut(&item.kind) {
             Some(count) => *count += 1,

@@ -138,7 +138,7 @@ impl<P, K> fmt::Debug for EventBusBuilder<P, K> {
     }
 }
 
-impl<P: Clone + Send + 'static, K: Kind> EventBusBuilder<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
     /// Keep the last `events` published events for [`EventBus::history`] and
     /// [`EventBus::subscribe_from`]. Default: 0 (no history, no cost).
     pub fn history(mut self, events: usize) -> Self {
@@ -196,13 +196,13 @@ impl<P: Clone + Send + 'static, K: Kind> EventBusBuilder<P, K> {
     }
 }
 
-impl<P: Clone + Send + 'static, K: Kind> Default for EventBus<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: Kind> Default for EventBus<P, K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<P: Clone + Send + 'static, K: Kind> EventBus<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
     /// A bus with default settings: no history, [`DEFAULT_CAPACITY`] per subscriber,
     /// the system clock.
     pub fn new() -> Self {
@@ -445,7 +445,7 @@ impl<P: Clone + Send + 'static, K: Kind> EventBus<P, K> {
                     counts,
                     ledger.snapshot(),
                     subscribers,
-                    history.len(),
+                    history.count(),
                     self.shared.history,
                     handlers,
                 )

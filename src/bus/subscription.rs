@@ -62,11 +62,11 @@ impl SubscribeOptions {
 /// serves them from its own buffer; the capacity bounds the events waiting in the bus,
 /// so up to twice the capacity may be unread at once, and a taken batch is never
 /// dropped.
-pub struct Subscription<P: Clone + Send + 'static, K: super::Kind> {
+pub struct Subscription<P: Clone + Send + Sync + 'static, K: super::Kind> {
     receiver: Receiver<Item<P, K>, KindLedger<K>>,
 }
 
-impl<P: Clone + Send + 'static, K: super::Kind> Subscription<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: super::Kind> Subscription<P, K> {
     pub(crate) fn new(receiver: Receiver<Item<P, K>, KindLedger<K>>) -> Self {
         Subscription { receiver }
     }
@@ -103,7 +103,7 @@ impl<P: Clone + Send + 'static, K: super::Kind> Subscription<P, K> {
     }
 }
 
-impl<P: Clone + Send + 'static, K: super::Kind> Stream for Subscription<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: super::Kind> Stream for Subscription<P, K> {
     type Item = Result<Envelope<P, K>, Lagged>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -112,15 +112,15 @@ impl<P: Clone + Send + 'static, K: super::Kind> Stream for Subscription<P, K> {
 }
 
 // The subscription never pins its events; it only moves them out of its buffers.
-impl<P: Clone + Send + 'static, K: super::Kind> Unpin for Subscription<P, K> {}
+impl<P: Clone + Send + Sync + 'static, K: super::Kind> Unpin for Subscription<P, K> {}
 
-impl<P: Clone + Send + 'static, K: super::Kind> FusedStream for Subscription<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: super::Kind> FusedStream for Subscription<P, K> {
     fn is_terminated(&self) -> bool {
         self.receiver.is_terminated()
     }
 }
 
-impl<P: Clone + Send + 'static, K: super::Kind> fmt::Debug for Subscription<P, K> {
+impl<P: Clone + Send + Sync + 'static, K: super::Kind> fmt::Debug for Subscription<P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscription")
             .field("receiver", &self.receiver)

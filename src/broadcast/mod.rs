@@ -4,13 +4,13 @@
 //!
 //! # How it works
 //!
-//! * **One write per publish.** A published item is written once into the current
-//!   chunk of a chunked ring (chunks of [`CHUNK`] write-once slots, shared through
-//!   `Arc`); the publisher's work does not grow with the number of active subscribers.
+//! * **One write per publish.** A published item is pushed once into the ring's open
+//!   chunk; every [`CHUNK`] items the chunk is sealed and shared, immutable, through an
+//!   `Arc`. The publisher's work does not grow with the number of active subscribers.
 //! * **Reads without the lock.** A subscriber claims everything published since its
-//!   cursor under the lock — a few `Arc` clones of the chunks that hold it — and then
-//!   filters and clones the items out of those chunks on its own task, without the
-//!   lock. Each delivery is one clone.
+//!   cursor under the lock — `Arc` clones of the sealed chunks that hold it, and a copy
+//!   of the few items still in the open chunk — then filters and clones the items out
+//!   on its own task, without the lock. No per-item atomics on either side.
 //! * **All-or-nothing, in order.** One lock guards the ring's ends and the subscriber
 //!   registry. Under it the publisher assigns the sequence number, checks that every
 //!   [`Overflow::Block`] subscriber has room, and appends. Every subscriber therefore
@@ -45,7 +45,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use event_listener::Event;
@@ -110,28 +110,21 @@ pub(crate) struct Counts {
 /// Slots per chunk of the ring.
 pub(crate) const CHUNK: usize = 64;
 
-/// A run of [`CHUNK`] write-once slots holding items `start..start + CHUNK`.
+/// Items `start..start + items.len()`, immutable once shared.
 pub(crate) struct Chunk<T> {
     start: u64,
-    slots: Box<[OnceLock<T>]>,
+    items: Vec<T>,
 }
 
 impl<T> Chunk<T> {
-    fn new(start: u64) -> Arc<Self> {
-        Arc::new(Chunk {
-            start,
-            slots: (0..CHUNK).map(|_| OnceLock::new()).collect(),
-        })
-    }
-
-    /// The item with sequence number `seq`, if this chunk holds it and it is written.
+    /// The item with sequence number `seq`, if this chunk holds it.
     pub(crate) fn get(&self, seq: u64) -> Option<&T> {
         let index = usize::try_from(seq.checked_sub(self.start)?).ok()?;
-        self.slots.get(index)?.get()
+        self.items.get(index)
     }
 
     pub(crate) fn end(&self) -> u64 {
-        self.start + CHUNK as u64
+        self.start + self.items.len() as u64
     }
 }
 
@@ -171,9 +164,11 @@ pub(crate) struct Core<T, L = ()> {
 }
 
 struct Inner<T, L> {
-    /// Chunks holding items `head..tail`; the last one may be partly written. Empty
-    /// while there are no subscribers.
+    /// Sealed chunks holding items `head..open_start`, then the open chunk holding
+    /// `open_start..tail`. Both empty while there are no subscribers.
     chunks: VecDeque<Arc<Chunk<T>>>,
+    open: Vec<T>,
+    open_start: u64,
     head: u64,
     tail: u64,
     /// The last `history_cap` items, oldest first.
@@ -333,17 +328,26 @@ impl<T, L> Inner<T, L> {
     }
 
     fn push(&mut self, item: T) {
-        let tail = self.tail;
-        let full = self.chunks.back().is_none_or(|c| c.end() == tail);
-        if full {
-            self.chunks.push_back(Chunk::new(tail));
-        }
-        if let Some(chunk) = self.chunks.back() {
-            let index = (tail - chunk.start) as usize;
-            // A fresh slot: `set` cannot find it written.
-            let _ = chunk.slots[index].set(item);
-        }
+        self.open.push(item);
         self.tail += 1;
+        if self.open.len() == CHUNK {
+            let items = std::mem::replace(&mut self.open, Vec::with_capacity(CHUNK));
+            self.chunks.push_back(Arc::new(Chunk {
+                start: self.open_start,
+                items,
+            }));
+            self.open_start = self.tail;
+        }
+    }
+
+    /// Empties the ring (nobody can read it); it restarts at the tail.
+    fn clear_ring(&mut self) -> (VecDeque<Arc<Chunk<T>>>, Vec<T>) {
+        self.head = self.tail;
+        self.open_start = self.tail;
+        (
+            std::mem::take(&mut self.chunks),
+            std::mem::take(&mut self.open),
+        )
     }
 }
 
@@ -404,6 +408,8 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         Core {
             inner: Mutex::new(Inner {
                 chunks: VecDeque::new(),
+                open: Vec::new(),
+                open_start: 0,
                 head: 0,
                 tail: 0,
                 history: VecDeque::new(),
@@ -457,17 +463,17 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
                     subs,
                     filtered_blockers,
                     scratch,
-                    counts,
                     ..
                 } = inner;
                 scratch.clear();
+                // A panic here is not counted: the subscriber runs its filter again
+                // when it reads, and that run counts it.
+                let mut uncounted = 0;
                 for &id in filtered_blockers.iter() {
                     let Some(sub) = subs[id].as_ref() else {
                         continue;
                     };
-                    if sub.parked
-                        || !matches(sub.matcher.as_deref(), &item, &mut counts.filter_panics)
-                    {
+                    if sub.parked || !matches(sub.matcher.as_deref(), &item, &mut uncounted) {
                         continue;
                     }
                     if sub.pending >= sub.capacity {
@@ -521,6 +527,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
                     inner.history.push_back(item);
                     inner.tail += 1;
                     inner.head = inner.tail;
+                    inner.open_start = inner.tail;
                     inner.expire_history();
                     return Ok(seq);
                 }
@@ -533,6 +540,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
                 // Nobody could read it: the ring stays empty.
                 inner.tail += 1;
                 inner.head = inner.tail;
+                inner.open_start = inner.tail;
             }
             seq
         };
@@ -621,8 +629,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         let cursor = inner.tail;
         if inner.live == 0 {
             // The ring was empty while nobody subscribed; it starts at the tail.
-            inner.chunks.clear();
-            inner.head = cursor;
+            drop(inner.clear_ring());
         }
         let id = if inner.closed {
             // Never registered: it serves its replay and ends.
@@ -732,6 +739,14 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
                 .filter(|c| c.end() > from && c.start < tail)
                 .cloned(),
         );
+        let open_from = from.max(inner.open_start);
+        if open_from < tail {
+            let skip = (open_from - inner.open_start) as usize;
+            chunks.push_back(Arc::new(Chunk {
+                start: open_from,
+                items: inner.open[skip..].to_vec(),
+            }));
+        }
         drop(guard);
         if was_holding {
             self.space.notify(usize::MAX);
@@ -764,10 +779,9 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
             }
             // Nobody can read the ring any more: free it.
             let chunks = if inner.live == 0 {
-                inner.head = inner.tail;
-                std::mem::take(&mut inner.chunks)
+                inner.clear_ring()
             } else {
-                VecDeque::new()
+                (VecDeque::new(), Vec::new())
             };
             (state, chunks)
         };

@@ -764,13 +764,15 @@ matrix! {
         assert_eq!(brief(&ready(&mut sub).0), [Ok((0, 0)), Ok((1, 1))]);
     }
 
-    /// `BusStats::delivered` counts one per subscriber an event matched, whether or not
-    /// it has read it yet, and events later dropped by `DropOldest` included.
-    async fn delivered_counts_matches(rt) {
+    /// `BusStats::delivered` counts events subscribers have received: nothing until they
+    /// read, one per subscriber and event read, replayed events included, events a
+    /// `DropOldest` subscriber dropped excluded (they are in `dropped_oldest`). A
+    /// subscriber that leaves keeps its count in the total.
+    async fn delivered_counts_received(rt) {
         let bus: Bus = EventBus::builder().history(10).build();
-        let unread = bus.subscribe(Filter::all());
-        let only_a = bus.subscribe(Filter::kind("a"));
-        let oldest = bus
+        let mut all = bus.subscribe(Filter::all());
+        let mut only_a = bus.subscribe(Filter::kind("a"));
+        let mut oldest = bus
             .subscribe_with(
                 Filter::all(),
                 SubscribeOptions::new().capacity(2).overflow(Overflow::DropOldest),
@@ -779,12 +781,22 @@ matrix! {
         for (n, kind) in ["a", "b", "a", "b", "a"].into_iter().enumerate() {
             bus.emit(kind, n as u32).await.unwrap();
         }
-        // unread: 5, only_a: 3, oldest: 5 (3 of them later dropped).
-        assert_eq!(bus.stats().delivered, 13);
-        // Replayed events count too.
-        let replay = bus.subscribe_from(1, Filter::all()).unwrap();
-        assert_eq!(bus.stats().delivered, 17);
-        drop((unread, only_a, oldest, replay));
+        assert_eq!(bus.stats().delivered, 0, "nobody has read anything yet");
+
+        assert_eq!(ready(&mut all).0.len(), 5);
+        assert_eq!(ready(&mut only_a).0.len(), 3);
+        assert_eq!(
+            brief(&ready(&mut oldest).0),
+            [Err(Lagged { missed: 3 }), Ok((3, 3)), Ok((4, 4))]
+        );
+        let stats = bus.stats();
+        assert_eq!((stats.delivered, stats.dropped_oldest), (5 + 3 + 2, 3));
+
+        // Replayed events count once read; a subscriber that left keeps its count.
+        let mut replay = bus.subscribe_from(1, Filter::all()).unwrap();
+        assert_eq!(ready(&mut replay).0.len(), 4);
+        drop((all, only_a, oldest, replay));
+        assert_eq!(bus.stats().delivered, 10 + 4);
     }
 
     /// The seed's `AsyncEvent {event_id, event_type, timestamp, data, source}`, as an

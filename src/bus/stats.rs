@@ -50,14 +50,17 @@ pub struct HandlerStats {
 
 /// A snapshot of an [`EventBus`](super::EventBus)'s statistics; serialisable.
 ///
-/// The counters are read together under the bus's registry lock, so they are
-/// consistent with each other; handler statistics are read just before.
+/// Publish-side counters are read together under the bus's lock; each subscriber's
+/// own counters (delivered, dropped, filter panics) are read at the same moment but
+/// may be mid-update on another thread, and handler statistics are read just before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BusStats<K> {
     /// Events published.
     pub published: u64,
-    /// Events handed to subscribers (one per subscriber an event matched, replayed
-    /// events included; events later dropped by `DropOldest` included).
+    /// Events subscribers have received: one per subscriber and event it read
+    /// (replayed events included; events its policy dropped are counted in
+    /// `dropped_oldest`/`dropped_newest` instead). Subscribers that left keep their
+    /// share of the total.
     pub delivered: u64,
     /// Events dropped by `DropOldest` subscribers.
     pub dropped_oldest: u64,

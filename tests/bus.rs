@@ -609,6 +609,38 @@ matrix! {
         assert_eq!(bus.subscriber_count(), 0, "the ended flow unsubscribed");
     }
 
+    /// Handler failures are also published as events on `handler_failures()`, in the
+    /// order they happen, and the stream ends when the last bus handle goes.
+    async fn handler_failures_are_events(rt) {
+        let bus: Bus = EventBus::new();
+        let mut failures = bus.handler_failures(16);
+        let flow = bus
+            .on(Filter::all(), |e| async move {
+                match e.payload {
+                    1 => Err("one is refused"),
+                    3 => panic!("three is fatal"),
+                    _ => Ok(()),
+                }
+            })
+            .name("picky");
+        for n in 0..5 {
+            bus.emit("a", n).await.unwrap();
+        }
+        bus.close();
+        flow.await;
+        let first = failures.next().await.unwrap().unwrap();
+        assert_eq!(
+            (first.handler.as_str(), first.seq, first.kind.as_str(), first.message.as_str()),
+            ("picky", 1, "\"a\"", "one is refused")
+        );
+        assert!(!first.panicked);
+        let second = failures.next().await.unwrap().unwrap();
+        assert_eq!((second.seq, second.panicked), (3, true));
+        assert!(second.message.contains("three is fatal"), "{}", second.message);
+        drop(bus);
+        assert!(failures.next().await.is_none());
+    }
+
     /// A spawned handler handles every matching event, in order at concurrency 1.
     async fn handler_spawned(rt) {
         let bus: Bus = EventBus::new();

@@ -43,7 +43,11 @@ impl<E: Into<BoxError> + Send + 'static> HandlerOutcome for Result<(), E> {
 
 const RECENT_FAILURES: usize = 16;
 
+/// The broadcast core that carries handler failures as events.
+pub(crate) type FailureCore = crate::broadcast::Core<HandlerFailure>;
+
 pub(crate) struct HandlerMetrics {
+    failures: Arc<FailureCore>,
     name: Mutex<String>,
     handled: Counter,
     failed: Counter,
@@ -54,8 +58,9 @@ pub(crate) struct HandlerMetrics {
 }
 
 impl HandlerMetrics {
-    pub(crate) fn new(name: String) -> Self {
+    pub(crate) fn new(name: String, failures: Arc<FailureCore>) -> Self {
         HandlerMetrics {
+            failures,
             name: Mutex::new(name),
             handled: Counter::new(),
             failed: Counter::new(),
@@ -93,7 +98,11 @@ impl HandlerMetrics {
         if recent.len() == RECENT_FAILURES {
             recent.pop_front();
         }
-        recent.push_back(failure);
+        recent.push_back(failure.clone());
+        drop(recent);
+        // Failure subscribers drop their oldest rather than hold a handler back, so
+        // this never waits; with no subscriber it keeps nothing.
+        let _ = self.failures.try_publish(failure, &mut |_, _| {});
     }
 
     pub(crate) fn snapshot(&self) -> HandlerStats {

@@ -17,8 +17,8 @@
 //! * **Targeted wakeups.** Filters run when an event is published; a subscriber whose
 //!   filter rejects an event is not touched or woken.
 //! * **Isolated handlers.** A handler ([`EventBus::on`]) that returns an error or panics
-//!   is counted and recorded in [`BusStats::handlers`]; the bus and the other handlers go
-//!   on.
+//!   is counted, recorded in [`BusStats::handlers`] and reported as an event on
+//!   [`EventBus::handler_failures`]; the bus, the flow and the other handlers go on.
 //! * **Clean ends.** Dropping a [`Subscription`] unsubscribes it and frees its buffer.
 //!   After [`EventBus::close`] (or when the last `EventBus` handle is dropped),
 //!   publishing returns [`PublishError`] with the event handed back, and every
@@ -68,12 +68,12 @@ pub use self::error::{PublishError, SubscribeError, TryPublishError};
 pub use self::filter::Filter;
 pub use self::handler::{BoxError, Handler, HandlerOutcome};
 pub use self::stats::{BusStats, HandlerFailure, HandlerStats, KindCount};
-pub use self::subscription::{SubscribeOptions, Subscription};
+pub use self::subscription::{Failures, SubscribeOptions, Subscription};
 pub use crate::broadcast::{Lagged, Overflow};
 
 use crate::broadcast::{Core, ReplayError, SubscribeSpec};
 use crate::runtime::SharedRuntime;
-use handler::HandlerMetrics;
+use handler::{FailureCore, HandlerMetrics};
 use ledger::KindLedger;
 
 /// What an event kind must be: cheap to compare and hash, shareable across threads.
@@ -114,6 +114,7 @@ struct Shared<P, K> {
     capacity: usize,
     history: usize,
     handlers: Mutex<Vec<Arc<HandlerMetrics>>>,
+    failures: Arc<FailureCore>,
     /// Live `EventBus` handles; the bus closes when the last one goes.
     handles: AtomicUsize,
 }
@@ -190,6 +191,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
                 capacity: self.capacity,
                 history: self.history,
                 handlers: Mutex::new(Vec::new()),
+                failures: Arc::new(Core::new(0, None, ())),
                 handles: AtomicUsize::new(1),
             }),
         }
@@ -416,7 +418,10 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
                 .handlers
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let metrics = Arc::new(HandlerMetrics::new(format!("handler-{}", handlers.len())));
+            let metrics = Arc::new(HandlerMetrics::new(
+                format!("handler-{}", handlers.len()),
+                Arc::clone(&self.shared.failures),
+            ));
             handlers.push(Arc::clone(&metrics));
             metrics
         };
@@ -426,6 +431,22 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
             metrics,
             self.shared.clock.clone(),
         )
+    }
+
+    /// Handler failures as they happen, as a stream of events: every invocation of a
+    /// handler of this bus that returns an error or panics from now on, with the
+    /// handler's name, the event's sequence number and kind, and the message.
+    ///
+    /// The stream keeps up to `capacity` failures for a slow reader and then drops the
+    /// oldest, telling it how many with a [`Lagged`] item, so a failing handler is never
+    /// held back by it. It ends when the last `EventBus` handle is dropped. Failures are
+    /// also counted and the last few kept in [`stats`](Self::stats).
+    pub fn handler_failures(&self, capacity: usize) -> Failures {
+        Failures::new(self.shared.failures.subscribe(SubscribeSpec {
+            matcher: None,
+            overflow: Overflow::DropOldest,
+            capacity,
+        }))
     }
 
     /// A snapshot of the bus statistics.
@@ -466,6 +487,7 @@ impl<P, K> Drop for EventBus<P, K> {
     fn drop(&mut self) {
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.core.close();
+            self.shared.failures.close();
         }
     }
 }

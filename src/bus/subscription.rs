@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 
-use super::{Envelope, Item, Lagged, Overflow};
+use super::{Envelope, HandlerFailure, Item, Lagged, Overflow};
 use crate::broadcast::Receiver;
 use crate::bus::ledger::KindLedger;
 
@@ -58,10 +58,9 @@ impl SubscribeOptions {
 /// after the bus is closed and everything sent to this subscriber has been received.
 /// Dropping it unsubscribes and frees its buffer.
 ///
-/// A subscription takes the events waiting for it in one batch when it polls and
-/// serves them from its own buffer; the capacity bounds the events waiting in the bus,
-/// so up to twice the capacity may be unread at once, and a taken batch is never
-/// dropped.
+/// A subscription claims everything waiting for it at once when it polls and serves it
+/// from its own window; the capacity bounds the events waiting in the bus, so up to
+/// twice the capacity may be unread at once, and a claimed window is never dropped.
 pub struct Subscription<P: Clone + Send + Sync + 'static, K: super::Kind> {
     receiver: Receiver<Item<P, K>, KindLedger<K>>,
 }
@@ -125,5 +124,37 @@ impl<P: Clone + Send + Sync + 'static, K: super::Kind> fmt::Debug for Subscripti
         f.debug_struct("Subscription")
             .field("receiver", &self.receiver)
             .finish()
+    }
+}
+
+/// Handler failures as a stream, from
+/// [`EventBus::handler_failures`](super::EventBus::handler_failures).
+pub struct Failures {
+    receiver: Receiver<HandlerFailure, ()>,
+}
+
+impl Failures {
+    pub(crate) fn new(receiver: Receiver<HandlerFailure, ()>) -> Self {
+        Failures { receiver }
+    }
+}
+
+impl Stream for Failures {
+    type Item = Result<HandlerFailure, Lagged>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().receiver.poll_recv(cx)
+    }
+}
+
+impl FusedStream for Failures {
+    fn is_terminated(&self) -> bool {
+        self.receiver.is_terminated()
+    }
+}
+
+impl fmt::Debug for Failures {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failures").finish_non_exhaustive()
     }
 }

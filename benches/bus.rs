@@ -1,23 +1,28 @@
-//! Event bus benchmarks, each group with its peer or floor in the same run.
+//! Event bus benchmarks, each group with its peers or floors in the same run.
 //!
 //! * `bus_1to1`: one publisher, one subscriber, vs a bounded `async-channel` (the floor).
 //! * `bus_fanout_drop`: 1 → 4/16/64 subscribers; riverbed `DropOldest` vs
-//!   `tokio::sync::broadcast` (which overwrites the oldest slot: the same loss policy).
+//!   `tokio::sync::broadcast` (which overwrites its oldest slot: the same loss policy).
 //! * `bus_fanout_block`: 1 → 4/16/64; riverbed `Block` vs `async-broadcast` (whose
 //!   sender waits when full: the same lossless policy).
 //!
+//! Like for like: a riverbed event is an `Envelope` (id, seq, kind, timestamp, source,
+//! payload: 80 bytes), stamped with the wall clock at publish. Each peer runs twice: with
+//! a `PeerEvent` carrying the same fields, built the same way (`*_event`), and with a
+//! bare `u64` (`*_u64`), the raw floor.
+//!
 //! Fan-out throughput counts events **delivered**, not published: each iteration's time
 //! is scaled by `expected / delivered`, so a side that loses events under load is not
-//! credited for events nobody received. Delivered and expected counts are printed.
+//! credited for events nobody received. The delivered share is printed once per side.
 //!
 //! After the groups, a latency report (publish → receive p50/p99, 1→1 and 1→16) and the
-//! bytes per idle subscriber are printed.
+//! heap bytes per idle subscriber are printed.
 //!
 //! Run: `cargo bench --bench bus` (add `-- --quick` for a fast pass).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use futures::StreamExt;
@@ -30,6 +35,33 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 const EVENTS: u64 = 100_000;
 const CAPACITY: usize = 1024;
+
+/// The fields of a riverbed `Envelope<u64, u8>`, for peers: like for like.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // the fields are carried, not read
+struct PeerEvent {
+    id: u128,
+    seq: u64,
+    kind: u8,
+    timestamp: SystemTime,
+    source: Option<&'static str>,
+    payload: u64,
+}
+
+fn peer_event(i: u64) -> PeerEvent {
+    PeerEvent {
+        id: u128::from(i),
+        seq: i,
+        kind: 0,
+        timestamp: SystemTime::now(),
+        source: None,
+        payload: i,
+    }
+}
+
+fn bare(i: u64) -> u64 {
+    i
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -81,8 +113,8 @@ async fn riverbed_fanout(subs: usize, overflow: Overflow) -> u64 {
     delivered.load(Ordering::Relaxed)
 }
 
-async fn tokio_broadcast_fanout(subs: usize) -> u64 {
-    let (tx, _) = tokio::sync::broadcast::channel::<u64>(CAPACITY);
+async fn tokio_broadcast_fanout<T: Clone + Send + 'static>(subs: usize, make: fn(u64) -> T) -> u64 {
+    let (tx, _) = tokio::sync::broadcast::channel::<T>(CAPACITY);
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..subs {
@@ -102,7 +134,7 @@ async fn tokio_broadcast_fanout(subs: usize) -> u64 {
         }));
     }
     for i in 0..EVENTS {
-        let _ = tx.send(i);
+        let _ = tx.send(make(i));
     }
     drop(tx);
     for t in tasks {
@@ -111,8 +143,11 @@ async fn tokio_broadcast_fanout(subs: usize) -> u64 {
     delivered.load(Ordering::Relaxed)
 }
 
-async fn async_broadcast_fanout(subs: usize) -> u64 {
-    let (tx, rx) = async_broadcast::broadcast::<u64>(CAPACITY);
+async fn async_broadcast_fanout<T: Clone + Send + Sync + 'static>(
+    subs: usize,
+    make: fn(u64) -> T,
+) -> u64 {
+    let (tx, rx) = async_broadcast::broadcast::<T>(CAPACITY);
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..subs {
@@ -128,7 +163,7 @@ async fn async_broadcast_fanout(subs: usize) -> u64 {
     }
     drop(rx);
     for i in 0..EVENTS {
-        tx.broadcast(i).await.expect("broadcast");
+        tx.broadcast(make(i)).await.expect("broadcast");
     }
     drop(tx);
     for t in tasks {
@@ -137,44 +172,74 @@ async fn async_broadcast_fanout(subs: usize) -> u64 {
     delivered.load(Ordering::Relaxed)
 }
 
+async fn async_channel_1to1<T: Send + 'static>(make: fn(u64) -> T) -> u64 {
+    let (tx, rx) = async_channel::bounded::<T>(CAPACITY);
+    let consumer = tokio::spawn(async move {
+        let mut n = 0u64;
+        while rx.recv().await.is_ok() {
+            n += 1;
+        }
+        n
+    });
+    for i in 0..EVENTS {
+        tx.send(make(i)).await.expect("send");
+    }
+    drop(tx);
+    consumer.await.expect("consumer")
+}
+
+/// Times `run` (which returns how many events were delivered) like for like.
+macro_rules! bench_side {
+    ($group:expr, $id:expr, $rt:expr, $expected:expr, $label:expr, $run:expr) => {{
+        let label: String = ($label).to_string();
+        $group.bench_function($id, |b| {
+            b.to_async($rt).iter_custom(|iters| {
+                let label = label.clone();
+                async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        let delivered = $run.await;
+                        total += scaled(start.elapsed(), $expected, delivered);
+                        report(&label, $expected, delivered);
+                    }
+                    total
+                }
+            })
+        });
+    }};
+}
+
 fn one_to_one(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("bus_1to1");
-    group.throughput(Throughput::Elements(EVENTS));
-    group.bench_function("riverbed", |b| {
-        b.to_async(&rt).iter_custom(|iters| async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let delivered = riverbed_fanout(1, Overflow::Block).await;
-                total += scaled(start.elapsed(), EVENTS, delivered);
-            }
-            total
-        })
-    });
-    group.bench_function("async_channel", |b| {
-        b.to_async(&rt).iter_custom(|iters| async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let start = Instant::now();
-                let (tx, rx) = async_channel::bounded::<u64>(CAPACITY);
-                let consumer = tokio::spawn(async move {
-                    let mut n = 0u64;
-                    while rx.recv().await.is_ok() {
-                        n += 1;
-                    }
-                    n
-                });
-                for i in 0..EVENTS {
-                    tx.send(i).await.expect("send");
-                }
-                drop(tx);
-                let delivered = consumer.await.expect("consumer");
-                total += scaled(start.elapsed(), EVENTS, delivered);
-            }
-            total
-        })
-    });
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(EVENTS));
+    bench_side!(
+        group,
+        "riverbed",
+        &rt,
+        EVENTS,
+        "1to1/riverbed",
+        riverbed_fanout(1, Overflow::Block)
+    );
+    bench_side!(
+        group,
+        "async_channel_event",
+        &rt,
+        EVENTS,
+        "1to1/async_channel_event",
+        async_channel_1to1(peer_event)
+    );
+    bench_side!(
+        group,
+        "async_channel_u64",
+        &rt,
+        EVENTS,
+        "1to1/async_channel_u64",
+        async_channel_1to1(bare)
+    );
     group.finish();
 }
 
@@ -182,58 +247,58 @@ fn fanout(c: &mut Criterion) {
     let rt = runtime();
     for (name, lossy) in [("bus_fanout_drop", true), ("bus_fanout_block", false)] {
         let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        let policy = if lossy {
+            Overflow::DropOldest
+        } else {
+            Overflow::Block
+        };
+        let peer = if lossy {
+            "tokio_broadcast"
+        } else {
+            "async_broadcast"
+        };
         for subs in [4usize, 16, 64] {
             let expected = EVENTS * subs as u64;
             group.throughput(Throughput::Elements(expected));
-            let policy = if lossy {
-                Overflow::DropOldest
-            } else {
-                Overflow::Block
-            };
-            group.bench_with_input(BenchmarkId::new("riverbed", subs), &subs, |b, &subs| {
-                b.to_async(&rt).iter_custom(|iters| async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        let delivered = riverbed_fanout(subs, policy).await;
-                        total += scaled(start.elapsed(), expected, delivered);
-                        report(name, "riverbed", subs, expected, delivered);
+            let label = |side: &str| format!("{name}/{side}/{subs}");
+            bench_side!(
+                group,
+                BenchmarkId::new("riverbed", subs),
+                &rt,
+                expected,
+                &label("riverbed"),
+                riverbed_fanout(subs, policy)
+            );
+            for (suffix, event) in [("event", true), ("u64", false)] {
+                let side = format!("{peer}_{suffix}");
+                bench_side!(
+                    group,
+                    BenchmarkId::new(side.as_str(), subs),
+                    &rt,
+                    expected,
+                    &label(&side),
+                    async {
+                        match (lossy, event) {
+                            (true, true) => tokio_broadcast_fanout(subs, peer_event).await,
+                            (true, false) => tokio_broadcast_fanout(subs, bare).await,
+                            (false, true) => async_broadcast_fanout(subs, peer_event).await,
+                            (false, false) => async_broadcast_fanout(subs, bare).await,
+                        }
                     }
-                    total
-                })
-            });
-            let peer = if lossy {
-                "tokio_broadcast"
-            } else {
-                "async_broadcast"
-            };
-            group.bench_with_input(BenchmarkId::new(peer, subs), &subs, |b, &subs| {
-                b.to_async(&rt).iter_custom(|iters| async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        let delivered = if lossy {
-                            tokio_broadcast_fanout(subs).await
-                        } else {
-                            async_broadcast_fanout(subs).await
-                        };
-                        total += scaled(start.elapsed(), expected, delivered);
-                        report(name, peer, subs, expected, delivered);
-                    }
-                    total
-                })
-            });
+                );
+            }
         }
         group.finish();
     }
 }
 
-/// Prints the delivered share once per (group, side, subscribers).
-fn report(group: &str, side: &str, subs: usize, expected: u64, delivered: u64) {
+/// Prints the delivered share once per side.
+fn report(key: &str, expected: u64, delivered: u64) {
     use std::collections::HashSet;
     use std::sync::Mutex;
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-    let key = format!("{group}/{side}/{subs}");
+    let key = key.to_owned();
     let mut seen = SEEN.lock().expect("lock");
     if seen.get_or_insert_with(HashSet::new).insert(key.clone()) {
         println!(
@@ -276,19 +341,21 @@ fn latency_report() {
         let peer = rt.block_on(async {
             let hist = Arc::new(Histogram::new());
             let mut tasks = Vec::new();
-            let (tx, rx) = async_broadcast::broadcast::<Instant>(CAPACITY);
+            let (tx, rx) = async_broadcast::broadcast::<(Instant, PeerEvent)>(CAPACITY);
             for _ in 0..subs {
                 let mut rx = rx.clone();
                 let hist = Arc::clone(&hist);
                 tasks.push(tokio::spawn(async move {
-                    while let Some(sent) = rx.next().await {
+                    while let Some((sent, _event)) = rx.next().await {
                         hist.record(sent.elapsed());
                     }
                 }));
             }
             drop(rx);
             for _ in 0..SAMPLES {
-                tx.broadcast(Instant::now()).await.expect("broadcast");
+                tx.broadcast((Instant::now(), peer_event(0)))
+                    .await
+                    .expect("broadcast");
                 tokio::task::yield_now().await;
                 spin(Duration::from_micros(2));
             }
@@ -299,7 +366,7 @@ fn latency_report() {
             hist.snapshot()
         });
         println!(
-            "latency 1->{subs}: riverbed p50 {:?} p99 {:?} | async-broadcast p50 {:?} p99 {:?}",
+            "latency 1->{subs}: riverbed p50 {:?} p99 {:?} | async-broadcast (event) p50 {:?} p99 {:?}",
             riverbed.p50, riverbed.p99, peer.p50, peer.p99
         );
     }

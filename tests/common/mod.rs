@@ -140,55 +140,21 @@ where
 ///
 /// `rt` is a `SharedRuntime`; any number of fns may be given.
 macro_rules! matrix {
-    ($($(#[$attr:meta])* async fn $name:ident($rt:ident) $body:block)*) => {$(
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #[allow(unused_variables)]
-            async fn body($rt: ::riverbed::runtime::SharedRuntime) $body
-
-            #[cfg(feature = "tokio")]
-            #[test]
-            $(#[$attr])*
-            fn tokio_ct() {
-                $crate::common::run($crate::common::Flavor::TokioCt, body);
-            }
-
-            #[cfg(feature = "tokio")]
-            #[test]
-            $(#[$attr])*
-            fn tokio_mt() {
-                $crate::common::run($crate::common::Flavor::TokioMt, body);
-            }
-
-            #[cfg(feature = "smol")]
-            #[test]
-            $(#[$attr])*
-            fn smol() {
-                $crate::common::run($crate::common::Flavor::Smol, body);
-            }
-
-            #[test]
-            $(#[$attr])*
-            fn futures() {
-                $crate::common::run($crate::common::Flavor::Futures, body);
-            }
-
-            #[test]
-            $(#[$attr])*
-            fn r#virtual() {
-                $crate::common::run($crate::common::Flavor::Virtual, body);
-            }
-        }
-    )*};
+    ($($t:tt)*) => { $crate::common::matrix_impl!(futures: yes; $($t)*); };
 }
 pub(crate) use matrix;
 
 /// As [`matrix!`], for bodies that need time: every flavour but `futures`, and
 /// `virtual` runs on the virtual clock (which auto-advances when the body waits).
 macro_rules! timed_matrix {
-    ($($(#[$attr:meta])* async fn $name:ident($rt:ident) $body:block)*) => {$(
+    ($($t:tt)*) => { $crate::common::matrix_impl!(futures: no; $($t)*); };
+}
+pub(crate) use timed_matrix;
+
+/// The body of [`matrix!`] and [`timed_matrix!`]: one module per fn, one test per
+/// flavour, the `futures` one only where `futures: yes`.
+macro_rules! matrix_impl {
+    (futures: $futures:ident; $($(#[$attr:meta])* async fn $name:ident($rt:ident) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -196,33 +162,24 @@ macro_rules! timed_matrix {
             #[allow(unused_variables)]
             async fn body($rt: ::riverbed::runtime::SharedRuntime) $body
 
-            #[cfg(feature = "tokio")]
-            #[test]
-            $(#[$attr])*
-            fn tokio_ct() {
-                $crate::common::run($crate::common::Flavor::TokioCt, body);
-            }
-
-            #[cfg(feature = "tokio")]
-            #[test]
-            $(#[$attr])*
-            fn tokio_mt() {
-                $crate::common::run($crate::common::Flavor::TokioMt, body);
-            }
-
-            #[cfg(feature = "smol")]
-            #[test]
-            $(#[$attr])*
-            fn smol() {
-                $crate::common::run($crate::common::Flavor::Smol, body);
-            }
-
-            #[test]
-            $(#[$attr])*
-            fn r#virtual() {
-                $crate::common::run($crate::common::Flavor::Virtual, body);
-            }
+            $crate::common::matrix_impl!(@test tokio_ct, TokioCt, feature = "tokio", $(#[$attr])*);
+            $crate::common::matrix_impl!(@test tokio_mt, TokioMt, feature = "tokio", $(#[$attr])*);
+            $crate::common::matrix_impl!(@test smol, Smol, feature = "smol", $(#[$attr])*);
+            $crate::common::matrix_impl!(@futures $futures, $(#[$attr])*);
+            $crate::common::matrix_impl!(@test r#virtual, Virtual, all(), $(#[$attr])*);
         }
     )*};
+    (@futures yes, $(#[$attr:meta])*) => {
+        $crate::common::matrix_impl!(@test futures, Futures, all(), $(#[$attr])*);
+    };
+    (@futures no, $(#[$attr:meta])*) => {};
+    (@test $test:ident, $flavor:ident, $cfg:meta, $(#[$attr:meta])*) => {
+        #[cfg($cfg)]
+        #[test]
+        $(#[$attr])*
+        fn $test() {
+            $crate::common::run($crate::common::Flavor::$flavor, body);
+        }
+    };
 }
-pub(crate) use timed_matrix;
+pub(crate) use matrix_impl;

@@ -246,6 +246,8 @@ pub(crate) struct SubscribeSpec<T> {
 pub(crate) struct Claim<T> {
     pub from: u64,
     pub to: u64,
+    /// Items from here on were copied out of the open chunk.
+    pub recent_start: u64,
     pub kept: VecDeque<T>,
     pub missed_before: u64,
     pub missed_after: u64,
@@ -682,11 +684,14 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         )
     }
 
-    /// Claims what is waiting for subscriber `id` into `chunks`, or parks it.
+    /// Claims what is waiting for subscriber `id`, or parks it: sealed chunks go to
+    /// `chunks`, the items of the open chunk are copied into `recent` (which then holds
+    /// `claim.recent_start..claim.to`).
     pub(crate) fn claim(
         &self,
         id: usize,
         chunks: &mut VecDeque<Arc<Chunk<T>>>,
+        recent: &mut VecDeque<T>,
         waker: &Waker,
     ) -> Claim<T> {
         let mut guard = lock(&self.inner);
@@ -697,9 +702,10 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
             return Claim::ended();
         };
         let from = sub.cursor;
-        let claim = Claim {
+        let mut claim = Claim {
             from,
             to: tail,
+            recent_start: tail,
             kept: std::mem::take(&mut sub.kept),
             missed_before: std::mem::take(&mut sub.missed_before),
             missed_after: std::mem::take(&mut sub.missed_after),
@@ -732,20 +738,16 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         };
         sub.cursor = tail;
         sub.pending = 0;
-        chunks.extend(
-            inner
-                .chunks
-                .iter()
-                .filter(|c| c.end() > from && c.start < tail)
-                .cloned(),
-        );
+        if from < inner.open_start {
+            // Sealed chunks are consecutive, CHUNK items each, from `head`.
+            let first = ((from.max(inner.head) - inner.head) / CHUNK as u64) as usize;
+            chunks.extend(inner.chunks.range(first..).cloned());
+        }
         let open_from = from.max(inner.open_start);
         if open_from < tail {
             let skip = (open_from - inner.open_start) as usize;
-            chunks.push_back(Arc::new(Chunk {
-                start: open_from,
-                items: inner.open[skip..].to_vec(),
-            }));
+            recent.extend(inner.open[skip..].iter().cloned());
+            claim.recent_start = open_from;
         }
         drop(guard);
         if was_holding {
@@ -822,6 +824,7 @@ impl<T> Claim<T> {
         Claim {
             from: 0,
             to: 0,
+            recent_start: 0,
             kept: VecDeque::new(),
             missed_before: 0,
             missed_after: 0,

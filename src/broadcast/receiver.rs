@@ -17,8 +17,11 @@ pub(crate) struct Receiver<T: Clone + Send + Sync, L: Ledger<T>> {
     matcher: Option<Arc<Matcher<T>>>,
     counters: Arc<SubCounts>,
     delivered: u64,
-    /// The claimed window: items `next..end` in `chunks`.
+    /// The claimed window: items `next..end`, in `chunks` below `recent_start` and in
+    /// `recent` (copied out of the open chunk, in order) from there on.
     chunks: VecDeque<Arc<Chunk<T>>>,
+    recent: VecDeque<T>,
+    recent_start: u64,
     next: u64,
     end: u64,
     /// Matching items of the window to skip (DropOldest dropped them).
@@ -54,6 +57,8 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
             counters,
             delivered: 0,
             chunks: VecDeque::new(),
+            recent: VecDeque::new(),
+            recent_start: 0,
             next: 0,
             end: 0,
             skip: 0,
@@ -76,11 +81,37 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
 
     /// The next matching item of the claimed window, if any.
     fn next_in_window(&mut self) -> Option<T> {
+        if self.skip > 0 && self.matcher.is_none() {
+            // Every item matches: jump over the dropped ones.
+            let to = (self.next + self.skip).min(self.end);
+            for _ in self.next.max(self.recent_start)..to {
+                self.recent.pop_front();
+            }
+            self.next = to;
+            self.skip = 0;
+        }
         let mut panics = 0;
         let mut found = None;
         while self.next < self.end {
             let seq = self.next;
             self.next += 1;
+            if seq >= self.recent_start {
+                // Copied for this receiver alone: move it out, no clone.
+                let Some(item) = self.recent.pop_front() else {
+                    continue;
+                };
+                if !matches(self.matcher.as_deref(), &item, &mut panics) {
+                    continue;
+                }
+                match admit(&mut self.skip, &mut self.allowance) {
+                    Admit::Skip => continue,
+                    Admit::Stop => break,
+                    Admit::Take => {
+                        found = Some(item);
+                        break;
+                    }
+                }
+            }
             while self.chunks.front().is_some_and(|c| c.end() <= seq) {
                 self.chunks.pop_front();
             }
@@ -90,24 +121,21 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
             if !matches(self.matcher.as_deref(), item, &mut panics) {
                 continue;
             }
-            if self.skip > 0 {
-                self.skip -= 1;
-                continue;
-            }
-            if let Some(allowance) = self.allowance.as_mut() {
-                if *allowance == 0 {
-                    self.next = self.end;
+            match admit(&mut self.skip, &mut self.allowance) {
+                Admit::Skip => continue,
+                Admit::Stop => break,
+                Admit::Take => {
+                    found = Some(item.clone());
                     break;
                 }
-                *allowance -= 1;
             }
-            found = Some(item.clone());
-            break;
         }
         SubCounts::add(&self.counters.filter_panics, panics);
-        if self.next >= self.end {
-            // Release the chunks as soon as the window is done.
+        if found.is_none() {
+            // The window is done (or the allowance used up): release it.
+            self.next = self.end;
             self.chunks.clear();
+            self.recent.clear();
             self.allowance = None;
         }
         found
@@ -115,10 +143,13 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
 
     /// Matching items in `from..to` of the claimed window.
     fn count_matching(&self, from: u64, to: u64) -> u64 {
+        if self.matcher.is_none() {
+            return to - from;
+        }
         let mut panics = 0;
         let mut count = 0;
         let mut chunks = self.chunks.iter().peekable();
-        for seq in from..to {
+        for seq in from..to.min(self.recent_start) {
             while chunks.peek().is_some_and(|c| c.end() <= seq) {
                 chunks.next();
             }
@@ -126,6 +157,11 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
                 if matches(self.matcher.as_deref(), item, &mut panics) {
                     count += 1;
                 }
+            }
+        }
+        for item in &self.recent {
+            if matches(self.matcher.as_deref(), item, &mut panics) {
+                count += 1;
             }
         }
         SubCounts::add(&self.counters.filter_panics, panics);
@@ -152,7 +188,9 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
                 self.done = true;
                 return Poll::Ready(None);
             };
-            let claim = self.core.claim(id, &mut self.chunks, cx.waker());
+            let claim = self
+                .core
+                .claim(id, &mut self.chunks, &mut self.recent, cx.waker());
             if claim.ended {
                 self.done = true;
                 continue;
@@ -166,6 +204,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
             }
             self.next = claim.from;
             self.end = claim.to;
+            self.recent_start = claim.recent_start;
             self.kept = claim.kept;
             let window = claim.to - claim.from;
             let kept = self.kept.len() as u64;
@@ -226,6 +265,30 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
     pub(crate) fn core(&self) -> &Arc<Core<T, L>> {
         &self.core
     }
+}
+
+/// Whether a matching item of the window is delivered, skipped (DropOldest dropped it)
+/// or ends the window (the DropNewest allowance is used up).
+fn admit(skip: &mut u64, allowance: &mut Option<u64>) -> Admit {
+    if *skip > 0 {
+        *skip -= 1;
+        return Admit::Skip;
+    }
+    match allowance {
+        Some(0) => Admit::Stop,
+        Some(left) => {
+            *left -= 1;
+            Admit::Take
+        }
+        None => Admit::Take,
+    }
+}
+
+/// What becomes of a matching item of the window.
+enum Admit {
+    Take,
+    Skip,
+    Stop,
 }
 
 impl<T: Clone + Send + Sync, L: Ledger<T>> Drop for Receiver<T, L> {

@@ -5,12 +5,14 @@
 //! # How it works
 //!
 //! * **One write per publish.** A published item is pushed once into the ring's open
-//!   chunk; every [`CHUNK`] items the chunk is sealed and shared, immutable, through an
-//!   `Arc`. The publisher's work does not grow with the number of active subscribers.
+//!   chunk; every [`CHUNK`] items (or earlier, when a subscriber finds enough waiting
+//!   in it) the chunk is sealed and shared, immutable, through an `Arc`. The
+//!   publisher's work does not grow with the number of active subscribers.
 //! * **Reads without the lock.** A subscriber claims everything published since its
 //!   cursor under the lock — `Arc` clones of the sealed chunks that hold it, and a copy
-//!   of the few items still in the open chunk — then filters and clones the items out
-//!   on its own task, without the lock. No per-item atomics on either side.
+//!   of the few items (fewer than `SEAL_EARLY`) still in the open chunk — then filters
+//!   and clones the items out on its own task, without the lock. No per-item atomics
+//!   on either side, and chunks the ring forgets are freed outside the lock.
 //! * **All-or-nothing, in order.** One lock guards the ring's ends and the subscriber
 //!   registry. Under it the publisher assigns the sequence number, checks that every
 //!   [`Overflow::Block`] subscriber has room, and appends. Every subscriber therefore
@@ -107,8 +109,12 @@ pub(crate) struct Counts {
     pub filter_panics: u64,
 }
 
-/// Slots per chunk of the ring.
+/// Items per chunk of the ring.
 pub(crate) const CHUNK: usize = 64;
+
+/// A subscriber that finds at least this many items in the open chunk seals it early
+/// and shares it instead of copying them under the lock.
+const SEAL_EARLY: u64 = 8;
 
 /// Items `start..start + items.len()`, immutable once shared.
 pub(crate) struct Chunk<T> {
@@ -333,13 +339,18 @@ impl<T, L> Inner<T, L> {
         self.open.push(item);
         self.tail += 1;
         if self.open.len() == CHUNK {
-            let items = std::mem::replace(&mut self.open, Vec::with_capacity(CHUNK));
-            self.chunks.push_back(Arc::new(Chunk {
-                start: self.open_start,
-                items,
-            }));
-            self.open_start = self.tail;
+            self.seal();
         }
+    }
+
+    /// Shares the open chunk, immutable from now on, and opens a new one.
+    fn seal(&mut self) {
+        let items = std::mem::replace(&mut self.open, Vec::with_capacity(CHUNK));
+        self.chunks.push_back(Arc::new(Chunk {
+            start: self.open_start,
+            items,
+        }));
+        self.open_start = self.tail;
     }
 
     /// Empties the ring (nobody can read it); it restarts at the tail.
@@ -354,17 +365,16 @@ impl<T, L> Inner<T, L> {
 }
 
 impl<T: Clone, L> Inner<T, L> {
-    /// Forgets whole chunks beyond `keep`, settling first what lagging lossy
-    /// subscribers keep or miss of them. Runs a chunk at a time, so the bookkeeping is
-    /// amortised over [`CHUNK`] publishes.
-    fn evict(&mut self) {
-        loop {
-            let Some(first) = self.chunks.front() else {
-                return;
-            };
+    /// Forgets the oldest sealed chunk if it lies wholly beyond `keep`, settling first
+    /// what lagging lossy subscribers keep or miss of it. At most one chunk per call,
+    /// so the bookkeeping is amortised over the publishes that filled it; the chunk is
+    /// returned so that the caller frees it after releasing the lock.
+    fn evict(&mut self) -> Option<Arc<Chunk<T>>> {
+        {
+            let first = self.chunks.front()?;
             let end = first.end();
             if self.tail < end || self.tail - end < self.keep as u64 {
-                return;
+                return None;
             }
             if self.lossy_floor < end {
                 let mut floor = u64::MAX;
@@ -399,9 +409,9 @@ impl<T: Clone, L> Inner<T, L> {
                 self.counts.filter_panics += panics;
                 self.lossy_floor = floor;
             }
-            self.chunks.pop_front();
             self.head = end;
         }
+        self.chunks.pop_front()
     }
 }
 
@@ -446,6 +456,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         stamp: &mut impl FnMut(&mut T, u64),
     ) -> Result<u64, TryPublishError<T>> {
         let mut wake: Vec<Waker> = Vec::new();
+        let mut evicted = None;
         let seq = {
             let mut guard = lock(&self.inner);
             let inner = &mut *guard;
@@ -537,7 +548,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
             }
             if inner.live > 0 {
                 inner.push(item);
-                inner.evict();
+                evicted = inner.evict();
             } else {
                 // Nobody could read it: the ring stays empty.
                 inner.tail += 1;
@@ -546,6 +557,8 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
             }
             seq
         };
+        // Freed outside the lock.
+        drop(evicted);
         for waker in wake {
             waker.wake();
         }
@@ -738,9 +751,13 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         };
         sub.cursor = tail;
         sub.pending = 0;
+        let open_from = from.max(inner.open_start);
+        if tail - open_from >= SEAL_EARLY {
+            // Enough waiting in the open chunk: share it rather than copy it here.
+            inner.seal();
+        }
         if from < inner.open_start {
-            // Sealed chunks are consecutive, CHUNK items each, from `head`.
-            let first = ((from.max(inner.head) - inner.head) / CHUNK as u64) as usize;
+            let first = inner.chunks.partition_point(|c| c.end() <= from);
             chunks.extend(inner.chunks.range(first..).cloned());
         }
         let open_from = from.max(inner.open_start);

@@ -641,6 +641,20 @@ matrix! {
         assert!(failures.next().await.is_none());
     }
 
+    /// An event handed back after close is the event as it was given: what the
+    /// publisher left to the bus (id, timestamp) is still unset, what it chose is kept.
+    async fn handed_back_event_is_as_given(rt) {
+        let bus: Bus = EventBus::new();
+        bus.close();
+        let given = Event::new("a", 7).source("test");
+        let back = bus.publish(given.clone()).await.unwrap_err().into_inner();
+        assert_eq!(back, given);
+        let chosen = Event::new("a", 8)
+            .id(EventId(42))
+            .timestamp(std::time::SystemTime::UNIX_EPOCH);
+        assert_eq!(bus.try_publish(chosen.clone()).unwrap_err().into_inner(), chosen);
+    }
+
     /// A spawned handler handles every matching event, in order at concurrency 1.
     async fn handler_spawned(rt) {
         let bus: Bus = EventBus::new();

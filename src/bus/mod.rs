@@ -90,6 +90,13 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 pub(crate) type Item<P, K> = Envelope<P, K>;
 pub(crate) type BusCore<P, K> = Core<Item<P, K>, KindLedger<K>>;
 
+/// What the publisher chose of an event, rather than left to the bus.
+#[derive(Clone, Copy)]
+struct Chosen {
+    id: Option<EventId>,
+    timestamp: bool,
+}
+
 /// What a successful publish returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Receipt {
@@ -222,12 +229,18 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
         }
     }
 
-    fn envelope(&self, event: Event<P, K>) -> Item<P, K> {
+    /// The envelope for `event`, and what its publisher chose of it (to hand the same
+    /// event back if it is not published).
+    fn envelope(&self, event: Event<P, K>) -> (Item<P, K>, Chosen) {
+        let chosen = Chosen {
+            id: event.id,
+            timestamp: event.timestamp.is_some(),
+        };
         let timestamp = event.timestamp.unwrap_or_else(|| match &self.shared.clock {
             Some(clock) => clock.system_time(),
             None => SystemTime::now(),
         });
-        Envelope {
+        let envelope = Envelope {
             // Replaced by `stamp` unless the publisher chose it.
             id: event.id.unwrap_or(EventId(0)),
             seq: 0,
@@ -235,27 +248,42 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
             timestamp,
             source: event.source,
             payload: event.payload,
-        }
+        };
+        (envelope, chosen)
     }
 
-    fn stamper(&self, user_id: bool) -> impl FnMut(&mut Item<P, K>, u64) + use<P, K> {
-        let nonce = u128::from(self.shared.nonce) << 64;
+    /// The id of event `seq` when its publisher chose none: the bus's random prefix and
+    /// the sequence number.
+    fn generated_id(nonce: u64, seq: u64) -> EventId {
+        EventId((u128::from(nonce) << 64) | u128::from(seq))
+    }
+
+    fn stamper(&self, chosen: Chosen) -> impl FnMut(&mut Item<P, K>, u64) + use<P, K> {
+        let nonce = self.shared.nonce;
         move |envelope: &mut Item<P, K>, seq: u64| {
             envelope.seq = seq;
-            if !user_id {
-                envelope.id = EventId(nonce | u128::from(seq));
+            if chosen.id.is_none() {
+                envelope.id = Self::generated_id(nonce, seq);
             }
         }
     }
 
-    fn unwrap_event(envelope: Item<P, K>, user_id: bool) -> Event<P, K> {
-        Event {
+    /// The event as it was given to `publish`, from its unpublished envelope.
+    fn given_back(envelope: Item<P, K>, chosen: Chosen) -> PublishError<P, K> {
+        PublishError::new(Event {
             kind: envelope.kind,
             payload: envelope.payload,
             source: envelope.source,
-            id: user_id.then_some(envelope.id),
-            timestamp: Some(envelope.timestamp),
-        }
+            id: chosen.id,
+            timestamp: chosen.timestamp.then_some(envelope.timestamp),
+        })
+    }
+
+    fn receipt(&self, seq: u64, chosen: Chosen) -> Receipt {
+        let id = chosen
+            .id
+            .unwrap_or_else(|| Self::generated_id(self.shared.nonce, seq));
+        Receipt { seq, id }
     }
 
     /// Publishes `event`, waiting while a matching [`Overflow::Block`] subscriber is full.
@@ -266,13 +294,10 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
         &self,
         event: impl Into<Event<P, K>>,
     ) -> Result<Receipt, PublishError<P, K>> {
-        let event = event.into();
-        let chosen = event.id;
-        let user_id = chosen.is_some();
-        let item = self.envelope(event);
-        match self.shared.core.publish(item, self.stamper(user_id)).await {
+        let (item, chosen) = self.envelope(event.into());
+        match self.shared.core.publish(item, self.stamper(chosen)).await {
             Ok(seq) => Ok(self.receipt(seq, chosen)),
-            Err(item) => Err(PublishError::new(Self::unwrap_event(item, user_id))),
+            Err(item) => Err(Self::given_back(item, chosen)),
         }
     }
 
@@ -288,29 +313,21 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
         &self,
         event: impl Into<Event<P, K>>,
     ) -> Result<Receipt, TryPublishError<P, K>> {
-        let event = event.into();
-        let chosen = event.id;
-        let user_id = chosen.is_some();
-        let item = self.envelope(event);
+        use crate::broadcast::TryPublishError as CoreError;
+        let (item, chosen) = self.envelope(event.into());
         match self
             .shared
             .core
-            .try_publish(item, &mut self.stamper(user_id))
+            .try_publish(item, &mut self.stamper(chosen))
         {
             Ok(seq) => Ok(self.receipt(seq, chosen)),
-            Err(crate::broadcast::TryPublishError::Closed(item)) => Err(TryPublishError::Closed(
-                PublishError::new(Self::unwrap_event(item, user_id)),
-            )),
-            Err(crate::broadcast::TryPublishError::Full(item)) => Err(TryPublishError::Full(
-                PublishError::new(Self::unwrap_event(item, user_id)),
-            )),
+            Err(CoreError::Closed(item)) => {
+                Err(TryPublishError::Closed(Self::given_back(item, chosen)))
+            }
+            Err(CoreError::Full(item)) => {
+                Err(TryPublishError::Full(Self::given_back(item, chosen)))
+            }
         }
-    }
-
-    fn receipt(&self, seq: u64, chosen: Option<EventId>) -> Receipt {
-        let id = chosen
-            .unwrap_or_else(|| EventId((u128::from(self.shared.nonce) << 64) | u128::from(seq)));
-        Receipt { seq, id }
     }
 
     /// Subscribes to the events matching `filter` published from now on, with the

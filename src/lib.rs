@@ -13,7 +13,7 @@
 //! | component | module | status |
 //! |---|---|---|
 //! | `EventBus`: typed publish/subscribe, filters, history and replay, overflow policies, isolated handlers | [`bus`] | available |
-//! | `Pipeline`: multi-stage processing with per-stage error policies | — | planned |
+//! | `Pipeline`: multi-stage processing with per-stage error policies | [`pipeline`] | in progress: the [`Processor`](pipeline::Processor) trait; [`resilience::RetryPolicy`] |
 //! | `ReactiveStream`: a hot subject with operators usable on any `Stream` | — | planned |
 //! | `MessageQueue`: at-least-once work queue with consumers, workers and dead letters | — | planned |
 //! | `Orchestrator`: named flows under supervision, with stats and health | — | planned |
@@ -91,10 +91,15 @@ mod broadcast;
 pub mod bus;
 pub mod context;
 pub mod id;
+pub mod pipeline;
+pub mod resilience;
 pub mod runtime;
 pub mod stats;
 
 pub use context::FlowContext;
+
+/// A boxed error that can cross threads: what processors and handlers may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The main types and traits, for a glob import.
 ///

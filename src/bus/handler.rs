@@ -18,8 +18,7 @@ use super::{Envelope, HandlerFailure, HandlerStats, Kind, Subscription};
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, panic_message};
 use crate::stats::{Counter, Histogram};
 
-/// The error type handlers may return.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use crate::BoxError;
 
 /// What a handler's future may return: `()`, or `Result<(), E>` for any error type
 /// that converts into a boxed error (`anyhow::Error` does not; use `.map_err` or a

@@ -1,0 +1,16 @@
+//! Pipelines: items flow through [`Processor`]s that validate, enrich, transform or drop
+//! them.
+//!
+//! A processor takes an item and its [`FlowContext`](crate::FlowContext) and returns,
+//! asynchronously, an [`Outcome`]: `Ok(Some(out))` (continue with `out`), `Ok(None)`
+//! (the item is filtered out) or `Err(error)` (handled by the stage's error policy).
+//! Async closures `|item, ctx| async move { .. }` are processors as they are; [`map`],
+//! [`filter`], [`filter_map`] and [`try_map`] build the common shapes from simpler
+//! closures.
+
+mod processor;
+
+pub use self::processor::{
+    Filter, FilterMap, Map, Outcome, OutcomeFuture, Processor, TryMap, filter, filter_map, map,
+    try_map,
+};

@@ -285,7 +285,7 @@ mod tests {
         for (i, d) in equal.backoff_seeded(9).enumerate() {
             let base = equal.base_delay(i as u32 + 1);
             assert!(
-                *&d >= base / 2 && d <= base,
+                d >= base / 2 && d <= base,
                 "{d:?} not in [{:?}, {base:?}]",
                 base / 2
             );

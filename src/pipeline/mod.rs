@@ -8,9 +8,19 @@
 //! [`filter`], [`filter_map`] and [`try_map`] build the common shapes from simpler
 //! closures.
 
+mod error;
+mod ext;
+mod policy;
 mod processor;
+mod stage;
+mod stats;
 
+pub use self::error::StageError;
+pub use self::ext::{Flow, FlowIn, FlowStreamExt, Values};
+pub use self::policy::{DeadLetter, DeadLetterSink, ErrorPolicy};
 pub use self::processor::{
     Filter, FilterMap, Map, Outcome, OutcomeFuture, Processor, TryMap, filter, filter_map, map,
     try_map,
 };
+pub use self::stage::{Flowing, ProcessorPanicked, Stage};
+pub use self::stats::{StageStats, StageStatsHandle};

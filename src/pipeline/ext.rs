@@ -1,0 +1,113 @@
+//! [`FlowStreamExt`]: pipeline combinators on any `Stream`.
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use futures_util::stream::Map;
+
+use super::Processor;
+use super::stage::{Flowing, Stage};
+use crate::FlowContext;
+
+/// The stream of [`FlowStreamExt::flow`]: each item with a new context.
+pub type Flow<S> = Map<S, fn(<S as Stream>::Item) -> Flowing<<S as Stream>::Item>>;
+
+/// The stream of [`FlowStreamExt::values`]: the values without their contexts.
+pub type Values<S, T> = Map<S, fn(Flowing<T>) -> Result<T, super::StageError>>;
+
+/// Pipeline combinators on any [`Stream`].
+///
+/// A pipeline carries [`Flowing`] items (a value with its [`FlowContext`], or the
+/// error that stopped an earlier stage): [`flow`](Self::flow) or
+/// [`flow_in`](Self::flow_in) put plain items in, [`pipe`](Self::pipe) adds a stage,
+/// [`values`](Self::values) takes the values out again.
+///
+/// ```
+/// use futures::StreamExt;
+/// use riverbed::pipeline::{filter, map, try_map, FlowStreamExt};
+///
+/// # futures::executor::block_on(async {
+/// let out: Vec<_> = futures::stream::iter(["1", "2", "x", "4"])
+///     .flow()
+///     .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
+///     .on_error(riverbed::pipeline::ErrorPolicy::Skip)
+///     .pipe(filter(|n: &u32| std::future::ready(n % 2 == 0)))
+///     .pipe(map(|n: u32| async move { n * 10 }))
+///     .values()
+///     .collect()
+///     .await;
+/// assert_eq!(out.into_iter().map(Result::unwrap).collect::<Vec<_>>(), [20, 40]);
+/// # });
+/// ```
+pub trait FlowStreamExt: Stream {
+    /// Gives each item a context of its own (`FlowContext::new()`).
+    fn flow(self) -> Flow<Self>
+    where
+        Self: Sized,
+    {
+        self.map(|item| Ok((item, FlowContext::new())))
+    }
+
+    /// Gives each item a clone of `ctx` (cheap: the context is shared).
+    fn flow_in(self, ctx: FlowContext) -> FlowIn<Self>
+    where
+        Self: Sized,
+    {
+        FlowIn::new(self, ctx)
+    }
+
+    /// Adds a stage that runs `processor` on every item; configure it with the
+    /// [`Stage`] builder methods (name, concurrency, ordering, error policy, runtime).
+    fn pipe<In, P>(self, processor: P) -> Stage<Self, P, In>
+    where
+        Self: Stream<Item = Flowing<In>> + Sized,
+        P: Processor<In>,
+        In: Send + 'static,
+    {
+        Stage::new(self, processor)
+    }
+
+    /// The values without their contexts (errors stay).
+    fn values<T>(self) -> Values<Self, T>
+    where
+        Self: Stream<Item = Flowing<T>> + Sized,
+    {
+        self.map(|item| item.map(|(value, _ctx)| value))
+    }
+}
+
+impl<S: Stream + ?Sized> FlowStreamExt for S {}
+
+pin_project_lite::pin_project! {
+    /// Items with a shared context; from [`FlowStreamExt::flow_in`].
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct FlowIn<S> {
+        #[pin]
+        stream: S,
+        ctx: FlowContext,
+    }
+}
+
+impl<S> FlowIn<S> {
+    pub(crate) fn new(stream: S, ctx: FlowContext) -> Self {
+        FlowIn { stream, ctx }
+    }
+}
+
+impl<S: Stream> Stream for FlowIn<S> {
+    type Item = Flowing<S::Item>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = self.project();
+        this.stream
+            .poll_next(cx)
+            .map(|item| item.map(|item| Ok((item, this.ctx.clone()))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}

@@ -1,0 +1,105 @@
+//! Per-stage statistics: [`StageStats`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{Counter, Gauge, Histogram, HistogramSnapshot};
+
+/// A snapshot of one stage's statistics; serialisable.
+///
+/// Every item that entered the stage is in exactly one of `emitted`, `filtered`,
+/// `skipped`, `dead_lettered`, `failed` or `in_flight`:
+/// `received = emitted + filtered + skipped + dead_lettered + failed + in_flight`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageStats {
+    /// The stage's name.
+    pub name: String,
+    /// Items that entered the stage.
+    pub received: u64,
+    /// Items the processor produced an output for.
+    pub emitted: u64,
+    /// Items the processor filtered out (`Ok(None)`).
+    pub filtered: u64,
+    /// Items dropped by the `Skip` policy after an error.
+    pub skipped: u64,
+    /// Items sent to a dead-letter sink after an error.
+    pub dead_lettered: u64,
+    /// Items whose error stopped the stage (`Fail`).
+    pub failed: u64,
+    /// Attempts made again by the `Retry` policy (not items).
+    pub retried: u64,
+    /// Processor panics (each also counted as an error of its item).
+    pub panics: u64,
+    /// Items being processed now.
+    pub in_flight: u64,
+    /// Time from an item entering the processor to its outcome, retries included.
+    pub latency: HistogramSnapshot,
+}
+
+#[derive(Debug)]
+pub(crate) struct StageMetrics {
+    pub name: Arc<str>,
+    pub received: Counter,
+    pub emitted: Counter,
+    pub filtered: Counter,
+    pub skipped: Counter,
+    pub dead_lettered: Counter,
+    pub failed: Counter,
+    pub retried: Counter,
+    pub panics: Counter,
+    pub in_flight: Gauge,
+    pub latency: Histogram,
+}
+
+impl StageMetrics {
+    pub(crate) fn new(name: Arc<str>) -> Self {
+        StageMetrics {
+            name,
+            received: Counter::new(),
+            emitted: Counter::new(),
+            filtered: Counter::new(),
+            skipped: Counter::new(),
+            dead_lettered: Counter::new(),
+            failed: Counter::new(),
+            retried: Counter::new(),
+            panics: Counter::new(),
+            in_flight: Gauge::new(),
+            latency: Histogram::new(),
+        }
+    }
+
+    pub(crate) fn record_latency(&self, elapsed: Duration) {
+        self.latency.record(elapsed);
+    }
+
+    pub(crate) fn snapshot(&self) -> StageStats {
+        StageStats {
+            name: self.name.to_string(),
+            received: self.received.get(),
+            emitted: self.emitted.get(),
+            filtered: self.filtered.get(),
+            skipped: self.skipped.get(),
+            dead_lettered: self.dead_lettered.get(),
+            failed: self.failed.get(),
+            retried: self.retried.get(),
+            panics: self.panics.get(),
+            in_flight: u64::try_from(self.in_flight.get()).unwrap_or(0),
+            latency: self.latency.snapshot(),
+        }
+    }
+}
+
+/// A handle to a stage's statistics that stays valid after the stage is dropped.
+#[derive(Debug, Clone)]
+pub struct StageStatsHandle {
+    pub(crate) metrics: Arc<StageMetrics>,
+}
+
+impl StageStatsHandle {
+    /// A snapshot of the stage's statistics now.
+    pub fn snapshot(&self) -> StageStats {
+        self.metrics.snapshot()
+    }
+}

@@ -1,0 +1,313 @@
+//! Pipeline stages, on every runtime flavour.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{matrix, timed_matrix};
+use futures::StreamExt;
+use futures::channel::mpsc;
+use riverbed::FlowContext;
+use riverbed::pipeline::{
+    DeadLetter, DeadLetterSink, ErrorPolicy, FlowStreamExt, ProcessorPanicked, StageError, filter,
+    map, try_map,
+};
+use riverbed::resilience::{Jitter, RetryPolicy};
+
+/// Yields to the executor `n` times: makes items finish in a chosen order.
+async fn yield_times(n: u32) {
+    for _ in 0..n {
+        let mut yielded = false;
+        futures::future::poll_fn(|cx| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+fn values<T>(items: Vec<Result<T, StageError>>) -> Vec<T> {
+    items
+        .into_iter()
+        .map(|r| r.expect("no stage error"))
+        .collect()
+}
+
+/// Items that take longer the smaller they are.
+async fn slow_small(n: u32) -> u32 {
+    yield_times(10 - n).await;
+    n
+}
+
+matrix! {
+    /// With concurrency, outputs keep input order unless the stage is unordered; the
+    /// unordered one emits in completion order.
+    async fn ordered_and_unordered(rt) {
+        let ordered = futures::stream::iter(0..10u32)
+            .flow()
+            .pipe(map(slow_small))
+            .concurrency(4)
+            .values()
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(values(ordered), (0..10).collect::<Vec<_>>());
+
+        let unordered = futures::stream::iter(0..4u32)
+            .flow()
+            .pipe(map(slow_small))
+            .concurrency(4)
+            .unordered()
+            .values()
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(values(unordered), [3, 2, 1, 0]);
+    }
+
+    /// Filtered items are counted, and the stats add up.
+    async fn filtering_and_stats(rt) {
+        let stage = futures::stream::iter(0..10u32)
+            .flow()
+            .pipe(filter(|n: &u32| std::future::ready(n % 3 == 0)))
+            .name("thirds");
+        let stats = stage.stats();
+        let out = values(stage.values().collect::<Vec<_>>().await);
+        assert_eq!(out, [0, 3, 6, 9]);
+        let s = stats.snapshot();
+        assert_eq!(s.name, "thirds");
+        assert_eq!((s.received, s.emitted, s.filtered, s.in_flight), (10, 4, 6, 0));
+        assert_eq!(s.latency.count, 10);
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["filtered"], 6);
+    }
+
+    /// Skip drops failing items and counts them; the rest go on.
+    async fn skip_policy(rt) {
+        let stage = futures::stream::iter(["1", "x", "3", "y"])
+            .flow()
+            .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
+            .on_error(ErrorPolicy::Skip);
+        let stats = stage.stats();
+        assert_eq!(values(stage.values().collect::<Vec<_>>().await), [1, 3]);
+        let s = stats.snapshot();
+        assert_eq!((s.received, s.emitted, s.skipped, s.failed), (4, 2, 2, 0));
+    }
+
+    /// Fail (the default) emits the error with the stage's name, the item's context and
+    /// the attempts, then ends; later stages pass it on and end too.
+    async fn fail_policy_stops_the_pipeline(rt) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&seen);
+        let ctx = FlowContext::new().with_user_id("u-7");
+        let out: Vec<_> = futures::stream::iter(["1", "2", "x", "4"])
+            .flow_in(ctx.clone())
+            .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
+            .name("parse")
+            .pipe(map(move |n: u32| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async move { n }
+            }))
+            .values()
+            .collect()
+            .await;
+        assert_eq!(out.len(), 3);
+        assert_eq!(*out[0].as_ref().unwrap(), 1);
+        assert_eq!(*out[1].as_ref().unwrap(), 2);
+        let error = out[2].as_ref().unwrap_err();
+        assert_eq!(&*error.stage, "parse");
+        assert_eq!(error.attempts, 1);
+        assert_eq!(error.ctx.user_id(), Some("u-7"));
+        assert!(error.error.downcast_ref::<std::num::ParseIntError>().is_some());
+        assert!(error.to_string().contains("stage \"parse\" failed after 1 attempt"), "{error}");
+        assert_eq!(seen.load(Ordering::SeqCst), 2, "\"4\" never reached the second stage");
+    }
+
+    /// Failed items go to the dead-letter sink with their error, context, stage and
+    /// attempts; the others go on.
+    async fn dead_letter_policy(rt) {
+        let (tx, mut rx) = mpsc::unbounded::<DeadLetter<&'static str>>();
+        let stage = futures::stream::iter(["1", "bad", "3"])
+            .flow()
+            .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
+            .name("parse")
+            .on_error(ErrorPolicy::dead_letter(DeadLetterSink::new(tx)));
+        let stats = stage.stats();
+        assert_eq!(values(stage.values().collect::<Vec<_>>().await), [1, 3]);
+        let letter = rx.next().await.unwrap();
+        assert_eq!((letter.item, &*letter.stage, letter.attempts), ("bad", "parse", 1));
+        assert!(letter.error.downcast_ref::<std::num::ParseIntError>().is_some());
+        assert_eq!(stats.snapshot().dead_lettered, 1);
+    }
+
+    /// A panicking processor fails only its item: counted as a panic and handled by
+    /// the policy.
+    async fn panics_are_item_errors(rt) {
+        let stage = futures::stream::iter(0..5u32)
+            .flow()
+            .pipe(map(|n: u32| async move {
+                assert_ne!(n, 2, "two is poison");
+                n
+            }))
+            .on_error(ErrorPolicy::Skip);
+        let stats = stage.stats();
+        assert_eq!(values(stage.values().collect::<Vec<_>>().await), [0, 1, 3, 4]);
+        let s = stats.snapshot();
+        assert_eq!((s.panics, s.skipped), (1, 1));
+
+        let out: Vec<_> = futures::stream::iter(0..5u32)
+            .flow()
+            .pipe(map(|n: u32| async move {
+                assert_ne!(n, 1, "one is poison");
+                n
+            }))
+            .values()
+            .collect()
+            .await;
+        let error = out[1].as_ref().unwrap_err();
+        let panic = error.error.downcast_ref::<ProcessorPanicked>().unwrap();
+        assert!(panic.message.as_deref().unwrap().contains("one is poison"));
+    }
+
+    /// Each item's context reaches the processor and comes out with the item.
+    async fn context_travels_with_the_item(rt) {
+        let ctx = FlowContext::new().with_user_id("alice").with_attribute("tenant", "t1");
+        let flow_id = ctx.flow_id().to_owned();
+        let out: Vec<_> = futures::stream::iter(0..3u32)
+            .flow_in(ctx)
+            .pipe(|n: u32, ctx: FlowContext| async move {
+                let tenant = ctx.attribute("tenant").unwrap_or("?").to_owned();
+                Ok::<_, std::convert::Infallible>(Some(format!("{tenant}:{n}")))
+            })
+            .pipe(map(|s: String| async move { s.len() }))
+            .collect()
+            .await;
+        for item in out {
+            let (len, ctx) = item.unwrap();
+            assert_eq!(len, 4);
+            assert_eq!((ctx.flow_id(), ctx.user_id()), (flow_id.as_str(), Some("alice")));
+        }
+    }
+
+    /// A consumer that stops reading bounds what the stages pull: at most each stage's
+    /// concurrency is in flight, plus the item being handed on.
+    async fn backpressure_bounds_items_in_flight(rt) {
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&pulled);
+        let source = futures::stream::iter(0..1000u32).inspect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let mut pipeline = source
+            .flow()
+            .pipe(map(|n: u32| async move { n }))
+            .concurrency(4)
+            .pipe(map(|n: u32| async move { n + 1 }))
+            .concurrency(2);
+        assert_eq!(pipeline.next().await.unwrap().unwrap().0, 1);
+        let after_one = pulled.load(Ordering::SeqCst);
+        assert!(after_one <= 1 + 4 + 2, "pulled {after_one} items for one output");
+        for _ in 0..10 {
+            pipeline.next().await.unwrap().unwrap();
+        }
+        assert!(pulled.load(Ordering::SeqCst) <= 11 + 4 + 2);
+    }
+
+    /// Dropping a pipeline drops the items in flight: no task or item outlives it.
+    async fn dropping_cancels_in_flight_items(rt) {
+        struct Alive(Arc<AtomicUsize>);
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let alive = Arc::new(AtomicUsize::new(0));
+        let tracker = Arc::clone(&alive);
+        let mut stage = futures::stream::iter(0..100u32)
+            .flow()
+            .pipe(map(move |n: u32| {
+                tracker.fetch_add(1, Ordering::SeqCst);
+                let guard = Alive(Arc::clone(&tracker));
+                async move {
+                    let _guard = guard;
+                    if n > 0 {
+                        futures::future::pending::<()>().await;
+                    }
+                    n
+                }
+            }))
+            .concurrency(8)
+            .unordered();
+        assert_eq!(stage.next().await.unwrap().unwrap().0, 0);
+        // Seven are still waiting (the first finished and dropped its guard).
+        assert!(futures::poll!(stage.next()).is_pending());
+        assert_eq!(alive.load(Ordering::SeqCst), 8);
+        drop(stage);
+        assert_eq!(alive.load(Ordering::SeqCst), 0);
+    }
+}
+
+timed_matrix! {
+    /// Retry waits the policy's delays on the stage's runtime (exactly, on the virtual
+    /// clock), then succeeds; retries are counted.
+    async fn retry_waits_then_succeeds(rt) {
+        let attempts = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&attempts);
+        let clock = rt.clone();
+        let stage = futures::stream::iter([7u32])
+            .flow()
+            .pipe(move |n: u32, _ctx: FlowContext| {
+                let log = Arc::clone(&log);
+                let clock = clock.clone();
+                async move {
+                    let mut log = log.lock().unwrap();
+                    log.push(clock.now());
+                    if log.len() < 3 {
+                        Err("not yet")
+                    } else {
+                        Ok(Some(n))
+                    }
+                }
+            })
+            .on_error(ErrorPolicy::retry(
+                RetryPolicy::exponential(Duration::from_millis(10))
+                    .max_attempts(5)
+                    .jitter(Jitter::None),
+                ErrorPolicy::Fail,
+            ))
+            .runtime(&rt);
+        let stats = stage.stats();
+        assert_eq!(values(stage.values().collect::<Vec<_>>().await), [7]);
+        let times = attempts.lock().unwrap().clone();
+        let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps[0] >= Duration::from_millis(10) && gaps[1] >= Duration::from_millis(20));
+        if format!("{rt:?}").starts_with("VirtualRuntime") {
+            assert_eq!(gaps, [Duration::from_millis(10), Duration::from_millis(20)]);
+        }
+        let s = stats.snapshot();
+        assert_eq!((s.retried, s.emitted, s.failed), (2, 1, 0));
+    }
+
+    /// When the attempts run out, the next policy decides with the last error.
+    async fn retry_falls_through(rt) {
+        let stage = futures::stream::iter(["x"])
+            .flow()
+            .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
+            .name("parse")
+            .on_error(ErrorPolicy::retry(
+                RetryPolicy::constant(Duration::from_millis(5)).max_attempts(3),
+                ErrorPolicy::Fail,
+            ))
+            .runtime(&rt);
+        let stats = stage.stats();
+        let out: Vec<_> = stage.values().collect().await;
+        let error = out[0].as_ref().unwrap_err();
+        assert_eq!(error.attempts, 3);
+        let s = stats.snapshot();
+        assert_eq!((s.retried, s.failed), (2, 1));
+    }
+}

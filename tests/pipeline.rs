@@ -87,6 +87,20 @@ matrix! {
         assert_eq!(json["filtered"], 6);
     }
 
+    /// With statistics off, nothing is recorded and the items flow the same.
+    async fn stats_can_be_turned_off(rt) {
+        let stage = futures::stream::iter(0..5u32)
+            .flow()
+            .pipe(filter(|n: &u32| std::future::ready(*n != 2)))
+            .name("quiet")
+            .without_stats();
+        let stats = stage.stats();
+        assert_eq!(values(stage.values().collect::<Vec<_>>().await), [0, 1, 3, 4]);
+        let s = stats.snapshot();
+        assert_eq!(s.name, "quiet");
+        assert_eq!((s.received, s.emitted, s.filtered, s.latency.count), (0, 0, 0, 0));
+    }
+
     /// Skip drops failing items and counts them; the rest go on.
     async fn skip_policy(rt) {
         let stage = futures::stream::iter(["1", "x", "3", "y"])

@@ -128,7 +128,9 @@ where
     /// Names the stage in statistics and errors (default `"stage"`). Take
     /// [`stats`](Self::stats) after naming.
     pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.metrics = Arc::new(StageMetrics::new(name.into()));
+        let mut metrics = StageMetrics::new(name.into());
+        metrics.enabled = self.metrics.enabled;
+        self.metrics = Arc::new(metrics);
         self
     }
 
@@ -154,6 +156,15 @@ where
     /// Without one, latency is measured with `Instant::now` and retries do not wait.
     pub fn runtime(mut self, runtime: &SharedRuntime) -> Self {
         self.runtime = Some(Arc::clone(runtime));
+        self
+    }
+
+    /// Turns statistics off for this stage: no counters, no clock reads. Errors still
+    /// name the stage.
+    pub fn without_stats(mut self) -> Self {
+        let mut metrics = StageMetrics::new(Arc::clone(&self.metrics.name));
+        metrics.enabled = false;
+        self.metrics = Arc::new(metrics);
         self
     }
 
@@ -196,7 +207,7 @@ where
                 let this = self.as_mut().project();
                 match this.upstream.poll_next(cx) {
                     Poll::Ready(Some(Ok((item, ctx)))) => {
-                        self.metrics.received.inc();
+                        self.metrics.hit(|m| &m.received);
                         let future = self.item_future(item, ctx);
                         self.as_mut().project().running.push(future);
                     }
@@ -303,7 +314,7 @@ where
             Err(panic) => Err(panic),
         };
         outcome.unwrap_or_else(|panic| {
-            self.metrics.panics.inc();
+            self.metrics.hit(|m| &m.panics);
             Err(Box::new(ProcessorPanicked {
                 message: panic_message(panic.as_ref()).map(str::to_owned),
             }))
@@ -311,6 +322,9 @@ where
     }
 
     async fn run(self, item: In, ctx: FlowContext) -> Done<P::Out> {
+        if !self.metrics.enabled {
+            return self.settle(item, ctx).await;
+        }
         let _in_flight = InFlight::enter(&self.metrics);
         let started = self.now();
         let done = self.settle(item, ctx).await;
@@ -330,11 +344,11 @@ where
             let mut kept = copy.map(|copy| copy(&current));
             let error = match self.attempt(current, &ctx).await {
                 Ok(Some(out)) => {
-                    self.metrics.emitted.inc();
+                    self.metrics.hit(|m| &m.emitted);
                     return Done::Emitted(out, ctx);
                 }
                 Ok(None) => {
-                    self.metrics.filtered.inc();
+                    self.metrics.hit(|m| &m.filtered);
                     return Done::Dropped;
                 }
                 Err(error) => error,
@@ -350,7 +364,7 @@ where
                         let delay = backoff.get_or_insert_with(|| retry.backoff()).next();
                         match (delay, kept.take()) {
                             (Some(delay), Some(again)) => {
-                                self.metrics.retried.inc();
+                                self.metrics.hit(|m| &m.retried);
                                 if let Some(rt) = &self.runtime {
                                     if !delay.is_zero() {
                                         rt.sleep(delay).await;
@@ -368,12 +382,12 @@ where
                         }
                     }
                     ErrorPolicy::Skip => {
-                        self.metrics.skipped.inc();
+                        self.metrics.hit(|m| &m.skipped);
                         return Done::Dropped;
                     }
                     ErrorPolicy::DeadLetter { sink, .. } => {
                         let Some(item) = kept else {
-                            self.metrics.failed.inc();
+                            self.metrics.hit(|m| &m.failed);
                             return Done::Failed(self.error(error, ctx, attempts));
                         };
                         let letter = DeadLetter {
@@ -385,17 +399,17 @@ where
                         };
                         return match sink.send(letter).await {
                             Ok(()) => {
-                                self.metrics.dead_lettered.inc();
+                                self.metrics.hit(|m| &m.dead_lettered);
                                 Done::Dropped
                             }
                             Err(send_error) => {
-                                self.metrics.failed.inc();
+                                self.metrics.hit(|m| &m.failed);
                                 Done::Failed(self.error(send_error, ctx, attempts))
                             }
                         };
                     }
                     ErrorPolicy::Fail => {
-                        self.metrics.failed.inc();
+                        self.metrics.hit(|m| &m.failed);
                         return Done::Failed(self.error(error, ctx, attempts));
                     }
                 }

@@ -41,6 +41,8 @@ pub struct StageStats {
 #[derive(Debug)]
 pub(crate) struct StageMetrics {
     pub name: Arc<str>,
+    /// Off: nothing is recorded (see `Stage::without_stats`).
+    pub enabled: bool,
     pub received: Counter,
     pub emitted: Counter,
     pub filtered: Counter,
@@ -57,6 +59,7 @@ impl StageMetrics {
     pub(crate) fn new(name: Arc<str>) -> Self {
         StageMetrics {
             name,
+            enabled: true,
             received: Counter::new(),
             emitted: Counter::new(),
             filtered: Counter::new(),
@@ -67,6 +70,14 @@ impl StageMetrics {
             panics: Counter::new(),
             in_flight: Gauge::new(),
             latency: Histogram::new(),
+        }
+    }
+
+    /// Counts one event on `counter`, if statistics are on.
+    #[inline]
+    pub(crate) fn hit(&self, counter: fn(&StageMetrics) -> &Counter) {
+        if self.enabled {
+            counter(self).inc();
         }
     }
 

@@ -325,3 +325,102 @@ timed_matrix! {
         assert_eq!((s.retried, s.failed), (2, 1));
     }
 }
+
+mod named {
+    use super::*;
+    use futures::FutureExt;
+    use riverbed::pipeline::{FeedError, Pipeline};
+
+    fn parse_and_scale() -> Pipeline<String, u32> {
+        Pipeline::<String>::new("orders")
+            .stage_with(
+                try_map(|s: String| async move { s.parse::<u32>() }),
+                |stage| stage.name("validate").on_error(ErrorPolicy::Skip),
+            )
+            .stage(map(|n: u32| async move { n * 100 }))
+    }
+
+    matrix! {
+        /// Feed in, read out, statistics per stage; the output ends when the input is
+        /// dropped.
+        async fn feed_and_read(rt) {
+            let pipeline = parse_and_scale();
+            let stats = pipeline.stats();
+            let (mut input, output) = pipeline.start();
+            let feeder = async move {
+                for line in ["1", "x", "3"] {
+                    input.feed(line.to_string(), FlowContext::new()).await.unwrap();
+                }
+            };
+            let (_, out) = futures::join!(feeder, output.values().collect::<Vec<_>>());
+            assert_eq!(values(out), [100, 300]);
+            let s = stats.snapshot();
+            assert_eq!((s.name.as_str(), s.received(), s.emitted()), ("orders", 3, 2));
+            assert_eq!(s.stages[0].name, "validate");
+            assert_eq!(s.stages[1].name, "orders.1");
+            assert_eq!((s.stages[0].skipped, s.stages[1].received), (1, 2));
+        }
+
+        /// Nothing runs until the output is polled, so feeding waits once the input
+        /// holds its capacity: backpressure reaches the feeder.
+        async fn feed_waits_when_full(rt) {
+            let (mut input, output) = parse_and_scale().input_capacity(4).start();
+            for n in 0..4 {
+                input.feed(n.to_string(), FlowContext::new()).await.unwrap();
+            }
+            assert!(input.feed("4".into(), FlowContext::new()).now_or_never().is_none());
+            drop(output);
+        }
+
+        /// Dropping the output stops the pipeline; feeding then fails and hands the item
+        /// and its context back.
+        async fn feed_after_output_dropped(rt) {
+            let (mut input, output) = parse_and_scale().start();
+            drop(output);
+            assert!(input.is_closed());
+            let ctx = FlowContext::new().with_user_id("bob");
+            let FeedError { item, ctx } = input.feed("7".into(), ctx).await.unwrap_err();
+            assert_eq!((item.as_str(), ctx.user_id()), ("7", Some("bob")));
+        }
+
+        /// `run` drives the pipeline to its end: the count of outputs, or the error
+        /// that stopped a stage.
+        async fn run_counts_or_fails(rt) {
+            let (mut input, output) = parse_and_scale().start();
+            let feeder = async move {
+                for n in 0..5 {
+                    input.feed(n.to_string(), FlowContext::new()).await.unwrap();
+                }
+            };
+            let (_, ran) = futures::join!(feeder, output.run());
+            assert_eq!(ran.unwrap(), 5);
+
+            let strict = Pipeline::<String>::new("strict")
+                .stage(try_map(|s: String| async move { s.parse::<u32>() }));
+            let (mut input, output) = strict.start();
+            let feeder = async move {
+                for s in ["1", "nope", "3"] {
+                    if input.feed(s.to_string(), FlowContext::new()).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let (_, ran) = futures::join!(feeder, output.run());
+            let error = ran.unwrap_err();
+            assert_eq!((&*error.stage, error.attempts), ("strict.0", 1));
+        }
+
+        /// Spawned on a runtime, the stages run in a task; dropping the output stops
+        /// it, and feeding then fails.
+        async fn spawned_pipeline(rt) {
+            let (mut input, mut output, task) = parse_and_scale().spawn(&rt, 8);
+            input.feed("2".into(), FlowContext::new()).await.unwrap();
+            assert_eq!(output.next().await.unwrap().unwrap().0, 200);
+            drop(output);
+            // The task notices when it next hands an output over.
+            input.feed("3".into(), FlowContext::new()).await.unwrap();
+            task.await.unwrap();
+            assert!(input.feed("4".into(), FlowContext::new()).await.is_err());
+        }
+    }
+}

@@ -10,6 +10,7 @@
 
 mod error;
 mod ext;
+mod named;
 mod policy;
 mod processor;
 mod stage;
@@ -17,6 +18,10 @@ mod stats;
 
 pub use self::error::StageError;
 pub use self::ext::{Flow, FlowIn, FlowStreamExt, Values};
+pub use self::named::{
+    DEFAULT_INPUT_CAPACITY, FeedError, Pipeline, PipelineClosed, PipelineInput, PipelineOutput,
+    PipelineStats, PipelineStatsHandle,
+};
 pub use self::policy::{DeadLetter, DeadLetterSink, ErrorPolicy};
 pub use self::processor::{
     Filter, FilterMap, Map, Outcome, OutcomeFuture, Processor, TryMap, filter, filter_map, map,

@@ -273,7 +273,6 @@ impl Shared {
                 let by_count = self.config.consecutive_failures > 0
                     && m.consecutive >= self.config.consecutive_failures;
                 let by_rate = window > 0
-                    && failed
                     && self
                         .config
                         .rate_applies(m.failures_in_window, m.window.len());

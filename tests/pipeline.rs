@@ -424,3 +424,76 @@ mod named {
         }
     }
 }
+
+mod batching {
+    use super::*;
+    use riverbed::runtime::RuntimeExt;
+
+    matrix! {
+        /// Batches by count; the last one holds what is left; a batch carries its first
+        /// item's context.
+        async fn batch_by_count(rt) {
+            let out: Vec<_> = futures::stream::iter(0..7u32)
+                .flow()
+                .batch(3)
+                .collect()
+                .await;
+            let sizes: Vec<Vec<u32>> = out.iter().map(|b| b.as_ref().unwrap().0.clone()).collect();
+            assert_eq!(sizes, [vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+
+            let ctx = FlowContext::new().with_user_id("carol");
+            let out: Vec<_> = futures::stream::iter(0..2u32).flow_in(ctx).batch(5).collect().await;
+            assert_eq!(out[0].as_ref().unwrap().1.user_id(), Some("carol"));
+        }
+
+        /// An upstream error comes out after the batch in progress, then the stream ends.
+        async fn batch_passes_errors_after_the_partial_batch(rt) {
+            let out: Vec<_> = futures::stream::iter(["1", "2", "x", "4"])
+                .flow()
+                .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
+                .batch(10)
+                .collect()
+                .await;
+            assert_eq!(out.len(), 2);
+            assert_eq!(out[0].as_ref().unwrap().0, [1, 2]);
+            assert!(out[1].is_err());
+        }
+    }
+
+    timed_matrix! {
+        /// A partial batch is emitted `max_wait` after its first item (exactly, on the
+        /// virtual clock), not when the next item happens to come.
+        async fn batch_by_time(rt) {
+            let clock = rt.clone();
+            let (tx, rx) = futures::channel::mpsc::unbounded::<u32>();
+            let start = rt.now();
+            let producer = {
+                let rt = rt.clone();
+                async move {
+                    tx.unbounded_send(1).unwrap();
+                    tx.unbounded_send(2).unwrap();
+                    rt.sleep(Duration::from_millis(50)).await;
+                    tx.unbounded_send(3).unwrap();
+                    // dropping tx ends the stream
+                }
+            };
+            let consumer = async move {
+                let mut batches = Vec::new();
+                let mut stream = rx.flow().batch_timeout(10, Duration::from_millis(20), &clock);
+                while let Some(batch) = stream.next().await {
+                    batches.push((batch.unwrap().0, clock.now() - start));
+                }
+                batches
+            };
+            let (_, batches) = futures::join!(producer, consumer);
+            assert_eq!(batches.len(), 2);
+            assert_eq!(batches[0].0, [1, 2]);
+            assert_eq!(batches[1].0, [3]);
+            assert!(batches[0].1 >= Duration::from_millis(20));
+            if format!("{rt:?}").starts_with("VirtualRuntime") {
+                assert_eq!(batches[0].1, Duration::from_millis(20));
+                assert_eq!(batches[1].1, Duration::from_millis(50), "the end flushes at once");
+            }
+        }
+    }
+}

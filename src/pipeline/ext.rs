@@ -5,6 +5,7 @@ use futures_util::StreamExt;
 use futures_util::stream::Map;
 
 use super::Processor;
+use super::batch::Batch;
 use super::stage::{Flowing, Stage};
 use crate::FlowContext;
 
@@ -64,6 +65,28 @@ pub trait FlowStreamExt: Stream {
         In: Send + 'static,
     {
         Stage::new(self, processor)
+    }
+
+    /// Groups items into batches of `size` (the last one may be smaller).
+    fn batch<T>(self, size: usize) -> Batch<Self, T>
+    where
+        Self: Stream<Item = Flowing<T>> + Sized,
+    {
+        Batch::new(self, size, None)
+    }
+
+    /// Groups items into batches of `size`, emitting a smaller batch once `max_wait`
+    /// has passed since its first item arrived, on `runtime`'s clock.
+    fn batch_timeout<T>(
+        self,
+        size: usize,
+        max_wait: std::time::Duration,
+        runtime: &crate::runtime::SharedRuntime,
+    ) -> Batch<Self, T>
+    where
+        Self: Stream<Item = Flowing<T>> + Sized,
+    {
+        Batch::new(self, size, Some((max_wait, std::sync::Arc::clone(runtime))))
     }
 
     /// The values without their contexts (errors stay).

@@ -8,6 +8,7 @@
 //! [`filter`], [`filter_map`] and [`try_map`] build the common shapes from simpler
 //! closures.
 
+mod batch;
 mod error;
 mod ext;
 mod named;
@@ -16,6 +17,7 @@ mod processor;
 mod stage;
 mod stats;
 
+pub use self::batch::Batch;
 pub use self::error::StageError;
 pub use self::ext::{Flow, FlowIn, FlowStreamExt, Values};
 pub use self::named::{

@@ -173,6 +173,25 @@ matrix! {
     }
 }
 
+timed_matrix! {
+    /// With a predicate, only the errors it accepts are retried; others come back
+    /// as they are, at once.
+    async fn retry_only_what_the_predicate_accepts(rt) {
+        let flaky = Flaky::new(usize::MAX, &rt);
+        let retry = flaky
+            .clone()
+            .retry(RetryPolicy::constant(ms(3)).max_attempts(5), rt.clone())
+            .when(|error| error.to_string() != "failure 2");
+        let start = rt.now();
+        let err = retry.process(1, &ctx()).await.unwrap_err();
+        assert!(err.downcast_ref::<RetriesExhausted>().is_none());
+        assert_eq!(err.to_string(), "failure 2");
+        assert_eq!(flaky.calls().len(), 2);
+        assert_eq!(retry.retries(), 1);
+        assert_time(&rt, rt.now() - start, ms(3));
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // Timeout
 

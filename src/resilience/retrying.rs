@@ -94,7 +94,10 @@ pub struct Retry<P> {
     policy: RetryPolicy,
     rt: SharedRuntime,
     retries: Arc<Counter>,
+    retryable: Option<Predicate>,
 }
+
+type Predicate = Arc<dyn Fn(&BoxError) -> bool + Send + Sync>;
 
 impl<P> Retry<P> {
     /// Wraps `inner`: failed calls are retried per `policy`, sleeping on `rt`.
@@ -104,7 +107,42 @@ impl<P> Retry<P> {
             policy,
             rt,
             retries: Arc::new(Counter::new()),
+            retryable: None,
         }
+    }
+
+    /// Retries only the errors `retryable` accepts; any other error is returned at
+    /// once, as it is (not wrapped). By default every error is retried.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use riverbed::FlowContext;
+    /// use riverbed::pipeline::Processor;
+    /// use riverbed::resilience::{BreakerConfig, CircuitOpen, ProcessorExt, RetryPolicy};
+    /// use riverbed::runtime::{SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let down = |_: u32, _: FlowContext| async { Err::<Option<u32>, _>("down") };
+    /// let guarded = down
+    ///     .circuit_breaker(BreakerConfig::default().consecutive_failures(1), rt.clone())
+    ///     .retry(RetryPolicy::constant(Duration::from_millis(10)), rt.clone())
+    ///     // Waiting 10 ms will not close an open breaker: give up at once.
+    ///     .when(|error| !error.is::<CircuitOpen>());
+    ///
+    /// clock.block_on(async {
+    ///     let err = guarded.process(1, &FlowContext::new()).await.unwrap_err();
+    ///     assert!(err.is::<CircuitOpen>());
+    ///     assert_eq!(guarded.retries(), 1);
+    /// });
+    /// ```
+    pub fn when<F>(mut self, retryable: F) -> Self
+    where
+        F: Fn(&BoxError) -> bool + Send + Sync + 'static,
+    {
+        self.retryable = Some(Arc::new(retryable));
+        self
     }
 
     /// The policy in use.
@@ -128,6 +166,7 @@ impl<P> fmt::Debug for Retry<P> {
         f.debug_struct("Retry")
             .field("policy", &self.policy)
             .field("retries", &self.retries())
+            .field("has_predicate", &self.retryable.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -146,12 +185,19 @@ where
         let retries = self.retries.clone();
         let mut backoff = self.policy.backoff();
         let ctx = ctx.clone();
+        let retryable = self.retryable.clone();
         Box::pin(async move {
             loop {
                 let error = match inner.process(item.clone(), &ctx).await {
                     Ok(out) => return Ok(out),
                     Err(error) => error,
                 };
+                if retryable
+                    .as_ref()
+                    .is_some_and(|retryable| !retryable(&error))
+                {
+                    return Err(error);
+                }
                 // `attempts()` counts the attempt just made; `next()` moves past it.
                 let attempts = backoff.attempts();
                 match backoff.next() {

@@ -1,0 +1,266 @@
+//! Pipeline benchmarks, each group with its peers or floors in the same run.
+//!
+//! * `pipeline_3_stages`: three trivial stages (parse a `u64` from a `String` → add 1 →
+//!   format back to a `String`) over 200,000 items per iteration (the issue asks for
+//!   1M; 200,000 keeps criterion's repetitions within minutes on 2 cores, and the
+//!   per-item cost does not depend on the count). Sides:
+//!   - `riverbed_stats_on`: three `pipe` stages, default statistics;
+//!   - `riverbed_stats_off`: the same with `.without_stats()` on every stage;
+//!   - `streamext_chain`: the floor, a hand-written `futures::StreamExt::then` chain
+//!     running the same async closures, no contexts involved;
+//!   - `async_channel_tasks`: the same three stages as three spawned tokio tasks joined
+//!     by bounded `async-channel`s of capacity 1024.
+//!
+//!   The riverbed input is `stream::iter(strings).flow_in(ctx)` with one shared
+//!   `FlowContext`, read out with `.values()`. The input strings are built before the
+//!   clock starts; every side must produce exactly 200,000 outputs (checked on every
+//!   iteration). The riverbed and `StreamExt` sides run on the bench thread (inside the
+//!   runtime's `block_on`); the channel side runs on the two workers, with the bench
+//!   thread reading the last channel.
+//! * `pipeline_concurrency`: one stage whose processor awaits a simulated I/O
+//!   (`tokio::time::sleep(50 µs)`) over 2,000 items, concurrency 1 vs 8, ordered,
+//!   default statistics. tokio's timer has a 1 ms granularity, so each simulated I/O
+//!   actually lasts about 1 ms; what matters is the ratio between concurrency 8 and 1.
+//!
+//! Throughput is in items per second. Everything runs on a tokio multi-thread runtime
+//! with 2 workers.
+//!
+//! Run: `cargo bench --bench pipeline` (add `-- --quick` for a fast pass).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use futures::{Stream, StreamExt, stream};
+use riverbed::FlowContext;
+use riverbed::pipeline::{FlowStreamExt, Flowing, Processor, Stage, map};
+
+/// Items per iteration of `pipeline_3_stages`.
+const ITEMS: u64 = 200_000;
+/// Items per iteration of `pipeline_concurrency`.
+const IO_ITEMS: u64 = 2_000;
+/// The simulated I/O of `pipeline_concurrency` (tokio rounds it up to ~1 ms).
+const IO: Duration = Duration::from_micros(50);
+/// Capacity of each channel of `async_channel_tasks`.
+const CAPACITY: usize = 1024;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The input of one iteration, built before the clock starts.
+fn input(n: u64) -> Vec<String> {
+    (0..n).map(|i| i.to_string()).collect()
+}
+
+fn parse(s: String) -> u64 {
+    s.parse().expect("a number")
+}
+
+fn add(n: u64) -> u64 {
+    n + 1
+}
+
+fn format(n: u64) -> String {
+    n.to_string()
+}
+
+/// The stage as it is, or with its statistics turned off.
+fn stats_if<S, P, In>(stage: Stage<S, P, In>, on: bool) -> Stage<S, P, In>
+where
+    S: Stream<Item = Flowing<In>>,
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    if on { stage } else { stage.without_stats() }
+}
+
+/// Riverbed: three stages, with or without statistics.
+async fn riverbed_3_stages(strings: Vec<String>, ctx: &FlowContext, stats: bool) -> u64 {
+    let parsed = stream::iter(strings)
+        .flow_in(ctx.clone())
+        .pipe(map(|s: String| async move { parse(s) }))
+        .name("parse");
+    let added = stats_if(parsed, stats)
+        .pipe(map(|n: u64| async move { add(n) }))
+        .name("add");
+    let formatted = stats_if(added, stats)
+        .pipe(map(|n: u64| async move { format(n) }))
+        .name("format");
+    let stage3 = stats_if(formatted, stats);
+    let stats_handle = stage3.stats();
+    let count = stage3
+        .values()
+        .fold(0u64, |count, out| {
+            black_box(out.expect("no stage fails"));
+            std::future::ready(count + 1)
+        })
+        .await;
+    if stats {
+        assert_eq!(
+            stats_handle.snapshot().emitted,
+            count,
+            "stats counted every item"
+        );
+    }
+    count
+}
+
+/// The floor: the same async closures chained with `StreamExt::then`.
+async fn streamext_chain(strings: Vec<String>) -> u64 {
+    stream::iter(strings)
+        .then(|s| async move { parse(s) })
+        .then(|n| async move { add(n) })
+        .then(|n| async move { format(n) })
+        .fold(0u64, |count, out| {
+            black_box(out);
+            std::future::ready(count + 1)
+        })
+        .await
+}
+
+/// Three spawned tasks joined by bounded channels; the caller reads the last one.
+async fn async_channel_tasks(strings: Vec<String>) -> u64 {
+    let (parsed_tx, parsed_rx) = async_channel::bounded::<u64>(CAPACITY);
+    let (added_tx, added_rx) = async_channel::bounded::<u64>(CAPACITY);
+    let (out_tx, out_rx) = async_channel::bounded::<String>(CAPACITY);
+    let parse_task = tokio::spawn(async move {
+        for s in strings {
+            parsed_tx.send(parse(s)).await.expect("send");
+        }
+    });
+    let add_task = tokio::spawn(async move {
+        while let Ok(n) = parsed_rx.recv().await {
+            added_tx.send(add(n)).await.expect("send");
+        }
+    });
+    let format_task = tokio::spawn(async move {
+        while let Ok(n) = added_rx.recv().await {
+            out_tx.send(format(n)).await.expect("send");
+        }
+    });
+    let mut count = 0u64;
+    while let Ok(out) = out_rx.recv().await {
+        black_box(out);
+        count += 1;
+    }
+    for task in [parse_task, add_task, format_task] {
+        task.await.expect("stage task");
+    }
+    count
+}
+
+/// One stage awaiting a simulated I/O per item, `concurrency` items at once, ordered.
+async fn riverbed_io(ctx: &FlowContext, concurrency: usize) -> u64 {
+    stream::iter(0..IO_ITEMS)
+        .flow_in(ctx.clone())
+        .pipe(map(|n: u64| async move {
+            tokio::time::sleep(IO).await;
+            n
+        }))
+        .name("io")
+        .concurrency(concurrency)
+        .values()
+        .fold(0u64, |count, out| {
+            black_box(out.expect("no stage fails"));
+            std::future::ready(count + 1)
+        })
+        .await
+}
+
+/// Times `$run` (an async expression returning the number of outputs) per iteration,
+/// building its input with `$setup` before the clock starts.
+macro_rules! bench_side {
+    ($group:expr, $id:expr, $rt:expr, $expected:expr, $setup:expr, |$input:ident| $run:expr) => {{
+        $group.bench_function($id, |b| {
+            b.to_async($rt).iter_custom(|iters| async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let $input = $setup;
+                    let start = Instant::now();
+                    let produced = $run.await;
+                    total += start.elapsed();
+                    assert_eq!(produced, $expected, "every item comes out");
+                }
+                total
+            })
+        });
+    }};
+}
+
+fn three_stages(c: &mut Criterion) {
+    let rt = runtime();
+    let ctx = FlowContext::new();
+    let ctx = &ctx;
+    let mut group = c.benchmark_group("pipeline_3_stages");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(ITEMS));
+    bench_side!(
+        group,
+        "riverbed_stats_on",
+        &rt,
+        ITEMS,
+        input(ITEMS),
+        |strings| { riverbed_3_stages(strings, ctx, true) }
+    );
+    bench_side!(
+        group,
+        "riverbed_stats_off",
+        &rt,
+        ITEMS,
+        input(ITEMS),
+        |strings| { riverbed_3_stages(strings, ctx, false) }
+    );
+    bench_side!(
+        group,
+        "streamext_chain",
+        &rt,
+        ITEMS,
+        input(ITEMS),
+        |strings| { streamext_chain(strings) }
+    );
+    bench_side!(
+        group,
+        "async_channel_tasks",
+        &rt,
+        ITEMS,
+        input(ITEMS),
+        |strings| { async_channel_tasks(strings) }
+    );
+    group.finish();
+}
+
+fn concurrency(c: &mut Criterion) {
+    let rt = runtime();
+    let ctx = FlowContext::new();
+    let ctx = &ctx;
+    let mut group = c.benchmark_group("pipeline_concurrency");
+    // An iteration at concurrency 1 takes about 2 s (2,000 × ~1 ms): flat sampling and
+    // 20 s of measurement give one iteration per sample there.
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Elements(IO_ITEMS));
+    for n in [1usize, 8] {
+        bench_side!(
+            group,
+            BenchmarkId::new("riverbed", n),
+            &rt,
+            IO_ITEMS,
+            (),
+            |_unit| riverbed_io(ctx, n)
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, three_stages, concurrency);
+criterion_main!(benches);

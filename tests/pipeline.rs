@@ -256,12 +256,15 @@ matrix! {
             }))
             .concurrency(8)
             .unordered();
+        let stats = stage.stats();
         assert_eq!(stage.next().await.unwrap().unwrap().0, 0);
-        // Seven are still waiting (the first finished and dropped its guard).
+        // Eight are waiting: the first finished and the next one took its place.
         assert!(futures::poll!(stage.next()).is_pending());
         assert_eq!(alive.load(Ordering::SeqCst), 8);
+        assert_eq!(stats.snapshot().in_flight, 8);
         drop(stage);
         assert_eq!(alive.load(Ordering::SeqCst), 0);
+        assert_eq!(stats.snapshot().in_flight, 0, "cancelled items leave the count");
     }
 }
 

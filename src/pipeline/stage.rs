@@ -2,6 +2,7 @@
 //! an error policy and statistics.
 
 use std::fmt;
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,36 +26,50 @@ use crate::{BoxError, FlowContext};
 pub type Flowing<T> = Result<(T, FlowContext), StageError>;
 
 /// How one item left the processor.
-enum Done<Out> {
+pub(crate) enum Done<Out> {
     Emitted(Out, FlowContext),
     Dropped,
     Failed(StageError),
 }
 
-type ItemFuture<Out> = BoxFuture<'static, Done<Out>>;
-
-enum Running<Out> {
-    Ordered(FuturesOrdered<ItemFuture<Out>>),
-    Unordered(FuturesUnordered<ItemFuture<Out>>),
+/// The items a stage is processing: one at a time without any allocation, or several
+/// in a `FuturesOrdered` / `FuturesUnordered`.
+enum Running<P: Processor<In>, In: Send + 'static> {
+    Single(Option<Pin<Box<ItemFut<P, In>>>>),
+    Ordered(FuturesOrdered<ItemFut<P, In>>),
+    Unordered(FuturesUnordered<ItemFut<P, In>>),
 }
 
-impl<Out> Running<Out> {
+impl<P: Processor<In>, In: Send + 'static> Running<P, In> {
     fn len(&self) -> usize {
         match self {
+            Running::Single(slot) => usize::from(slot.as_ref().is_some_and(|f| !f.is_finished())),
             Running::Ordered(r) => r.len(),
             Running::Unordered(r) => r.len(),
         }
     }
 
-    fn push(&mut self, future: ItemFuture<Out>) {
+    fn push(&mut self, future: ItemFut<P, In>) {
         match self {
+            Running::Single(slot) => match slot {
+                // The slot's box is reused from item to item.
+                Some(pinned) => pinned.set(future),
+                None => *slot = Some(Box::pin(future)),
+            },
             Running::Ordered(r) => r.push_back(future),
             Running::Unordered(r) => r.push(future),
         }
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Done<Out>>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Done<P::Out>>> {
         match self {
+            Running::Single(slot) => match slot {
+                Some(future) if !future.is_finished() => {
+                    let done = std::task::ready!(future.as_mut().poll(cx));
+                    Poll::Ready(Some(done))
+                }
+                _ => Poll::Ready(None),
+            },
             Running::Ordered(r) => r.poll_next_unpin(cx),
             Running::Unordered(r) => r.poll_next_unpin(cx),
         }
@@ -62,6 +77,7 @@ impl<Out> Running<Out> {
 
     fn clear(&mut self) {
         match self {
+            Running::Single(slot) => *slot = None,
             Running::Ordered(r) => *r = FuturesOrdered::new(),
             Running::Unordered(r) => r.clear(),
         }
@@ -89,15 +105,15 @@ pin_project! {
     pub struct Stage<S, P, In>
     where
         P: Processor<In>,
+        In: Send,
+        In: 'static,
     {
         #[pin]
         upstream: S,
-        processor: Arc<P>,
-        policy: Arc<ErrorPolicy<In>>,
-        runtime: Option<SharedRuntime>,
-        metrics: Arc<StageMetrics>,
+        shared: Arc<Shared<P, In>>,
         concurrency: usize,
-        running: Running<P::Out>,
+        unordered: bool,
+        running: Running<P, In>,
         upstream_done: bool,
         upstream_error: Option<StageError>,
         done: bool,
@@ -113,76 +129,87 @@ where
     pub(crate) fn new(upstream: S, processor: P) -> Self {
         Stage {
             upstream,
-            processor: Arc::new(processor),
-            policy: Arc::new(ErrorPolicy::Fail),
-            runtime: None,
-            metrics: Arc::new(StageMetrics::new(Arc::from("stage"))),
+            shared: Arc::new(Shared {
+                processor: Arc::new(processor),
+                policy: Arc::new(ErrorPolicy::Fail),
+                runtime: None,
+                metrics: Arc::new(StageMetrics::new(Arc::from("stage"))),
+            }),
             concurrency: 1,
-            running: Running::Ordered(FuturesOrdered::new()),
+            unordered: false,
+            running: Running::Single(None),
             upstream_done: false,
             upstream_error: None,
             done: false,
         }
     }
 
+    /// Changes the shared settings (cheap: every part is behind its own `Arc`).
+    fn configure(mut self, change: impl FnOnce(&mut Shared<P, In>)) -> Self {
+        let mut shared = Shared::clone(&self.shared);
+        change(&mut shared);
+        self.shared = Arc::new(shared);
+        self
+    }
+
+    /// Picks the container for items in flight from the concurrency and ordering.
+    fn rearm(mut self) -> Self {
+        self.running = match (self.concurrency, self.unordered) {
+            (1, _) => Running::Single(None),
+            (_, false) => Running::Ordered(FuturesOrdered::new()),
+            (_, true) => Running::Unordered(FuturesUnordered::new()),
+        };
+        self
+    }
+
     /// Names the stage in statistics and errors (default `"stage"`). Take
     /// [`stats`](Self::stats) after naming.
-    pub fn name(mut self, name: impl Into<Arc<str>>) -> Self {
-        let mut metrics = StageMetrics::new(name.into());
-        metrics.enabled = self.metrics.enabled;
-        self.metrics = Arc::new(metrics);
-        self
+    pub fn name(self, name: impl Into<Arc<str>>) -> Self {
+        self.configure(|shared| {
+            let mut metrics = StageMetrics::new(name.into());
+            metrics.enabled = shared.metrics.enabled;
+            shared.metrics = Arc::new(metrics);
+        })
     }
 
     /// Process up to `limit` items at once (at least 1), keeping their order.
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
-        self
+        self.rearm()
     }
 
     /// Emit outputs as they complete rather than in input order.
     pub fn unordered(mut self) -> Self {
-        self.running = Running::Unordered(FuturesUnordered::new());
-        self
+        self.unordered = true;
+        self.rearm()
     }
 
     /// What to do with an item whose processor fails.
-    pub fn on_error(mut self, policy: ErrorPolicy<In>) -> Self {
-        self.policy = Arc::new(policy);
-        self
+    pub fn on_error(self, policy: ErrorPolicy<In>) -> Self {
+        self.configure(|shared| shared.policy = Arc::new(policy))
     }
 
     /// The runtime whose clock times the stage and whose timer waits between retries.
     /// Without one, latency is measured with `Instant::now` and retries do not wait.
-    pub fn runtime(mut self, runtime: &SharedRuntime) -> Self {
-        self.runtime = Some(Arc::clone(runtime));
-        self
+    pub fn runtime(self, runtime: &SharedRuntime) -> Self {
+        self.configure(|shared| shared.runtime = Some(Arc::clone(runtime)))
     }
 
     /// Turns statistics off for this stage: no counters, no clock reads. Errors still
     /// name the stage.
-    pub fn without_stats(mut self) -> Self {
-        let mut metrics = StageMetrics::new(Arc::clone(&self.metrics.name));
-        metrics.enabled = false;
-        self.metrics = Arc::new(metrics);
-        self
+    pub fn without_stats(self) -> Self {
+        self.configure(|shared| {
+            let mut metrics = StageMetrics::new(Arc::clone(&shared.metrics.name));
+            metrics.enabled = false;
+            shared.metrics = Arc::new(metrics);
+        })
     }
 
     /// A handle to this stage's statistics; it stays valid after the stage is dropped.
     pub fn stats(&self) -> StageStatsHandle {
         StageStatsHandle {
-            metrics: Arc::clone(&self.metrics),
+            metrics: Arc::clone(&self.shared.metrics),
         }
-    }
-
-    fn item_future(&self, item: In, ctx: FlowContext) -> ItemFuture<P::Out> {
-        let item_run = ItemRun {
-            processor: Arc::clone(&self.processor),
-            policy: Arc::clone(&self.policy),
-            runtime: self.runtime.clone(),
-            metrics: Arc::clone(&self.metrics),
-        };
-        Box::pin(item_run.run(item, ctx))
     }
 }
 
@@ -207,9 +234,8 @@ where
                 let this = self.as_mut().project();
                 match this.upstream.poll_next(cx) {
                     Poll::Ready(Some(Ok((item, ctx)))) => {
-                        self.metrics.hit(|m| &m.received);
-                        let future = self.item_future(item, ctx);
-                        self.as_mut().project().running.push(future);
+                        let future = ItemFut::start(this.shared, item, ctx);
+                        this.running.push(future);
                     }
                     Poll::Ready(Some(Err(error))) => *this.upstream_error = Some(error),
                     Poll::Ready(None) => *this.upstream_done = true,
@@ -259,159 +285,330 @@ where
 impl<S, P, In> fmt::Debug for Stage<S, P, In>
 where
     P: Processor<In>,
+    In: Send + 'static,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stage")
-            .field("name", &self.metrics.name)
+            .field("name", &self.shared.metrics.name)
             .field("concurrency", &self.concurrency)
-            .field("policy", &self.policy)
+            .field("policy", &self.shared.policy)
             .field("in_flight", &self.running.len())
             .field("done", &self.done)
             .finish_non_exhaustive()
     }
 }
 
-/// What one item's future needs, shared with the stage.
-struct ItemRun<P, In> {
+/// What a stage's items share: the processor, the policy, the clock, the statistics.
+pub(crate) struct Shared<P, In> {
     processor: Arc<P>,
     policy: Arc<ErrorPolicy<In>>,
     runtime: Option<SharedRuntime>,
     metrics: Arc<StageMetrics>,
 }
 
-/// Keeps the in-flight gauge right even when the item's future is cancelled.
-struct InFlight(Arc<StageMetrics>);
-
-impl InFlight {
-    fn enter(metrics: &Arc<StageMetrics>) -> Self {
-        metrics.in_flight.inc();
-        InFlight(Arc::clone(metrics))
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.dec();
-    }
-}
-
-impl<P, In> ItemRun<P, In>
-where
-    P: Processor<In>,
-    In: Send + 'static,
-{
+impl<P, In> Shared<P, In> {
     fn now(&self) -> Instant {
         self.runtime
             .as_ref()
             .map_or_else(Instant::now, |rt| rt.now())
     }
+}
 
-    /// Runs the processor once, turning a panic into an error of the item.
-    async fn attempt(&self, item: In, ctx: &FlowContext) -> Result<Option<P::Out>, BoxError> {
-        let processor = &self.processor;
-        let outcome = match catch_unwind(AssertUnwindSafe(|| processor.process(item, ctx))) {
-            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-            Err(panic) => Err(panic),
+/// An item's place in the statistics: counted in flight from its start until it
+/// finishes or is dropped (cancelled), and timed.
+pub(crate) struct Tracked<P, In> {
+    shared: Arc<Shared<P, In>>,
+    /// `None` when statistics are off or the item has finished.
+    started: Option<Instant>,
+}
+
+impl<P, In> Tracked<P, In> {
+    fn start(shared: &Arc<Shared<P, In>>) -> Self {
+        let metrics = &shared.metrics;
+        let started = if metrics.enabled {
+            metrics.received.inc();
+            metrics.in_flight.inc();
+            Some(shared.now())
+        } else {
+            None
         };
-        outcome.unwrap_or_else(|panic| {
-            self.metrics.hit(|m| &m.panics);
-            Err(Box::new(ProcessorPanicked {
-                message: panic_message(panic.as_ref()).map(str::to_owned),
-            }))
+        Tracked {
+            shared: Arc::clone(shared),
+            started,
+        }
+    }
+
+    /// Records the item's end: latency and the in-flight count.
+    fn finish(mut self) {
+        if let Some(started) = self.started.take() {
+            let metrics = &self.shared.metrics;
+            metrics.record_latency(self.shared.now().saturating_duration_since(started));
+            metrics.in_flight.dec();
+        }
+    }
+}
+
+impl<P, In> Drop for Tracked<P, In> {
+    fn drop(&mut self) {
+        if self.started.take().is_some() {
+            // Dropped before it finished: cancelled.
+            self.shared.metrics.in_flight.dec();
+        }
+    }
+}
+
+impl<P, In> Clone for Shared<P, In> {
+    fn clone(&self) -> Self {
+        Shared {
+            processor: Arc::clone(&self.processor),
+            policy: Arc::clone(&self.policy),
+            runtime: self.runtime.clone(),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+pin_project! {
+    /// One item going through the processor.
+    ///
+    /// The common case — the processor's future completes with an output, a filter or
+    /// an error that `Skip` or `Fail` settles — runs here with no allocation. An error
+    /// that needs more work (retries, a dead-letter send) continues in a boxed future.
+    #[project = ItemProj]
+    #[project_replace = ItemReplace]
+    pub(crate) enum ItemFut<P, In>
+    where
+        P: Processor<In>,
+    {
+        Fast {
+            #[pin]
+            future: P::Future,
+            tracked: Tracked<P, In>,
+            ctx: FlowContext,
+            // A copy of the item, when the policy may need it again.
+            kept: Option<In>,
+        },
+        Slow {
+            future: BoxFuture<'static, Done<P::Out>>,
+        },
+        Finished,
+    }
+}
+
+impl<P, In> ItemFut<P, In>
+where
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    fn start(shared: &Arc<Shared<P, In>>, item: In, ctx: FlowContext) -> Self {
+        let tracked = Tracked::start(shared);
+        let kept = shared.policy.copier().map(|copy| copy(&item));
+        match shared.call(item, &ctx) {
+            Ok(future) => ItemFut::Fast {
+                future,
+                tracked,
+                ctx,
+                kept,
+            },
+            // The processor panicked before it returned a future.
+            Err(error) => ItemFut::Slow {
+                future: Box::pin(async move {
+                    let done = tracked.shared.settle(error, kept, ctx, 1).await;
+                    tracked.finish();
+                    done
+                }),
+            },
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        matches!(self, ItemFut::Finished)
+    }
+}
+
+impl<P, In> Future for ItemFut<P, In>
+where
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    type Output = Done<P::Out>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let error = match self.as_mut().project() {
+            ItemProj::Fast {
+                future, tracked, ..
+            } => {
+                let shared = &tracked.shared;
+                let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
+                match polled {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(Ok(Some(out)))) => {
+                        shared.metrics.hit(|m| &m.emitted);
+                        Ok(Some(out))
+                    }
+                    Ok(Poll::Ready(Ok(None))) => {
+                        shared.metrics.hit(|m| &m.filtered);
+                        Ok(None)
+                    }
+                    Ok(Poll::Ready(Err(error))) => Err(error),
+                    Err(panic) => Err(shared.panicked(panic)),
+                }
+            }
+            ItemProj::Slow { future } => {
+                let done = std::task::ready!(future.as_mut().poll(cx));
+                self.set(ItemFut::Finished);
+                return Poll::Ready(done);
+            }
+            ItemProj::Finished => return Poll::Pending,
+        };
+        let ItemReplace::Fast {
+            tracked, ctx, kept, ..
+        } = self.as_mut().project_replace(ItemFut::Finished)
+        else {
+            return Poll::Pending;
+        };
+        match error {
+            Ok(Some(out)) => {
+                tracked.finish();
+                Poll::Ready(Done::Emitted(out, ctx))
+            }
+            Ok(None) => {
+                tracked.finish();
+                Poll::Ready(Done::Dropped)
+            }
+            Err(error) => match &*tracked.shared.policy {
+                ErrorPolicy::Skip => {
+                    tracked.shared.metrics.hit(|m| &m.skipped);
+                    tracked.finish();
+                    Poll::Ready(Done::Dropped)
+                }
+                ErrorPolicy::Fail => {
+                    tracked.shared.metrics.hit(|m| &m.failed);
+                    let failed = tracked.shared.error(error, ctx, 1);
+                    tracked.finish();
+                    Poll::Ready(Done::Failed(failed))
+                }
+                ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter { .. } => {
+                    let future: BoxFuture<'static, Done<P::Out>> = Box::pin(async move {
+                        let done = tracked.shared.settle(error, kept, ctx, 1).await;
+                        tracked.finish();
+                        done
+                    });
+                    self.set(ItemFut::Slow { future });
+                    self.poll(cx)
+                }
+            },
+        }
+    }
+}
+
+impl<P, In> Shared<P, In>
+where
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    /// Calls the processor, turning a panic into an error of the item.
+    fn call(&self, item: In, ctx: &FlowContext) -> Result<P::Future, BoxError> {
+        catch_unwind(AssertUnwindSafe(|| self.processor.process(item, ctx)))
+            .map_err(|panic| self.panicked(panic))
+    }
+
+    fn panicked(&self, panic: Box<dyn std::any::Any + Send>) -> BoxError {
+        self.metrics.hit(|m| &m.panics);
+        Box::new(ProcessorPanicked {
+            message: panic_message(panic.as_ref()).map(str::to_owned),
         })
     }
 
-    async fn run(self, item: In, ctx: FlowContext) -> Done<P::Out> {
-        if !self.metrics.enabled {
-            return self.settle(item, ctx).await;
-        }
-        let _in_flight = InFlight::enter(&self.metrics);
-        let started = self.now();
-        let done = self.settle(item, ctx).await;
-        self.metrics
-            .record_latency(self.now().saturating_duration_since(started));
-        done
+    /// Runs the processor once more, to completion, turning a panic into an error.
+    async fn attempt(&self, item: In, ctx: &FlowContext) -> Result<Option<P::Out>, BoxError> {
+        let future = self.call(item, ctx)?;
+        AssertUnwindSafe(future)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(self.panicked(panic)))
     }
 
-    async fn settle(&self, item: In, ctx: FlowContext) -> Done<P::Out> {
+    /// Applies the policy chain to an item's error: retries (running the processor
+    /// again), a dead-letter send, a skip or a failure.
+    async fn settle(
+        &self,
+        mut error: BoxError,
+        mut kept: Option<In>,
+        ctx: FlowContext,
+        mut attempts: u32,
+    ) -> Done<P::Out> {
         let copy = self.policy.copier();
-        let mut attempts = 0u32;
-        let mut current = item;
         let mut policy: &ErrorPolicy<In> = &self.policy;
         let mut backoff = None;
         loop {
-            attempts += 1;
-            let mut kept = copy.map(|copy| copy(&current));
-            let error = match self.attempt(current, &ctx).await {
-                Ok(Some(out)) => {
-                    self.metrics.hit(|m| &m.emitted);
-                    return Done::Emitted(out, ctx);
-                }
-                Ok(None) => {
-                    self.metrics.hit(|m| &m.filtered);
-                    return Done::Dropped;
-                }
-                Err(error) => error,
-            };
-            // Walk the policy chain until one of them decides.
-            loop {
-                match policy {
-                    ErrorPolicy::Retry {
-                        policy: retry,
-                        then,
-                        ..
-                    } => {
-                        let delay = backoff.get_or_insert_with(|| retry.backoff()).next();
-                        match (delay, kept.take()) {
-                            (Some(delay), Some(again)) => {
-                                self.metrics.hit(|m| &m.retried);
-                                if let Some(rt) = &self.runtime {
-                                    if !delay.is_zero() {
-                                        rt.sleep(delay).await;
-                                    }
+            match policy {
+                ErrorPolicy::Retry {
+                    policy: retry,
+                    then,
+                    ..
+                } => {
+                    let delay = backoff.get_or_insert_with(|| retry.backoff()).next();
+                    match (delay, kept.take()) {
+                        (Some(delay), Some(again)) => {
+                            self.metrics.hit(|m| &m.retried);
+                            if let Some(rt) = &self.runtime {
+                                if !delay.is_zero() {
+                                    rt.sleep(delay).await;
                                 }
-                                current = again;
-                                break;
                             }
-                            // Attempts used up: the next policy decides, with the item.
-                            (_, back) => {
-                                kept = back;
-                                policy = then;
-                                backoff = None;
+                            attempts += 1;
+                            kept = copy.map(|copy| copy(&again));
+                            match self.attempt(again, &ctx).await {
+                                Ok(Some(out)) => {
+                                    self.metrics.hit(|m| &m.emitted);
+                                    return Done::Emitted(out, ctx);
+                                }
+                                Ok(None) => {
+                                    self.metrics.hit(|m| &m.filtered);
+                                    return Done::Dropped;
+                                }
+                                Err(next) => error = next,
                             }
                         }
+                        // Attempts used up: the next policy decides, with the item.
+                        (_, back) => {
+                            kept = back;
+                            policy = then;
+                            backoff = None;
+                        }
                     }
-                    ErrorPolicy::Skip => {
-                        self.metrics.hit(|m| &m.skipped);
-                        return Done::Dropped;
-                    }
-                    ErrorPolicy::DeadLetter { sink, .. } => {
-                        let Some(item) = kept else {
-                            self.metrics.hit(|m| &m.failed);
-                            return Done::Failed(self.error(error, ctx, attempts));
-                        };
-                        let letter = DeadLetter {
-                            item,
-                            error,
-                            ctx: ctx.clone(),
-                            stage: Arc::clone(&self.metrics.name),
-                            attempts,
-                        };
-                        return match sink.send(letter).await {
-                            Ok(()) => {
-                                self.metrics.hit(|m| &m.dead_lettered);
-                                Done::Dropped
-                            }
-                            Err(send_error) => {
-                                self.metrics.hit(|m| &m.failed);
-                                Done::Failed(self.error(send_error, ctx, attempts))
-                            }
-                        };
-                    }
-                    ErrorPolicy::Fail => {
+                }
+                ErrorPolicy::Skip => {
+                    self.metrics.hit(|m| &m.skipped);
+                    return Done::Dropped;
+                }
+                ErrorPolicy::DeadLetter { sink, .. } => {
+                    let Some(item) = kept else {
                         self.metrics.hit(|m| &m.failed);
                         return Done::Failed(self.error(error, ctx, attempts));
-                    }
+                    };
+                    let letter = DeadLetter {
+                        item,
+                        error,
+                        ctx: ctx.clone(),
+                        stage: Arc::clone(&self.metrics.name),
+                        attempts,
+                    };
+                    return match sink.send(letter).await {
+                        Ok(()) => {
+                            self.metrics.hit(|m| &m.dead_lettered);
+                            Done::Dropped
+                        }
+                        Err(send_error) => {
+                            self.metrics.hit(|m| &m.failed);
+                            Done::Failed(self.error(send_error, ctx, attempts))
+                        }
+                    };
+                }
+                ErrorPolicy::Fail => {
+                    self.metrics.hit(|m| &m.failed);
+                    return Done::Failed(self.error(error, ctx, attempts));
                 }
             }
         }

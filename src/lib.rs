@@ -13,7 +13,8 @@
 //! | component | module | status |
 //! |---|---|---|
 //! | `EventBus`: typed publish/subscribe, filters, history and replay, overflow policies, isolated handlers | [`bus`] | available |
-//! | `Pipeline`: multi-stage processing with per-stage error policies | [`pipeline`] | in progress: the [`Processor`](pipeline::Processor) trait; [`resilience::RetryPolicy`] |
+//! | `Pipeline`: typed stages with concurrency and order, named pipelines, per-stage error policies (skip, retry, dead-letter, fail), batching, per-stage statistics | [`pipeline`] | available |
+//! | Resilience layers around any processor: retry, timeout, circuit breaker, rate limit, bulkhead | [`resilience`] | available |
 //! | `ReactiveStream`: a hot subject with operators usable on any `Stream` | — | planned |
 //! | `MessageQueue`: at-least-once work queue with consumers, workers and dead letters | — | planned |
 //! | `Orchestrator`: named flows under supervision, with stats and health | — | planned |
@@ -48,6 +49,52 @@
 //! The [`bus`] module docs state its promises: order, replay without gap or duplicate,
 //! overflow policies that count every drop, isolated handlers and clean shutdown.
 //!
+//! A [pipeline] in a few lines (the same example as in the README): a stage
+//! that skips what it cannot parse, then a closure that sees each item's
+//! [`FlowContext`], up to four items at once with the outputs kept in order.
+//!
+//! ```
+//! use futures::TryStreamExt;
+//! use riverbed::pipeline::{ErrorPolicy, FeedError, FlowStreamExt, Pipeline, try_map};
+//! use riverbed::{BoxError, FlowContext};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     futures::executor::block_on(async {
+//!         // A line that does not parse is skipped (and counted), not fatal.
+//!         let parse = try_map(|line: String| async move { line.parse::<u32>() });
+//!         // A processor sees each item's context; `Ok(None)` would filter it out.
+//!         let label = |cents: u32, ctx: FlowContext| async move {
+//!             let user = ctx.user_id().unwrap_or("guest").to_string();
+//!             Ok::<_, BoxError>(Some(format!("{user}: {cents} cents")))
+//!         };
+//!         let pipeline = Pipeline::<String>::new("orders")
+//!             .stage_with(parse, |stage| {
+//!                 stage.name("parse").on_error(ErrorPolicy::Skip)
+//!             })
+//!             .stage_with(label, |stage| stage.name("label").concurrency(4));
+//!         let stats = pipeline.stats();
+//!         let (mut input, output) = pipeline.start();
+//!
+//!         let ctx = FlowContext::new().with_user_id("alice");
+//!         let feed = async move {
+//!             for line in ["1200", "oops", "350"] {
+//!                 input.feed(line.to_string(), ctx.clone()).await?;
+//!             }
+//!             Ok::<_, FeedError<String>>(()) // dropping the input ends the pipeline
+//!         };
+//!         let (fed, out) = futures::join!(feed, output.values().try_collect::<Vec<_>>());
+//!         fed?;
+//!         assert_eq!(out?, ["alice: 1200 cents", "alice: 350 cents"]);
+//!         assert_eq!(stats.snapshot().stages[0].skipped, 1);
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! The [`pipeline`] module docs state its promises: order, backpressure, error
+//! policies, panics, cancellation and the statistics' accounting; the [`resilience`]
+//! module lists the layers that wrap any processor.
+//!
 //! ## Runtime abstraction
 //!
 //! Where a component needs to spawn, sleep or read the clock, it is handed a
@@ -71,7 +118,11 @@
 //! ([`Counter`](stats::Counter), [`Gauge`](stats::Gauge),
 //! [`Histogram`](stats::Histogram)), and its snapshot serialises with serde:
 //! [`EventBus::stats`](bus::EventBus::stats) returns a [`BusStats`](bus::BusStats)
-//! with publish, delivery and drop counts, per-kind counts and per-handler latency.
+//! with publish, delivery and drop counts, per-kind counts and per-handler latency;
+//! [`Pipeline::stats`](pipeline::Pipeline::stats) gives a handle whose snapshot, a
+//! [`PipelineStats`](pipeline::PipelineStats), counts each stage's items in, out,
+//! filtered, skipped, retried, dead-lettered, failed and in flight, with latency
+//! percentiles.
 //!
 //! ## Flow context
 //!
@@ -104,18 +155,31 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// The main types and traits, for a glob import.
 ///
 /// ```
+/// use std::time::Duration;
 /// use riverbed::prelude::*;
 ///
 /// let bus: EventBus<u32, &str> = EventBus::new();
 /// let _orders: Subscription<u32, &str> = bus.subscribe(Filter::kind("order"));
 /// let rt: SharedRuntime = std::sync::Arc::new(VirtualRuntime::new());
 /// let ctx = FlowContext::new().with_user_id("alice");
-/// # let _ = (rt, ctx);
+///
+/// // A processor, a resilience layer, an error policy and the stream combinators.
+/// let double = |n: u32, _ctx: FlowContext| async move {
+///     Ok::<_, riverbed::BoxError>(Some(n * 2))
+/// };
+/// assert_eq!(futures::executor::block_on(double.process(21, &ctx)).unwrap(), Some(42));
+/// let policy = ErrorPolicy::retry(RetryPolicy::default(), ErrorPolicy::Skip);
+/// let pipeline: Pipeline<u32> = Pipeline::new("numbers")
+///     .stage_with(double.timeout(Duration::from_secs(1), rt), |s| s.on_error(policy));
+/// let doubled = futures::stream::iter([1, 2, 3]).flow_in(ctx).pipe(double);
+/// # let _ = (pipeline, doubled);
 /// ```
 pub mod prelude {
     pub use crate::bus::{
         Envelope, Event, EventBus, Filter, Overflow, SubscribeOptions, Subscription,
     };
     pub use crate::context::FlowContext;
+    pub use crate::pipeline::{ErrorPolicy, FlowStreamExt, Pipeline, Processor};
+    pub use crate::resilience::{ProcessorExt, RetryPolicy};
     pub use crate::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
 }

@@ -1,25 +1,40 @@
 //! Resilience: retry with backoff, timeout, circuit breaker, rate limit and bulkhead,
 //! as wrappers around any [`Processor`](crate::pipeline::Processor).
 //!
-//! [`RetryPolicy`] is the one retry policy of the crate: pipeline stages retry with it
-//! and queue redelivery will back off with it.
-//!
 //! Each wrapper is a processor with the same input and output as the one it wraps, so
-//! they stack in any order, tower-style; [`ProcessorExt`] builds each in one call.
-//! Each refusal or failure of a wrapper is a small typed error that travels boxed in
-//! the outcome's [`BoxError`](crate::BoxError); `downcast_ref` it to react:
+//! they stack in any order, tower-style; [`ProcessorExt`] builds each in one call, on
+//! named processors and on plain async closures alike. The last layer added is the
+//! outermost (see [`ProcessorExt`] for what the order changes). The layers:
 //!
-//! | wrapper | error |
-//! |---|---|
-//! | [`Retry`] | [`RetriesExhausted`] (the last error is its source) |
-//! | [`Timeout`] | [`TimedOut`] |
-//! | [`CircuitBreaker`] | [`CircuitOpen`] |
-//! | [`RateLimiter`] (GCRA) | [`RateLimited`] (failing mode only) |
-//! | [`Bulkhead`] | [`BulkheadFull`] |
+//! - [`Retry`] ([`retry`](ProcessorExt::retry)): calls again on error, waiting as a
+//!   [`RetryPolicy`] says; then fails with [`RetriesExhausted`], whose source is the
+//!   last error. [`Retry::when`] limits it to the errors worth retrying.
+//! - [`Timeout`] ([`timeout`](ProcessorExt::timeout)): fails a call that takes longer
+//!   than its limit with [`TimedOut`], cancelling it.
+//! - [`CircuitBreaker`] ([`circuit_breaker`](ProcessorExt::circuit_breaker)): opens on
+//!   consecutive failures or on a failure rate over a window, then fails fast with
+//!   [`CircuitOpen`]; after a pause lets a few probes through, half-open, and closes
+//!   again when they succeed. State changes are counted and reported to a listener.
+//! - [`RateLimiter`] ([`rate_limit`](ProcessorExt::rate_limit)): at most `rate` calls
+//!   per period with bursts (GCRA); a call over the limit waits for its turn, or fails
+//!   with [`RateLimited`].
+//! - [`Bulkhead`] ([`bulkhead`](ProcessorExt::bulkhead)): at most `n` calls at once and
+//!   a bounded, first-come-first-served wait queue; beyond that a call fails with
+//!   [`BulkheadFull`].
 //!
-//! Every wrapper that needs time takes a [`SharedRuntime`](crate::runtime::SharedRuntime)
+//! [`RetryPolicy`] is the one retry policy of the crate: the [`Retry`] layer and a
+//! pipeline stage's [`ErrorPolicy::retry`](crate::pipeline::ErrorPolicy::retry) both
+//! back off with it, and queue redelivery will too.
+//!
+//! Each refusal or failure of a layer is one of the small typed errors above; it
+//! travels boxed in the outcome's [`BoxError`](crate::BoxError), so the next layer and
+//! the stage's error policy see it like any other error, and `downcast_ref` tells it
+//! apart.
+//!
+//! Every layer that needs time takes a [`SharedRuntime`](crate::runtime::SharedRuntime)
 //! and reads only its clock, so behaviour under the
-//! [`VirtualRuntime`](crate::runtime::VirtualRuntime) is exact.
+//! [`VirtualRuntime`](crate::runtime::VirtualRuntime) is exact; the bulkhead needs no
+//! runtime at all.
 
 mod bulkhead;
 mod circuit_breaker;

@@ -121,6 +121,12 @@ impl Counter {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Adds one and returns the count before it: the caller's sequence number.
+    #[inline]
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Adds `n`.
     #[inline]
     pub fn add(&self, n: u64) {

@@ -82,7 +82,17 @@ matrix! {
         let s = stats.snapshot();
         assert_eq!(s.name, "thirds");
         assert_eq!((s.received, s.emitted, s.filtered, s.in_flight), (10, 4, 6, 0));
-        assert_eq!(s.latency.count, 10);
+        assert_eq!(s.latency.count, 2, "one item in 8 is timed: the 1st and the 9th");
+
+        let every = futures::stream::iter(0..10u32)
+            .flow()
+            .pipe(map(|n: u32| async move { n }))
+            .latency_sampling(1)
+            .name("every");
+        let every_stats = every.stats();
+        assert_eq!(every.values().count().await, 10);
+        let timed = every_stats.snapshot();
+        assert_eq!((timed.name.as_str(), timed.latency.count), ("every", 10));
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["filtered"], 6);
     }
@@ -264,7 +274,9 @@ matrix! {
         assert_eq!(stats.snapshot().in_flight, 8);
         drop(stage);
         assert_eq!(alive.load(Ordering::SeqCst), 0);
-        assert_eq!(stats.snapshot().in_flight, 0, "cancelled items leave the count");
+        let s = stats.snapshot();
+        assert_eq!((s.in_flight, s.cancelled), (0, 8), "cancelled items are counted as such");
+        assert_eq!(s.received, s.emitted + s.cancelled);
     }
 }
 

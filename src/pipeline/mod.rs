@@ -80,14 +80,15 @@
 //!
 //! **Statistics.** Every stage counts its items unless built
 //! [`without_stats`](Stage::without_stats). An item that entered a stage ends up in
-//! exactly one of `emitted`, `filtered`, `skipped`, `dead_lettered` or `failed`, or is
-//! still `in_flight`, so each [`StageStats`] satisfies
-//! `received = emitted + filtered + skipped + dead_lettered + failed + in_flight`. The
-//! one exception is an item cancelled in flight (its stage failed on another item, or
-//! the pipeline was dropped): it leaves `in_flight` and is counted only in `received`.
-//! `retried` counts extra attempts (not items) and `panics` counts caught panics (each
-//! also an error of its item); latency is timed from an item entering the processor to
-//! its outcome, retries included, on the stage's runtime clock when it has one.
+//! exactly one of `emitted`, `filtered`, `skipped`, `dead_lettered`, `failed` or
+//! `cancelled` (dropped in flight because its stage failed on another item or the
+//! pipeline was dropped), or is still `in_flight`, so each [`StageStats`] satisfies
+//! `received = emitted + filtered + skipped + dead_lettered + failed + cancelled +
+//! in_flight`. `retried` counts extra attempts (not items) and `panics` counts caught
+//! panics (each also an error of its item). Latency is timed from an item entering the
+//! processor to its outcome, retries included, on the stage's runtime clock when it has
+//! one, for one item in [`latency_sampling`](Stage::latency_sampling) (default 8) so
+//! that the clock reads do not dominate cheap stages.
 //! [`Pipeline::stats`] gives a handle whose [`PipelineStats`] snapshot lists every stage
 //! in order and serialises with serde.
 //!

@@ -165,9 +165,18 @@ where
     /// Names the stage in statistics and errors (default `"stage"`). Take
     /// [`stats`](Self::stats) after naming.
     pub fn name(self, name: impl Into<Arc<str>>) -> Self {
+        let name = name.into();
+        self.remake_metrics(|metrics| metrics.name = name)
+    }
+
+    /// Replaces the (not yet shared) statistics with a fresh set configured like the
+    /// current one, then changed by `change`.
+    fn remake_metrics(self, change: impl FnOnce(&mut StageMetrics)) -> Self {
         self.configure(|shared| {
-            let mut metrics = StageMetrics::new(name.into());
+            let mut metrics = StageMetrics::new(Arc::clone(&shared.metrics.name));
             metrics.enabled = shared.metrics.enabled;
+            metrics.latency_every = shared.metrics.latency_every;
+            change(&mut metrics);
             shared.metrics = Arc::new(metrics);
         })
     }
@@ -198,11 +207,13 @@ where
     /// Turns statistics off for this stage: no counters, no clock reads. Errors still
     /// name the stage.
     pub fn without_stats(self) -> Self {
-        self.configure(|shared| {
-            let mut metrics = StageMetrics::new(Arc::clone(&shared.metrics.name));
-            metrics.enabled = false;
-            shared.metrics = Arc::new(metrics);
-        })
+        self.remake_metrics(|metrics| metrics.enabled = false)
+    }
+
+    /// Times one item in `every` (default 8; 1 times them all). Latency percentiles
+    /// come from the timed items; counters are always exact.
+    pub fn latency_sampling(self, every: u64) -> Self {
+        self.remake_metrics(|metrics| metrics.latency_every = every.max(1))
     }
 
     /// A handle to this stage's statistics; it stays valid after the stage is dropped.
@@ -315,34 +326,40 @@ impl<P, In> Shared<P, In> {
 }
 
 /// An item's place in the statistics: counted in flight from its start until it
-/// finishes or is dropped (cancelled), and timed.
+/// finishes, or is dropped (cancelled); timed if it is a sampled one.
 pub(crate) struct Tracked<P, In> {
     shared: Arc<Shared<P, In>>,
-    /// `None` when statistics are off or the item has finished.
+    /// Counted in flight: statistics are on and the item has not finished.
+    live: bool,
+    /// When it started, if its latency is sampled.
     started: Option<Instant>,
 }
 
 impl<P, In> Tracked<P, In> {
     fn start(shared: &Arc<Shared<P, In>>) -> Self {
         let metrics = &shared.metrics;
-        let started = if metrics.enabled {
-            metrics.received.inc();
+        let (live, started) = if metrics.enabled {
+            let n = metrics.received.next();
             metrics.in_flight.inc();
-            Some(shared.now())
+            let sampled = n % metrics.latency_every.max(1) == 0;
+            (true, sampled.then(|| shared.now()))
         } else {
-            None
+            (false, None)
         };
         Tracked {
             shared: Arc::clone(shared),
+            live,
             started,
         }
     }
 
-    /// Records the item's end: latency and the in-flight count.
+    /// Records the item's end: latency (if sampled) and the in-flight count.
     fn finish(mut self) {
+        let metrics = &self.shared.metrics;
         if let Some(started) = self.started.take() {
-            let metrics = &self.shared.metrics;
             metrics.record_latency(self.shared.now().saturating_duration_since(started));
+        }
+        if std::mem::take(&mut self.live) {
             metrics.in_flight.dec();
         }
     }
@@ -350,9 +367,10 @@ impl<P, In> Tracked<P, In> {
 
 impl<P, In> Drop for Tracked<P, In> {
     fn drop(&mut self) {
-        if self.started.take().is_some() {
+        if self.live {
             // Dropped before it finished: cancelled.
             self.shared.metrics.in_flight.dec();
+            self.shared.metrics.cancelled.inc();
         }
     }
 }

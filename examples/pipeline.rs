@@ -265,7 +265,7 @@ async fn run(rt: SharedRuntime) -> Result<(), BoxError> {
         .stage_with(
             // A pricing answer slower than 250 ms is an error: the stage's policy
             // (`Fail`, the default) would stop the pipeline with it.
-            price(rt.clone()).timeout(Duration::from_millis(250), rt.clone()),
+            price(rt.clone()).timeout(Duration::from_millis(250), &rt),
             |stage| stage.name("price").concurrency(4).runtime(&rt),
         );
     let stats = pipeline.stats();

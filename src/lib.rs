@@ -170,7 +170,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// assert_eq!(futures::executor::block_on(double.process(21, &ctx)).unwrap(), Some(42));
 /// let policy = ErrorPolicy::retry(RetryPolicy::default(), ErrorPolicy::Skip);
 /// let pipeline: Pipeline<u32> = Pipeline::new("numbers")
-///     .stage_with(double.timeout(Duration::from_secs(1), rt), |s| s.on_error(policy));
+///     .stage_with(double.timeout(Duration::from_secs(1), &rt), |s| s.on_error(policy));
 /// let doubled = futures::stream::iter([1, 2, 3]).flow_in(ctx).pipe(double);
 /// # let _ = (pipeline, doubled);
 /// ```

@@ -123,7 +123,7 @@ timed_matrix! {
     async fn retry_schedule_and_exhaustion(rt) {
         let flaky = Flaky::new(usize::MAX, &rt);
         let policy = RetryPolicy::exponential(ms(10)).max_attempts(4).jitter(Jitter::None);
-        let retry = flaky.clone().retry(policy, rt.clone());
+        let retry = flaky.clone().retry(policy, &rt);
         let err = retry.process(1, &ctx()).await.unwrap_err();
         let exhausted = downcast::<RetriesExhausted>(&err);
         assert_eq!(exhausted.attempts, 4);
@@ -140,7 +140,7 @@ timed_matrix! {
     /// A call that fails, then succeeds, returns the success after the delays.
     async fn retry_until_success(rt) {
         let flaky = Flaky::new(2, &rt);
-        let retry = flaky.clone().retry(RetryPolicy::constant(ms(7)).max_attempts(5), rt.clone());
+        let retry = flaky.clone().retry(RetryPolicy::constant(ms(7)).max_attempts(5), &rt);
         let start = rt.now();
         assert_eq!(retry.process(21, &ctx()).await.unwrap(), Some(42));
         assert_time(&rt, rt.now() - start, ms(14));
@@ -160,13 +160,13 @@ matrix! {
                 async move { Ok::<_, BoxError>((n % 2 == 0).then_some(n)) }
             }
         };
-        let retry = filter_odd.retry(RetryPolicy::constant(ms(1)).max_attempts(5), rt.clone());
+        let retry = filter_odd.retry(RetryPolicy::constant(ms(1)).max_attempts(5), &rt);
         assert_eq!(retry.process(3, &ctx()).await.unwrap(), None);
         assert_eq!(retry.process(4, &ctx()).await.unwrap(), Some(4));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(retry.retries(), 0);
 
-        let once = Flaky::new(1, &rt).retry(RetryPolicy::never(), rt.clone());
+        let once = Flaky::new(1, &rt).retry(RetryPolicy::never(), &rt);
         let err = once.process(1, &ctx()).await.unwrap_err();
         assert_eq!(downcast::<RetriesExhausted>(&err).attempts, 1);
         assert_eq!(once.retries(), 0);
@@ -180,7 +180,7 @@ timed_matrix! {
         let flaky = Flaky::new(usize::MAX, &rt);
         let retry = flaky
             .clone()
-            .retry(RetryPolicy::constant(ms(3)).max_attempts(5), rt.clone())
+            .retry(RetryPolicy::constant(ms(3)).max_attempts(5), &rt)
             .when(|error| error.to_string() != "failure 2");
         let start = rt.now();
         let err = retry.process(1, &ctx()).await.unwrap_err();
@@ -210,7 +210,7 @@ fn sleeper(rt: &SharedRuntime) -> impl Processor<u64, Out = u64> + use<> {
 timed_matrix! {
     /// A slow call fails with `TimedOut` when the limit passes.
     async fn timeout_fires(rt) {
-        let limited = sleeper(&rt).timeout(ms(20), rt.clone());
+        let limited = sleeper(&rt).timeout(ms(20), &rt);
         let start = rt.now();
         let err = limited.process(1_000, &ctx()).await.unwrap_err();
         assert_eq!(downcast::<TimedOut>(&err), &TimedOut { after: ms(20) });
@@ -223,7 +223,7 @@ timed_matrix! {
 
     /// A call within the limit returns its outcome.
     async fn timeout_does_not_fire_in_time(rt) {
-        let limited = sleeper(&rt).timeout(ms(50), rt.clone());
+        let limited = sleeper(&rt).timeout(ms(50), &rt);
         let start = rt.now();
         assert_eq!(limited.process(10, &ctx()).await.unwrap(), Some(10));
         assert_time(&rt, rt.now() - start, ms(10));
@@ -263,7 +263,7 @@ timed_matrix! {
         };
         let breaker = counted.circuit_breaker(
             breaker_config(ms(40)).consecutive_failures(3),
-            rt.clone(),
+            &rt,
         );
         for succeed in [false, false, true, false, false] {
             let _ = call(&breaker, succeed).await;
@@ -290,13 +290,13 @@ timed_matrix! {
             .failure_rate(0.75, 4, 4)
             .open_for(ms(30));
         // 100% failures, but too few calls to count.
-        let breaker = gated().circuit_breaker(config.clone(), rt.clone());
+        let breaker = gated().circuit_breaker(config.clone(), &rt);
         for succeed in [false, false, false] {
             let _ = call(&breaker, succeed).await;
         }
         assert_eq!(breaker.state(), BreakerState::Closed, "3 < min_calls");
         // 50% as the window fills and slides: below the rate.
-        let breaker = gated().circuit_breaker(config, rt.clone());
+        let breaker = gated().circuit_breaker(config, &rt);
         for succeed in [false, true, false, true, false] {
             let _ = call(&breaker, succeed).await;
             assert_eq!(breaker.state(), BreakerState::Closed);
@@ -315,7 +315,7 @@ timed_matrix! {
         let breaker = gated()
             .circuit_breaker(
                 breaker_config(ms(30)).consecutive_failures(1).half_open_probes(2),
-                rt.clone(),
+                &rt,
             )
             .on_state_change({
                 let events = events.clone();
@@ -370,7 +370,7 @@ timed_matrix! {
     async fn breaker_reopens_on_probe_failure(rt) {
         let breaker = gated().circuit_breaker(
             breaker_config(ms(30)).consecutive_failures(1).half_open_probes(2),
-            rt.clone(),
+            &rt,
         );
         let _ = call(&breaker, false).await;
         rt.sleep(ms(30)).await;
@@ -400,7 +400,7 @@ timed_matrix! {
     async fn breaker_dropped_probe_frees_its_slot(rt) {
         let breaker = gated().circuit_breaker(
             breaker_config(ms(10)).consecutive_failures(1),
-            rt.clone(),
+            &rt,
         );
         let _ = call(&breaker, false).await;
         rt.sleep(ms(10)).await;
@@ -460,7 +460,7 @@ timed_matrix! {
     async fn rate_limit_burst_then_spacing(rt) {
         let start = rt.now();
         let (inner, calls) = recorder(&rt);
-        let limited = inner.rate_limit(RateLimitConfig::new(5, ms(50)).burst(3), rt.clone());
+        let limited = inner.rate_limit(RateLimitConfig::new(5, ms(50)).burst(3), &rt);
         for n in 0..7 {
             limited.process(n, &ctx()).await.unwrap();
         }
@@ -475,7 +475,7 @@ timed_matrix! {
     async fn rate_limit_concurrent_callers(rt) {
         let start = rt.now();
         let (inner, calls) = recorder(&rt);
-        let limited = inner.rate_limit(RateLimitConfig::new(1, ms(10)).burst(2), rt.clone());
+        let limited = inner.rate_limit(RateLimitConfig::new(1, ms(10)).burst(2), &rt);
         let outs = futures::future::join_all((0..5).map(|n| limited.process(n, &ctx()))).await;
         assert!(outs.into_iter().all(|out| out.is_ok()));
         let mut calls = calls.lock().unwrap().clone();
@@ -490,7 +490,7 @@ timed_matrix! {
     async fn rate_limit_fail_mode(rt) {
         let (inner, calls) = recorder(&rt);
         let config = RateLimitConfig::new(1, ms(30)).burst(2).mode(RateLimitMode::Fail);
-        let limited = inner.rate_limit(config, rt.clone());
+        let limited = inner.rate_limit(config, &rt);
         limited.process(1, &ctx()).await.unwrap();
         limited.process(2, &ctx()).await.unwrap();
         let err = limited.process(3, &ctx()).await.unwrap_err();
@@ -653,8 +653,8 @@ timed_matrix! {
             }
         };
         let layered = slow_then_fast
-            .timeout(ms(20), rt.clone())
-            .retry(RetryPolicy::constant(ms(5)).max_attempts(3), rt.clone());
+            .timeout(ms(20), &rt)
+            .retry(RetryPolicy::constant(ms(5)).max_attempts(3), &rt);
         let start = rt.now();
         assert_eq!(layered.process(7, &ctx()).await.unwrap(), Some(7));
         let took = rt.now() - start;
@@ -674,8 +674,8 @@ timed_matrix! {
                     Ok::<_, BoxError>(Some(n))
                 }
             })
-            .timeout(ms(5), rt.clone())
-            .retry(RetryPolicy::constant(ms(1)).max_attempts(2), rt.clone())
+            .timeout(ms(5), &rt)
+            .retry(RetryPolicy::constant(ms(1)).max_attempts(2), &rt)
         };
         let err = strict.process(1_000, &ctx()).await.unwrap_err();
         let exhausted = downcast::<RetriesExhausted>(&err);
@@ -687,20 +687,53 @@ timed_matrix! {
         let flaky = Flaky::new(1, &rt);
         let layered = flaky
             .clone()
-            .rate_limit(RateLimitConfig::new(100, ms(100)).burst(10), rt.clone())
+            .rate_limit(RateLimitConfig::new(100, ms(100)).burst(10), &rt)
             .bulkhead(4, 16)
-            .circuit_breaker(BreakerConfig::default(), rt.clone())
-            .timeout(ms(100), rt.clone())
-            .retry(RetryPolicy::constant(ms(2)), rt.clone());
+            .circuit_breaker(BreakerConfig::default(), &rt)
+            .timeout(ms(100), &rt)
+            .retry(RetryPolicy::constant(ms(2)), &rt);
         assert_eq!(layered.process(5, &ctx()).await.unwrap(), Some(10));
         assert_eq!(layered.retries(), 1);
 
         let reversed = Flaky::new(0, &rt)
-            .retry(RetryPolicy::constant(ms(2)), rt.clone())
-            .timeout(ms(100), rt.clone())
-            .circuit_breaker(BreakerConfig::default(), rt.clone())
+            .retry(RetryPolicy::constant(ms(2)), &rt)
+            .timeout(ms(100), &rt)
+            .circuit_breaker(BreakerConfig::default(), &rt)
             .bulkhead(4, 16)
-            .rate_limit(RateLimitConfig::per_second(1_000), rt.clone());
+            .rate_limit(RateLimitConfig::per_second(1_000), &rt);
         assert_eq!(reversed.process(6, &ctx()).await.unwrap(), Some(12));
+    }
+}
+
+matrix! {
+    /// A breaker reports its state changes as events on a bus; a change the bus cannot
+    /// take is counted, never waited for.
+    async fn breaker_reports_to_a_bus(rt) {
+        use futures::StreamExt;
+        use riverbed::bus::{EventBus, Filter, SubscribeOptions};
+        use riverbed::resilience::{BreakerConfig, BreakerEvent, BreakerState, ProcessorExt};
+
+        let bus: EventBus<BreakerEvent, BreakerState> = EventBus::new();
+        let mut changes = bus.subscribe(Filter::all());
+        let _slow = bus
+            .subscribe_with(Filter::all(), SubscribeOptions::new().capacity(1))
+            .unwrap();
+        let failing = |_n: u32, _ctx: FlowContext| async move { Err::<Option<u32>, _>("down") };
+        let breaker = failing
+            .circuit_breaker(BreakerConfig::default().consecutive_failures(1), &rt)
+            .report_to(bus.clone(), "payments");
+        let ctx = FlowContext::new();
+        let _ = breaker.process(1, &ctx).await;
+        let event = changes.next().await.unwrap().unwrap();
+        assert_eq!((event.kind, event.payload.from), (BreakerState::Open, BreakerState::Closed));
+        assert_eq!(event.source.as_deref(), Some("payments"));
+        assert_eq!(breaker.unreported(), 0);
+        // A change the bus cannot take (it is closed) is counted, and the call goes on.
+        bus.close();
+        let second = failing
+            .circuit_breaker(BreakerConfig::default().consecutive_failures(1), &rt)
+            .report_to(bus.clone(), "payments");
+        assert!(second.process(2, &ctx).await.is_err());
+        assert_eq!((second.state(), second.unreported()), (BreakerState::Open, 1));
     }
 }

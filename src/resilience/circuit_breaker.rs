@@ -173,6 +173,8 @@ struct Shared {
     half_opened: Counter,
     closed: Counter,
     rejected: Counter,
+    /// State changes `report_to` could not publish.
+    unreported: Counter,
     listener: Mutex<Option<Listener>>,
 }
 
@@ -375,7 +377,7 @@ impl Drop for CallGuard {
 ///     .no_failure_rate()
 ///     .open_for(Duration::from_secs(10));
 /// let changes = Arc::new(Mutex::new(Vec::new()));
-/// let breaker = service.circuit_breaker(config, rt.clone()).on_state_change({
+/// let breaker = service.circuit_breaker(config, &rt).on_state_change({
 ///     let changes = changes.clone();
 ///     move |event| changes.lock().unwrap().push(event.to)
 /// });
@@ -428,6 +430,7 @@ impl<P> CircuitBreaker<P> {
                 half_opened: Counter::new(),
                 closed: Counter::new(),
                 rejected: Counter::new(),
+                unreported: Counter::new(),
                 listener: Mutex::new(None),
             }),
         }
@@ -444,6 +447,63 @@ impl<P> CircuitBreaker<P> {
     {
         *lock(&self.shared.listener) = Some(Arc::new(listener));
         self
+    }
+
+    /// Publishes every state change on `bus` as an event whose kind is the state
+    /// entered and whose source is `name`, so that dashboards and the orchestrator
+    /// see it. Replaces an earlier listener.
+    ///
+    /// Publishing never holds a call back: it uses `try_publish`. A change the bus
+    /// could not take (a `Block` subscriber full, or the bus closed) is counted in
+    /// [`unreported`](Self::unreported); subscribe with `Overflow::DropOldest` to
+    /// never miss the latest state.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::bus::{EventBus, Filter};
+    /// use riverbed::resilience::{BreakerConfig, BreakerEvent, BreakerState, ProcessorExt};
+    /// use riverbed::runtime::{SharedRuntime, VirtualRuntime};
+    /// use riverbed::FlowContext;
+    /// use riverbed::pipeline::Processor;
+    ///
+    /// let vrt = VirtualRuntime::new();
+    /// let rt: SharedRuntime = std::sync::Arc::new(vrt.clone());
+    /// let bus: EventBus<BreakerEvent, BreakerState> = EventBus::new();
+    /// let mut opened = bus.subscribe(Filter::kind(BreakerState::Open));
+    /// let breaker = (|n: u32, _ctx: FlowContext| async move { Err::<Option<u32>, _>("down") })
+    ///     .circuit_breaker(BreakerConfig::default().consecutive_failures(2), &rt)
+    ///     .report_to(bus.clone(), "payments");
+    /// vrt.block_on(async {
+    ///     let ctx = FlowContext::new();
+    ///     for n in 0..2 {
+    ///         let _ = breaker.process(n, &ctx).await;
+    ///     }
+    ///     let event = opened.next().await.unwrap().unwrap();
+    ///     assert_eq!(event.payload.to, BreakerState::Open);
+    ///     assert_eq!(event.source.as_deref(), Some("payments"));
+    /// });
+    /// ```
+    pub fn report_to(
+        self,
+        bus: crate::bus::EventBus<BreakerEvent, BreakerState>,
+        name: impl Into<crate::bus::Source>,
+    ) -> Self {
+        let name = name.into();
+        let shared = Arc::downgrade(&self.shared);
+        self.on_state_change(move |event| {
+            let published =
+                bus.try_publish(crate::bus::Event::new(event.to, event).source(name.clone()));
+            if published.is_err() {
+                if let Some(shared) = shared.upgrade() {
+                    shared.unreported.inc();
+                }
+            }
+        })
+    }
+
+    /// State changes that [`report_to`](Self::report_to) could not publish.
+    pub fn unreported(&self) -> u64 {
+        self.shared.unreported.get()
     }
 
     /// The current state. An open breaker whose `open_for` has passed reports

@@ -13,8 +13,8 @@ use crate::runtime::SharedRuntime;
 /// with the same input and output, so the layers stack in any order.
 ///
 /// The order matters as it does in tower: the last method called is the outermost
-/// layer. `p.timeout(d, rt).retry(policy, rt)` gives every attempt its own time limit
-/// and retries timeouts; `p.retry(policy, rt).timeout(d, rt)` limits all attempts
+/// layer. `p.timeout(d, &rt).retry(policy, &rt)` gives every attempt its own time limit
+/// and retries timeouts; `p.retry(policy, &rt).timeout(d, &rt)` limits all attempts
 /// together.
 ///
 /// ```
@@ -28,9 +28,9 @@ use crate::runtime::SharedRuntime;
 /// let clock = VirtualRuntime::new();
 /// let rt: SharedRuntime = Arc::new(clock.clone());
 /// let lookup = try_map(|sku: String| async move { sku.parse::<u32>() })
-///     .timeout(Duration::from_millis(200), rt.clone())
-///     .circuit_breaker(BreakerConfig::default(), rt.clone())
-///     .retry(RetryPolicy::exponential(Duration::from_millis(50)).jitter(Jitter::None), rt.clone())
+///     .timeout(Duration::from_millis(200), &rt)
+///     .circuit_breaker(BreakerConfig::default(), &rt)
+///     .retry(RetryPolicy::exponential(Duration::from_millis(50)).jitter(Jitter::None), &rt)
 ///     .bulkhead(8, 64);
 ///
 /// clock.block_on(async {
@@ -41,29 +41,29 @@ use crate::runtime::SharedRuntime;
 /// ```
 pub trait ProcessorExt<In>: Processor<In> + Sized {
     /// Retries failed calls per `policy`, sleeping on `rt`; see [`Retry`].
-    fn retry(self, policy: RetryPolicy, rt: SharedRuntime) -> Retry<Self>
+    fn retry(self, policy: RetryPolicy, rt: &SharedRuntime) -> Retry<Self>
     where
         In: Clone + Send + 'static,
     {
-        Retry::new(self, policy, rt)
+        Retry::new(self, policy, SharedRuntime::clone(rt))
     }
 
     /// Fails calls that take longer than `after` on `rt`'s clock; see [`Timeout`].
-    fn timeout(self, after: Duration, rt: SharedRuntime) -> Timeout<Self> {
-        Timeout::new(self, after, rt)
+    fn timeout(self, after: Duration, rt: &SharedRuntime) -> Timeout<Self> {
+        Timeout::new(self, after, SharedRuntime::clone(rt))
     }
 
     /// Fails fast while the processor keeps failing; see [`CircuitBreaker`].
-    fn circuit_breaker(self, config: BreakerConfig, rt: SharedRuntime) -> CircuitBreaker<Self> {
-        CircuitBreaker::new(self, config, rt)
+    fn circuit_breaker(self, config: BreakerConfig, rt: &SharedRuntime) -> CircuitBreaker<Self> {
+        CircuitBreaker::new(self, config, SharedRuntime::clone(rt))
     }
 
     /// Limits the rate of calls on `rt`'s clock; see [`RateLimiter`].
-    fn rate_limit(self, config: RateLimitConfig, rt: SharedRuntime) -> RateLimiter<Self>
+    fn rate_limit(self, config: RateLimitConfig, rt: &SharedRuntime) -> RateLimiter<Self>
     where
         In: Send + 'static,
     {
-        RateLimiter::new(self, config, rt)
+        RateLimiter::new(self, config, SharedRuntime::clone(rt))
     }
 
     /// Limits the calls in flight, with a bounded wait queue; see [`Bulkhead`].

@@ -173,7 +173,7 @@ impl Shared {
 /// let clock = VirtualRuntime::new();
 /// let rt: SharedRuntime = Arc::new(clock.clone());
 /// let limited = map(|n: u32| async move { n })
-///     .rate_limit(RateLimitConfig::per_second(10).burst(2), rt.clone());
+///     .rate_limit(RateLimitConfig::per_second(10).burst(2), &rt);
 ///
 /// clock.block_on(async {
 ///     let start = rt.now();

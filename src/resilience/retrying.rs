@@ -70,7 +70,7 @@ impl Error for RetriesExhausted {
 /// let policy = RetryPolicy::exponential(Duration::from_millis(100))
 ///     .max_attempts(3)
 ///     .jitter(Jitter::None);
-/// let retrying = flaky.retry(policy, rt.clone());
+/// let retrying = flaky.retry(policy, &rt);
 ///
 /// clock.block_on(async {
 ///     let start = rt.now();
@@ -82,7 +82,7 @@ impl Error for RetriesExhausted {
 ///
 ///     // A processor that never succeeds: three attempts, then the last error, wrapped.
 ///     let always_failing = (|_: u32, _: FlowContext| async { Err::<Option<u32>, _>("down") })
-///         .retry(RetryPolicy::constant(Duration::from_millis(10)), rt.clone());
+///         .retry(RetryPolicy::constant(Duration::from_millis(10)), &rt);
 ///     let err = always_failing.process(1, &FlowContext::new()).await.unwrap_err();
 ///     let exhausted = err.downcast_ref::<RetriesExhausted>().unwrap();
 ///     assert_eq!(exhausted.attempts, 3);
@@ -126,8 +126,8 @@ impl<P> Retry<P> {
     /// let rt: SharedRuntime = Arc::new(clock.clone());
     /// let down = |_: u32, _: FlowContext| async { Err::<Option<u32>, _>("down") };
     /// let guarded = down
-    ///     .circuit_breaker(BreakerConfig::default().consecutive_failures(1), rt.clone())
-    ///     .retry(RetryPolicy::constant(Duration::from_millis(10)), rt.clone())
+    ///     .circuit_breaker(BreakerConfig::default().consecutive_failures(1), &rt)
+    ///     .retry(RetryPolicy::constant(Duration::from_millis(10)), &rt)
     ///     // Waiting 10 ms will not close an open breaker: give up at once.
     ///     .when(|error| !error.is::<CircuitOpen>());
     ///

@@ -54,7 +54,7 @@ impl Error for TimedOut {}
 ///         }
 ///     }
 /// };
-/// let limited = slow.timeout(Duration::from_millis(50), rt.clone());
+/// let limited = slow.timeout(Duration::from_millis(50), &rt);
 ///
 /// clock.block_on(async {
 ///     let ctx = FlowContext::new();

@@ -47,6 +47,13 @@ fn assert_remaining(rt: &SharedRuntime, actual: Duration, expected: Duration) {
     }
 }
 
+/// `d` on the virtual clock; 25 times longer on real runtimes, so that a machine that
+/// stalls a test thread for a few hundred milliseconds cannot make a "still open" or
+/// "still limited" check see the period already over.
+fn span(rt: &SharedRuntime, d: Duration) -> Duration {
+    if is_virtual(rt) { d } else { d * 25 }
+}
+
 fn ctx() -> FlowContext {
     FlowContext::new()
 }
@@ -262,7 +269,7 @@ timed_matrix! {
             }
         };
         let breaker = counted.circuit_breaker(
-            breaker_config(ms(40)).consecutive_failures(3),
+            breaker_config(span(&rt, ms(40))).consecutive_failures(3),
             &rt,
         );
         for succeed in [false, false, true, false, false] {
@@ -275,10 +282,10 @@ timed_matrix! {
         assert_eq!(calls.load(Ordering::SeqCst), 6);
 
         let err = call(&breaker, true).await.unwrap_err();
-        assert_remaining(&rt, downcast::<CircuitOpen>(&err).retry_in, ms(40));
-        rt.sleep(ms(15)).await;
+        assert_remaining(&rt, downcast::<CircuitOpen>(&err).retry_in, span(&rt, ms(40)));
+        rt.sleep(span(&rt, ms(15))).await;
         let err = call(&breaker, true).await.unwrap_err();
-        assert_remaining(&rt, downcast::<CircuitOpen>(&err).retry_in, ms(25));
+        assert_remaining(&rt, downcast::<CircuitOpen>(&err).retry_in, span(&rt, ms(25)));
         assert_eq!(calls.load(Ordering::SeqCst), 6, "fails fast without calling");
         assert_eq!(breaker.rejected(), 2);
     }
@@ -368,12 +375,13 @@ timed_matrix! {
     /// A failed probe opens the breaker again for a full `open_for`; the other probe's
     /// late result is ignored.
     async fn breaker_reopens_on_probe_failure(rt) {
+        let open = span(&rt, ms(30));
         let breaker = gated().circuit_breaker(
-            breaker_config(ms(30)).consecutive_failures(1).half_open_probes(2),
+            breaker_config(open).consecutive_failures(1).half_open_probes(2),
             &rt,
         );
         let _ = call(&breaker, false).await;
-        rt.sleep(ms(30)).await;
+        rt.sleep(open).await;
         let (go1, rx1) = oneshot::channel();
         let (go2, rx2) = oneshot::channel();
         let probe1 = breaker.process(rx1, &ctx());
@@ -383,14 +391,14 @@ timed_matrix! {
         assert_eq!(breaker.state(), BreakerState::Open);
         assert_eq!(breaker.opened(), 2);
         let err = call(&breaker, true).await.unwrap_err();
-        assert_remaining(&rt, downcast::<CircuitOpen>(&err).retry_in, ms(30));
+        assert_remaining(&rt, downcast::<CircuitOpen>(&err).retry_in, open);
 
         go2.send(true).unwrap();
         probe2.await.unwrap();
         assert_eq!(breaker.state(), BreakerState::Open, "a stale success changes nothing");
 
         // After another pause, two successful probes close it.
-        rt.sleep(ms(30)).await;
+        rt.sleep(open).await;
         assert!(call(&breaker, true).await.is_ok());
         assert!(call(&breaker, true).await.is_ok());
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -489,16 +497,17 @@ timed_matrix! {
     /// and uses nothing up.
     async fn rate_limit_fail_mode(rt) {
         let (inner, calls) = recorder(&rt);
-        let config = RateLimitConfig::new(1, ms(30)).burst(2).mode(RateLimitMode::Fail);
+        let period = span(&rt, ms(30));
+        let config = RateLimitConfig::new(1, period).burst(2).mode(RateLimitMode::Fail);
         let limited = inner.rate_limit(config, &rt);
         limited.process(1, &ctx()).await.unwrap();
         limited.process(2, &ctx()).await.unwrap();
         let err = limited.process(3, &ctx()).await.unwrap_err();
         let retry_in = downcast::<RateLimited>(&err).retry_in;
         assert!(retry_in > Duration::ZERO);
-        assert_remaining(&rt, retry_in, ms(30));
+        assert_remaining(&rt, retry_in, period);
         let err = limited.process(3, &ctx()).await.unwrap_err();
-        assert_remaining(&rt, downcast::<RateLimited>(&err).retry_in, ms(30));
+        assert_remaining(&rt, downcast::<RateLimited>(&err).retry_in, period);
         assert_eq!(calls.lock().unwrap().len(), 2);
         assert_eq!(limited.limited(), 2);
 

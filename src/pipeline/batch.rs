@@ -19,8 +19,8 @@ pin_project! {
     /// [`batch_timeout`](super::FlowStreamExt::batch_timeout).
     ///
     /// A batch is emitted when it holds `size` items, when `max_wait` has passed since
-    /// its first item arrived (on the runtime's clock; exact under the virtual clock),
-    /// or when the upstream ends. It carries the context of its first item. An error
+    /// its first item arrived (on the runtime's clock; exact under the virtual clock;
+    /// items that come after that go to the next batch), or when the upstream ends. It carries the context of its first item. An error
     /// from upstream comes out after the batch in progress, then the stream ends.
     #[must_use = "streams do nothing unless polled"]
     pub struct Batch<S, T> {
@@ -79,6 +79,13 @@ where
                 *this.done = true;
                 return Poll::Ready(this.error.take().map(Err));
             }
+            // A batch whose time is up goes out before anything newer joins it.
+            if let Some(deadline) = this.deadline.as_mut() {
+                if deadline.as_mut().poll(cx).is_ready() {
+                    *this.deadline = None;
+                    return flush(this.items, this.ctx, *this.size);
+                }
+            }
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok((item, ctx)))) => {
                     if this.items.is_empty() {
@@ -102,15 +109,8 @@ where
                 }
                 Poll::Ready(Some(Err(error))) => *this.error = Some(error),
                 Poll::Ready(None) => *this.upstream_done = true,
-                Poll::Pending => {
-                    if let Some(deadline) = this.deadline.as_mut() {
-                        if deadline.as_mut().poll(cx).is_ready() {
-                            *this.deadline = None;
-                            return flush(this.items, this.ctx, *this.size);
-                        }
-                    }
-                    return Poll::Pending;
-                }
+                // The deadline, if any, was polled above and will wake us.
+                Poll::Pending => return Poll::Pending,
             }
         }
     }

@@ -1,9 +1,7 @@
 //! Pipeline benchmarks, each group with its peers or floors in the same run.
 //!
 //! * `pipeline_3_stages`: three trivial stages (parse a `u64` from a `String` → add 1 →
-//!   format back to a `String`) over 200,000 items per iteration (the issue asks for
-//!   1M; 200,000 keeps criterion's repetitions within minutes on 2 cores, and the
-//!   per-item cost does not depend on the count). Sides:
+//!   format back to a `String`) over 1,000,000 items per iteration. Sides:
 //!   - `riverbed_stats_on`: three `pipe` stages, default statistics;
 //!   - `riverbed_stats_off`: the same with `.without_stats()` on every stage;
 //!   - `streamext_chain`: the floor, a hand-written `futures::StreamExt::then` chain
@@ -13,7 +11,7 @@
 //!
 //!   The riverbed input is `stream::iter(strings).flow_in(ctx)` with one shared
 //!   `FlowContext`, read out with `.values()`. The input strings are built before the
-//!   clock starts; every side must produce exactly 200,000 outputs (checked on every
+//!   clock starts; every side must produce exactly 1,000,000 outputs (checked on every
 //!   iteration). The riverbed and `StreamExt` sides run on the bench thread (inside the
 //!   runtime's `block_on`); the channel side runs on the two workers, with the bench
 //!   thread reading the last channel.
@@ -38,7 +36,7 @@ use riverbed::FlowContext;
 use riverbed::pipeline::{FlowStreamExt, Flowing, Processor, Stage, map};
 
 /// Items per iteration of `pipeline_3_stages`.
-const ITEMS: u64 = 200_000;
+const ITEMS: u64 = 1_000_000;
 /// Items per iteration of `pipeline_concurrency`.
 const IO_ITEMS: u64 = 2_000;
 /// The simulated I/O of `pipeline_concurrency` (tokio rounds it up to ~1 ms).

@@ -226,12 +226,15 @@ matrix! {
         let source = futures::stream::iter(0..1000u32).inspect(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         });
-        let mut pipeline = source
-            .flow()
-            .pipe(map(|n: u32| async move { n }))
-            .concurrency(4)
-            .pipe(map(|n: u32| async move { n + 1 }))
-            .concurrency(2);
+        // A stage holds its processor's future in place: pin it to poll it by hand.
+        let mut pipeline = Box::pin(
+            source
+                .flow()
+                .pipe(map(|n: u32| async move { n }))
+                .concurrency(4)
+                .pipe(map(|n: u32| async move { n + 1 }))
+                .concurrency(2),
+        );
         assert_eq!(pipeline.next().await.unwrap().unwrap().0, 1);
         let after_one = pulled.load(Ordering::SeqCst);
         assert!(after_one <= 1 + 4 + 2, "pulled {after_one} items for one output");
@@ -239,6 +242,28 @@ matrix! {
             pipeline.next().await.unwrap().unwrap();
         }
         assert!(pulled.load(Ordering::SeqCst) <= 11 + 4 + 2);
+    }
+
+    /// At concurrency 1 too, dropping the stage cancels the item in flight, and the
+    /// statistics say so.
+    async fn dropping_a_single_item_stage_counts_the_cancel(rt) {
+        let mut stage = Box::pin(
+            futures::stream::iter(0..3u32)
+                .flow()
+                .pipe(map(|n: u32| async move {
+                    if n == 1 {
+                        futures::future::pending::<()>().await;
+                    }
+                    n
+                })),
+        );
+        let stats = stage.stats();
+        assert_eq!(stage.next().await.unwrap().unwrap().0, 0);
+        assert!(futures::poll!(stage.next()).is_pending());
+        assert_eq!(stats.snapshot().in_flight, 1);
+        drop(stage);
+        let s = stats.snapshot();
+        assert_eq!((s.received, s.emitted, s.cancelled, s.in_flight), (2, 1, 1, 0));
     }
 
     /// Dropping a pipeline drops the items in flight: no task or item outlives it.
@@ -251,7 +276,7 @@ matrix! {
         }
         let alive = Arc::new(AtomicUsize::new(0));
         let tracker = Arc::clone(&alive);
-        let mut stage = futures::stream::iter(0..100u32)
+        let mut stage = Box::pin(futures::stream::iter(0..100u32)
             .flow()
             .pipe(map(move |n: u32| {
                 tracker.fetch_add(1, Ordering::SeqCst);
@@ -265,7 +290,7 @@ matrix! {
                 }
             }))
             .concurrency(8)
-            .unordered();
+            .unordered());
         let stats = stage.stats();
         assert_eq!(stage.next().await.unwrap().unwrap().0, 0);
         // Eight are waiting: the first finished and the next one took its place.

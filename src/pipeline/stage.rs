@@ -32,10 +32,9 @@ pub(crate) enum Done<Out> {
     Failed(StageError),
 }
 
-/// The items a stage is processing: one at a time without any allocation, or several
-/// in a `FuturesOrdered` / `FuturesUnordered`.
+/// The items a stage processes at once when its concurrency is above 1. (At
+/// concurrency 1 the item lives in the stage itself: see [`Single`].)
 enum Running<P: Processor<In>, In: Send + 'static> {
-    Single(Option<Pin<Box<ItemFut<P, In>>>>),
     Ordered(FuturesOrdered<ItemFut<P, In>>),
     Unordered(FuturesUnordered<ItemFut<P, In>>),
 }
@@ -43,7 +42,6 @@ enum Running<P: Processor<In>, In: Send + 'static> {
 impl<P: Processor<In>, In: Send + 'static> Running<P, In> {
     fn len(&self) -> usize {
         match self {
-            Running::Single(slot) => usize::from(slot.as_ref().is_some_and(|f| !f.is_finished())),
             Running::Ordered(r) => r.len(),
             Running::Unordered(r) => r.len(),
         }
@@ -51,11 +49,6 @@ impl<P: Processor<In>, In: Send + 'static> Running<P, In> {
 
     fn push(&mut self, future: ItemFut<P, In>) {
         match self {
-            Running::Single(slot) => match slot {
-                // The slot's box is reused from item to item.
-                Some(pinned) => pinned.set(future),
-                None => *slot = Some(Box::pin(future)),
-            },
             Running::Ordered(r) => r.push_back(future),
             Running::Unordered(r) => r.push(future),
         }
@@ -63,13 +56,6 @@ impl<P: Processor<In>, In: Send + 'static> Running<P, In> {
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Done<P::Out>>> {
         match self {
-            Running::Single(slot) => match slot {
-                Some(future) if !future.is_finished() => {
-                    let done = std::task::ready!(future.as_mut().poll(cx));
-                    Poll::Ready(Some(done))
-                }
-                _ => Poll::Ready(None),
-            },
             Running::Ordered(r) => r.poll_next_unpin(cx),
             Running::Unordered(r) => r.poll_next_unpin(cx),
         }
@@ -77,7 +63,6 @@ impl<P: Processor<In>, In: Send + 'static> Running<P, In> {
 
     fn clear(&mut self) {
         match self {
-            Running::Single(slot) => *slot = None,
             Running::Ordered(r) => *r = FuturesOrdered::new(),
             Running::Unordered(r) => r.clear(),
         }
@@ -101,6 +86,11 @@ pin_project! {
     /// - **Context**: each item's [`FlowContext`] goes with it to the processor and on
     ///   to the output.
     /// - **Cancellation**: dropping the stage drops the items in flight.
+    /// - **Pinning**: like `StreamExt::then`, a stage keeps its processor's future in
+    ///   place, so it is `Unpin` only when that future is; to call `next()` on a stage
+    ///   directly, pin it first (`std::pin::pin!` or `Box::pin`). Combinators that
+    ///   consume it (`collect`, `for_each`, `forward`, a [`Pipeline`](super::Pipeline))
+    ///   need nothing.
     #[must_use = "streams do nothing unless polled"]
     pub struct Stage<S, P, In>
     where
@@ -113,10 +103,27 @@ pin_project! {
         shared: Arc<Shared<P, In>>,
         concurrency: usize,
         unordered: bool,
+        #[pin]
+        single: Single<P, In>,
         running: Running<P, In>,
         upstream_done: bool,
         upstream_error: Option<StageError>,
         done: bool,
+    }
+    impl<S, P, In> PinnedDrop for Stage<S, P, In>
+    where
+        P: Processor<In>,
+        In: Send,
+        In: 'static,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let SingleProj::Running { live: true, .. } = this.single.project() {
+                // Dropped in flight: cancelled.
+                this.shared.metrics.in_flight.dec();
+                this.shared.metrics.cancelled.inc();
+            }
+        }
     }
 }
 
@@ -137,7 +144,8 @@ where
             }),
             concurrency: 1,
             unordered: false,
-            running: Running::Single(None),
+            single: Single::Idle,
+            running: Running::Ordered(FuturesOrdered::new()),
             upstream_done: false,
             upstream_error: None,
             done: false,
@@ -154,10 +162,10 @@ where
 
     /// Picks the container for items in flight from the concurrency and ordering.
     fn rearm(mut self) -> Self {
-        self.running = match (self.concurrency, self.unordered) {
-            (1, _) => Running::Single(None),
-            (_, false) => Running::Ordered(FuturesOrdered::new()),
-            (_, true) => Running::Unordered(FuturesUnordered::new()),
+        self.running = if self.unordered {
+            Running::Unordered(FuturesUnordered::new())
+        } else {
+            Running::Ordered(FuturesOrdered::new())
         };
         self
     }
@@ -233,6 +241,9 @@ where
     type Item = Flowing<P::Out>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.concurrency == 1 {
+            return self.poll_single(cx);
+        }
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -282,6 +293,187 @@ where
     }
 }
 
+impl<S, P, In> Stage<S, P, In>
+where
+    S: Stream<Item = Flowing<In>>,
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    /// Concurrency 1: the item being processed lives in the stage itself, polled in
+    /// place with the stage's settings borrowed, so the common case allocates nothing
+    /// and clones nothing per item.
+    fn poll_single(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Flowing<P::Out>>> {
+        loop {
+            let mut this = self.as_mut().project();
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            let outcome = match this.single.as_mut().project() {
+                SingleProj::Idle => {
+                    if let Some(error) = this.upstream_error.take() {
+                        *this.done = true;
+                        return Poll::Ready(Some(Err(error)));
+                    }
+                    if *this.upstream_done {
+                        *this.done = true;
+                        return Poll::Ready(None);
+                    }
+                    match std::task::ready!(this.upstream.poll_next(cx)) {
+                        Some(Ok((item, ctx))) => {
+                            let next = Single::start(this.shared, item, ctx);
+                            this.single.set(next);
+                        }
+                        Some(Err(error)) => *this.upstream_error = Some(error),
+                        None => *this.upstream_done = true,
+                    }
+                    continue;
+                }
+                SingleProj::Running { future, .. } => {
+                    match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(outcome)) => outcome,
+                        Err(panic) => Err(this.shared.panicked(panic)),
+                    }
+                }
+                SingleProj::Slow { future } => {
+                    let done = std::task::ready!(future.as_mut().poll(cx));
+                    this.single.set(Single::Idle);
+                    match done {
+                        Done::Emitted(out, ctx) => return Poll::Ready(Some(Ok((out, ctx)))),
+                        Done::Dropped => continue,
+                        Done::Failed(error) => {
+                            *this.done = true;
+                            return Poll::Ready(Some(Err(error)));
+                        }
+                    }
+                }
+            };
+            // The future is dropped in place; only the small fields move out.
+            let SingleReplace::Running {
+                ctx,
+                kept,
+                started,
+                live,
+                ..
+            } = this.single.as_mut().project_replace(Single::Idle)
+            else {
+                continue;
+            };
+            let shared = &**this.shared;
+            let metrics = &shared.metrics;
+            let settle = |shared: &Shared<P, In>| {
+                if let Some(started) = started {
+                    metrics.record_latency(shared.now().saturating_duration_since(started));
+                }
+                if live {
+                    metrics.in_flight.dec();
+                }
+            };
+            match outcome {
+                Ok(Some(out)) => {
+                    metrics.hit(|m| &m.emitted);
+                    settle(shared);
+                    return Poll::Ready(Some(Ok((out, ctx))));
+                }
+                Ok(None) => {
+                    metrics.hit(|m| &m.filtered);
+                    settle(shared);
+                }
+                Err(error) => match &*shared.policy {
+                    ErrorPolicy::Skip => {
+                        metrics.hit(|m| &m.skipped);
+                        settle(shared);
+                    }
+                    ErrorPolicy::Fail => {
+                        metrics.hit(|m| &m.failed);
+                        settle(shared);
+                        *this.done = true;
+                        return Poll::Ready(Some(Err(shared.error(error, ctx, 1))));
+                    }
+                    ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter { .. } => {
+                        let tracked = Tracked {
+                            shared: Arc::clone(this.shared),
+                            live,
+                            started,
+                        };
+                        this.single.set(Single::Slow {
+                            future: Box::pin(async move {
+                                let done = tracked.shared.settle(error, kept, ctx, 1).await;
+                                tracked.finish();
+                                done
+                            }),
+                        });
+                    }
+                },
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The one item of a stage at concurrency 1.
+    #[project = SingleProj]
+    #[project_replace = SingleReplace]
+    pub(crate) enum Single<P, In>
+    where
+        P: Processor<In>,
+    {
+        Idle,
+        Running {
+            #[pin]
+            future: P::Future,
+            ctx: FlowContext,
+            // A copy of the item, when the policy may need it again.
+            kept: Option<In>,
+            // When it started, if its latency is sampled.
+            started: Option<Instant>,
+            // Counted in flight (statistics on).
+            live: bool,
+        },
+        Slow {
+            future: BoxFuture<'static, Done<P::Out>>,
+        },
+    }
+}
+
+impl<P, In> Single<P, In>
+where
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    fn start(shared: &Arc<Shared<P, In>>, item: In, ctx: FlowContext) -> Self {
+        let (live, started) = shared.admit();
+        let kept = shared.policy.copier().map(|copy| copy(&item));
+        match shared.call(item, &ctx) {
+            Ok(future) => Single::Running {
+                future,
+                ctx,
+                kept,
+                started,
+                live,
+            },
+            // The processor panicked before it returned a future.
+            Err(error) => {
+                let tracked = Tracked {
+                    shared: Arc::clone(shared),
+                    live,
+                    started,
+                };
+                Single::Slow {
+                    future: Box::pin(async move {
+                        let done = tracked.shared.settle(error, kept, ctx, 1).await;
+                        tracked.finish();
+                        done
+                    }),
+                }
+            }
+        }
+    }
+}
+
 impl<S, P, In> FusedStream for Stage<S, P, In>
 where
     S: Stream<Item = Flowing<In>>,
@@ -323,6 +515,19 @@ impl<P, In> Shared<P, In> {
             .as_ref()
             .map_or_else(Instant::now, |rt| rt.now())
     }
+
+    /// Counts an item in: whether it is counted in flight, and when it started if its
+    /// latency is sampled.
+    fn admit(&self) -> (bool, Option<Instant>) {
+        let metrics = &self.metrics;
+        if !metrics.enabled {
+            return (false, None);
+        }
+        let n = metrics.received.next();
+        metrics.in_flight.inc();
+        let sampled = n % metrics.latency_every.max(1) == 0;
+        (true, sampled.then(|| self.now()))
+    }
 }
 
 /// An item's place in the statistics: counted in flight from its start until it
@@ -337,15 +542,7 @@ pub(crate) struct Tracked<P, In> {
 
 impl<P, In> Tracked<P, In> {
     fn start(shared: &Arc<Shared<P, In>>) -> Self {
-        let metrics = &shared.metrics;
-        let (live, started) = if metrics.enabled {
-            let n = metrics.received.next();
-            metrics.in_flight.inc();
-            let sampled = n % metrics.latency_every.max(1) == 0;
-            (true, sampled.then(|| shared.now()))
-        } else {
-            (false, None)
-        };
+        let (live, started) = shared.admit();
         Tracked {
             shared: Arc::clone(shared),
             live,
@@ -437,10 +634,6 @@ where
                 }),
             },
         }
-    }
-
-    fn is_finished(&self) -> bool {
-        matches!(self, ItemFut::Finished)
     }
 }
 

@@ -103,7 +103,17 @@ pub fn new_id() -> String {
 /// );
 /// ```
 pub fn format_uuid(id: u128) -> String {
-    format!(
+    let mut text = String::with_capacity(36);
+    // Writing into a String cannot fail.
+    let _ = write_uuid(&mut text, id);
+    text
+}
+
+/// Writes `id` UUID-shaped (`8-4-4-4-12` lowercase hex digits); shared by
+/// [`format_uuid`] and the `Display` of ids such as `EventId`.
+pub(crate) fn write_uuid(out: &mut impl std::fmt::Write, id: u128) -> std::fmt::Result {
+    write!(
+        out,
         "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
         id >> 96,
         (id >> 80) & 0xffff,
@@ -111,6 +121,14 @@ pub fn format_uuid(id: u128) -> String {
         (id >> 48) & 0xffff,
         id & 0xffff_ffff_ffff,
     )
+}
+
+/// 64 bits unique within the process and unlikely to repeat across processes: the
+/// seed for anything that needs to tell instances apart (an event bus's id prefix, a
+/// backoff's jitter).
+pub(crate) fn unique_u64() -> u64 {
+    // The low half of an id: a scrambled counter with a per-process random offset.
+    next_id_u128() as u64
 }
 
 #[cfg(test)]

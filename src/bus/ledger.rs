@@ -99,11 +99,9 @@ impl<K: Kind> KindLedger<K> {
                 count,
             })
             .collect();
-        out.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| format!("{:?}", a.kind).cmp(&format!("{:?}", b.kind)))
-        });
+        // Most frequent first; ties in a stable order (by the kind's `Debug` text, formatted
+        // once per kind).
+        out.sort_by_cached_key(|k| (std::cmp::Reverse(k.count), format!("{:?}", k.kind)));
         out
     }
 }

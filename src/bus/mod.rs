@@ -58,7 +58,7 @@ mod stats;
 mod subscription;
 
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -189,7 +189,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
             });
             check
         });
-        let nonce = std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64);
+        let nonce = crate::id::unique_u64();
         EventBus {
             shared: Arc::new(Shared {
                 core: Arc::new(Core::new(self.history, expired, KindLedger::default())),

@@ -17,7 +17,7 @@ use pin_project_lite::pin_project;
 
 use super::policy::{DeadLetter, ErrorPolicy};
 use super::stats::{StageMetrics, StageStatsHandle};
-use super::{Processor, StageError};
+use super::{Outcome, Processor, StageError};
 use crate::runtime::{RuntimeExt, SharedRuntime, panic_message};
 use crate::{BoxError, FlowContext};
 
@@ -118,10 +118,9 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let SingleProj::Running { live: true, .. } = this.single.project() {
+            if let SingleProj::Running { mark, .. } = this.single.project() {
                 // Dropped in flight: cancelled.
-                this.shared.metrics.in_flight.dec();
-                this.shared.metrics.cancelled.inc();
+                this.shared.cancel(*mark);
             }
         }
     }
@@ -266,16 +265,16 @@ where
             }
             let this = self.as_mut().project();
             match this.running.poll_next(cx) {
-                Poll::Ready(Some(Done::Emitted(out, ctx))) => {
-                    return Poll::Ready(Some(Ok((out, ctx))));
-                }
-                Poll::Ready(Some(Done::Dropped)) => continue,
-                Poll::Ready(Some(Done::Failed(error))) => {
-                    // Fail stops the stage: the items in flight are cancelled.
-                    this.running.clear();
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(error)));
-                }
+                Poll::Ready(Some(done)) => match emit(done, this.done) {
+                    Some(item) => {
+                        if *this.done {
+                            // Fail stops the stage: the items in flight are cancelled.
+                            this.running.clear();
+                        }
+                        return Poll::Ready(Some(item));
+                    }
+                    None => continue,
+                },
                 Poll::Ready(None) => {
                     if let Some(error) = this.upstream_error.take() {
                         *this.done = true;
@@ -332,83 +331,46 @@ where
                     continue;
                 }
                 SingleProj::Running { future, .. } => {
-                    match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-                        Ok(Poll::Pending) => return Poll::Pending,
-                        Ok(Poll::Ready(outcome)) => outcome,
-                        Err(panic) => Err(this.shared.panicked(panic)),
-                    }
+                    std::task::ready!(this.shared.poll_processor(future, cx))
                 }
                 SingleProj::Slow { future } => {
                     let done = std::task::ready!(future.as_mut().poll(cx));
                     this.single.set(Single::Idle);
-                    match done {
-                        Done::Emitted(out, ctx) => return Poll::Ready(Some(Ok((out, ctx)))),
-                        Done::Dropped => continue,
-                        Done::Failed(error) => {
-                            *this.done = true;
-                            return Poll::Ready(Some(Err(error)));
-                        }
+                    match emit(done, this.done) {
+                        Some(item) => return Poll::Ready(Some(item)),
+                        None => continue,
                     }
                 }
             };
             // The future is dropped in place; only the small fields move out.
             let SingleReplace::Running {
-                ctx,
-                kept,
-                started,
-                live,
-                ..
+                ctx, kept, mark, ..
             } = this.single.as_mut().project_replace(Single::Idle)
             else {
                 continue;
             };
-            let shared = &**this.shared;
-            let metrics = &shared.metrics;
-            let settle = |shared: &Shared<P, In>| {
-                if let Some(started) = started {
-                    metrics.record_latency(shared.now().saturating_duration_since(started));
-                }
-                if live {
-                    metrics.in_flight.dec();
-                }
-            };
-            match outcome {
-                Ok(Some(out)) => {
-                    metrics.hit(|m| &m.emitted);
-                    settle(shared);
-                    return Poll::Ready(Some(Ok((out, ctx))));
-                }
-                Ok(None) => {
-                    metrics.hit(|m| &m.filtered);
-                    settle(shared);
-                }
-                Err(error) => match &*shared.policy {
-                    ErrorPolicy::Skip => {
-                        metrics.hit(|m| &m.skipped);
-                        settle(shared);
+            match this.shared.conclude(outcome, ctx, kept, mark) {
+                Concluded::Done(done) => {
+                    if let Some(item) = emit(done, this.done) {
+                        return Poll::Ready(Some(item));
                     }
-                    ErrorPolicy::Fail => {
-                        metrics.hit(|m| &m.failed);
-                        settle(shared);
-                        *this.done = true;
-                        return Poll::Ready(Some(Err(shared.error(error, ctx, 1))));
-                    }
-                    ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter { .. } => {
-                        let tracked = Tracked {
-                            shared: Arc::clone(this.shared),
-                            live,
-                            started,
-                        };
-                        this.single.set(Single::Slow {
-                            future: Box::pin(async move {
-                                let done = tracked.shared.settle(error, kept, ctx, 1).await;
-                                tracked.finish();
-                                done
-                            }),
-                        });
-                    }
-                },
+                }
+                Concluded::Slow(future) => this.single.set(Single::Slow { future }),
             }
+        }
+    }
+}
+
+/// What the stage's stream yields for a settled item, if anything; a failure also
+/// ends the stage.
+#[inline(always)]
+fn emit<Out>(done: Done<Out>, stage_done: &mut bool) -> Option<Flowing<Out>> {
+    match done {
+        Done::Emitted(out, ctx) => Some(Ok((out, ctx))),
+        Done::Dropped => None,
+        Done::Failed(error) => {
+            *stage_done = true;
+            Some(Err(error))
         }
     }
 }
@@ -428,10 +390,7 @@ pin_project! {
             ctx: FlowContext,
             // A copy of the item, when the policy may need it again.
             kept: Option<In>,
-            // When it started, if its latency is sampled.
-            started: Option<Instant>,
-            // Counted in flight (statistics on).
-            live: bool,
+            mark: Mark,
         },
         Slow {
             future: BoxFuture<'static, Done<P::Out>>,
@@ -445,31 +404,19 @@ where
     In: Send + 'static,
 {
     fn start(shared: &Arc<Shared<P, In>>, item: In, ctx: FlowContext) -> Self {
-        let (live, started) = shared.admit();
+        let mark = shared.admit();
         let kept = shared.policy.copier().map(|copy| copy(&item));
         match shared.call(item, &ctx) {
             Ok(future) => Single::Running {
                 future,
                 ctx,
                 kept,
-                started,
-                live,
+                mark,
             },
             // The processor panicked before it returned a future.
-            Err(error) => {
-                let tracked = Tracked {
-                    shared: Arc::clone(shared),
-                    live,
-                    started,
-                };
-                Single::Slow {
-                    future: Box::pin(async move {
-                        let done = tracked.shared.settle(error, kept, ctx, 1).await;
-                        tracked.finish();
-                        done
-                    }),
-                }
-            }
+            Err(error) => Single::Slow {
+                future: shared.slow(error, kept, ctx, mark),
+            },
         }
     }
 }
@@ -516,58 +463,84 @@ impl<P, In> Shared<P, In> {
             .map_or_else(Instant::now, |rt| rt.now())
     }
 
-    /// Counts an item in: whether it is counted in flight, and when it started if its
-    /// latency is sampled.
-    fn admit(&self) -> (bool, Option<Instant>) {
+    /// Counts an item in.
+    #[inline(always)]
+    fn admit(&self) -> Mark {
         let metrics = &self.metrics;
         if !metrics.enabled {
-            return (false, None);
+            return Mark::default();
         }
         let n = metrics.received.next();
         metrics.in_flight.inc();
         let sampled = n % metrics.latency_every.max(1) == 0;
-        (true, sampled.then(|| self.now()))
+        Mark {
+            live: true,
+            started: sampled.then(|| self.now()),
+        }
+    }
+
+    /// Counts an item out when it has settled: its latency, if sampled, and the
+    /// in-flight count.
+    #[inline(always)]
+    fn finish(&self, mark: Mark) {
+        if let Some(started) = mark.started {
+            self.metrics
+                .record_latency(self.now().saturating_duration_since(started));
+        }
+        if mark.live {
+            self.metrics.in_flight.dec();
+        }
+    }
+
+    /// Counts an item out that was dropped before it settled.
+    #[inline]
+    fn cancel(&self, mark: Mark) {
+        if mark.live {
+            self.metrics.in_flight.dec();
+            self.metrics.cancelled.inc();
+        }
     }
 }
 
-/// An item's place in the statistics: counted in flight from its start until it
-/// finishes, or is dropped (cancelled); timed if it is a sampled one.
-pub(crate) struct Tracked<P, In> {
-    shared: Arc<Shared<P, In>>,
-    /// Counted in flight: statistics are on and the item has not finished.
+/// An item's place in the statistics, from [`Shared::admit`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mark {
+    /// Counted in flight (statistics are on).
     live: bool,
     /// When it started, if its latency is sampled.
     started: Option<Instant>,
 }
 
+/// A [`Mark`] that counts its item as cancelled if it is dropped before
+/// [`finish`](Self::finish): for item futures that the stage does not hold itself.
+pub(crate) struct Tracked<P, In> {
+    shared: Arc<Shared<P, In>>,
+    mark: Option<Mark>,
+}
+
 impl<P, In> Tracked<P, In> {
-    fn start(shared: &Arc<Shared<P, In>>) -> Self {
-        let (live, started) = shared.admit();
+    fn new(shared: Arc<Shared<P, In>>, mark: Mark) -> Self {
         Tracked {
-            shared: Arc::clone(shared),
-            live,
-            started,
+            shared,
+            mark: Some(mark),
         }
     }
 
-    /// Records the item's end: latency (if sampled) and the in-flight count.
+    /// The mark, handed over: dropping the `Tracked` afterwards counts nothing.
+    fn take(&mut self) -> Mark {
+        self.mark.take().unwrap_or_default()
+    }
+
     fn finish(mut self) {
-        let metrics = &self.shared.metrics;
-        if let Some(started) = self.started.take() {
-            metrics.record_latency(self.shared.now().saturating_duration_since(started));
-        }
-        if std::mem::take(&mut self.live) {
-            metrics.in_flight.dec();
-        }
+        let mark = self.take();
+        self.shared.finish(mark);
     }
 }
 
 impl<P, In> Drop for Tracked<P, In> {
     fn drop(&mut self) {
-        if self.live {
-            // Dropped before it finished: cancelled.
-            self.shared.metrics.in_flight.dec();
-            self.shared.metrics.cancelled.inc();
+        if let Some(mark) = self.mark.take() {
+            self.shared.cancel(mark);
         }
     }
 }
@@ -616,22 +589,18 @@ where
     In: Send + 'static,
 {
     fn start(shared: &Arc<Shared<P, In>>, item: In, ctx: FlowContext) -> Self {
-        let tracked = Tracked::start(shared);
+        let mark = shared.admit();
         let kept = shared.policy.copier().map(|copy| copy(&item));
         match shared.call(item, &ctx) {
             Ok(future) => ItemFut::Fast {
                 future,
-                tracked,
+                tracked: Tracked::new(Arc::clone(shared), mark),
                 ctx,
                 kept,
             },
             // The processor panicked before it returned a future.
             Err(error) => ItemFut::Slow {
-                future: Box::pin(async move {
-                    let done = tracked.shared.settle(error, kept, ctx, 1).await;
-                    tracked.finish();
-                    done
-                }),
+                future: shared.slow(error, kept, ctx, mark),
             },
         }
     }
@@ -645,26 +614,10 @@ where
     type Output = Done<P::Out>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let error = match self.as_mut().project() {
+        let outcome = match self.as_mut().project() {
             ItemProj::Fast {
                 future, tracked, ..
-            } => {
-                let shared = &tracked.shared;
-                let polled = catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-                match polled {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(Ok(Some(out)))) => {
-                        shared.metrics.hit(|m| &m.emitted);
-                        Ok(Some(out))
-                    }
-                    Ok(Poll::Ready(Ok(None))) => {
-                        shared.metrics.hit(|m| &m.filtered);
-                        Ok(None)
-                    }
-                    Ok(Poll::Ready(Err(error))) => Err(error),
-                    Err(panic) => Err(shared.panicked(panic)),
-                }
-            }
+            } => std::task::ready!(tracked.shared.poll_processor(future, cx)),
             ItemProj::Slow { future } => {
                 let done = std::task::ready!(future.as_mut().poll(cx));
                 self.set(ItemFut::Finished);
@@ -673,44 +626,30 @@ where
             ItemProj::Finished => return Poll::Pending,
         };
         let ItemReplace::Fast {
-            tracked, ctx, kept, ..
+            mut tracked,
+            ctx,
+            kept,
+            ..
         } = self.as_mut().project_replace(ItemFut::Finished)
         else {
             return Poll::Pending;
         };
-        match error {
-            Ok(Some(out)) => {
-                tracked.finish();
-                Poll::Ready(Done::Emitted(out, ctx))
+        let mark = tracked.take();
+        match tracked.shared.conclude(outcome, ctx, kept, mark) {
+            Concluded::Done(done) => Poll::Ready(done),
+            Concluded::Slow(future) => {
+                self.set(ItemFut::Slow { future });
+                self.poll(cx)
             }
-            Ok(None) => {
-                tracked.finish();
-                Poll::Ready(Done::Dropped)
-            }
-            Err(error) => match &*tracked.shared.policy {
-                ErrorPolicy::Skip => {
-                    tracked.shared.metrics.hit(|m| &m.skipped);
-                    tracked.finish();
-                    Poll::Ready(Done::Dropped)
-                }
-                ErrorPolicy::Fail => {
-                    tracked.shared.metrics.hit(|m| &m.failed);
-                    let failed = tracked.shared.error(error, ctx, 1);
-                    tracked.finish();
-                    Poll::Ready(Done::Failed(failed))
-                }
-                ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter { .. } => {
-                    let future: BoxFuture<'static, Done<P::Out>> = Box::pin(async move {
-                        let done = tracked.shared.settle(error, kept, ctx, 1).await;
-                        tracked.finish();
-                        done
-                    });
-                    self.set(ItemFut::Slow { future });
-                    self.poll(cx)
-                }
-            },
         }
     }
+}
+
+/// How an item's first attempt settles: at once, or in a boxed future when its policy
+/// has more to do (retries, a dead-letter send).
+enum Concluded<Out> {
+    Done(Done<Out>),
+    Slow(BoxFuture<'static, Done<Out>>),
 }
 
 impl<P, In> Shared<P, In>
@@ -718,6 +657,73 @@ where
     P: Processor<In>,
     In: Send + 'static,
 {
+    /// Polls a processor's future, turning a panic into an error of the item.
+    #[inline(always)]
+    fn poll_processor(
+        &self,
+        future: Pin<&mut P::Future>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Outcome<P::Out>> {
+        catch_unwind(AssertUnwindSafe(|| future.poll(cx)))
+            .unwrap_or_else(|panic| Poll::Ready(Err(self.panicked(panic))))
+    }
+
+    /// Settles an item after its first attempt: counted and decided at once, or (for
+    /// a policy with more to do) continued in a boxed future.
+    #[inline(always)]
+    fn conclude(
+        self: &Arc<Self>,
+        outcome: Outcome<P::Out>,
+        ctx: FlowContext,
+        kept: Option<In>,
+        mark: Mark,
+    ) -> Concluded<P::Out> {
+        let error = match outcome {
+            Ok(Some(out)) => {
+                self.metrics.hit(|m| &m.emitted);
+                self.finish(mark);
+                return Concluded::Done(Done::Emitted(out, ctx));
+            }
+            Ok(None) => {
+                self.metrics.hit(|m| &m.filtered);
+                self.finish(mark);
+                return Concluded::Done(Done::Dropped);
+            }
+            Err(error) => error,
+        };
+        match &*self.policy {
+            ErrorPolicy::Skip => {
+                self.metrics.hit(|m| &m.skipped);
+                self.finish(mark);
+                Concluded::Done(Done::Dropped)
+            }
+            ErrorPolicy::Fail => {
+                self.metrics.hit(|m| &m.failed);
+                self.finish(mark);
+                Concluded::Done(Done::Failed(self.error(error, ctx, 1)))
+            }
+            ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter { .. } => {
+                Concluded::Slow(self.slow(error, kept, ctx, mark))
+            }
+        }
+    }
+
+    /// The rest of an item's life after an error its policy must work on.
+    fn slow(
+        self: &Arc<Self>,
+        error: BoxError,
+        kept: Option<In>,
+        ctx: FlowContext,
+        mark: Mark,
+    ) -> BoxFuture<'static, Done<P::Out>> {
+        let tracked = Tracked::new(Arc::clone(self), mark);
+        Box::pin(async move {
+            let done = tracked.shared.settle(error, kept, ctx, 1).await;
+            tracked.finish();
+            done
+        })
+    }
+
     /// Calls the processor, turning a panic into an error of the item.
     fn call(&self, item: In, ctx: &FlowContext) -> Result<P::Future, BoxError> {
         catch_unwind(AssertUnwindSafe(|| self.processor.process(item, ctx)))

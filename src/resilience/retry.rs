@@ -3,7 +3,6 @@
 //! redelivery both use it.
 
 use std::fmt;
-use std::hash::BuildHasher;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -135,8 +134,7 @@ impl RetryPolicy {
 
     /// The delays before each retry, in order, jittered with a random seed.
     pub fn backoff(&self) -> Backoff {
-        let seed = std::collections::hash_map::RandomState::new().hash_one(0x7e7_u64);
-        self.backoff_seeded(seed)
+        self.backoff_seeded(crate::id::unique_u64())
     }
 
     /// The delays before each retry, jittered from `seed`: the same seed gives the same

@@ -144,6 +144,7 @@ pub mod context;
 pub mod id;
 pub mod pipeline;
 pub mod resilience;
+pub mod reactive;
 pub mod runtime;
 pub mod stats;
 
@@ -180,6 +181,7 @@ pub mod prelude {
     };
     pub use crate::context::FlowContext;
     pub use crate::pipeline::{ErrorPolicy, FlowStreamExt, Pipeline, Processor};
+    pub use crate::reactive::ReactiveExt;
     pub use crate::resilience::{ProcessorExt, RetryPolicy};
     pub use crate::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
 }

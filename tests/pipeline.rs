@@ -144,10 +144,10 @@ matrix! {
         assert_eq!(*out[0].as_ref().unwrap(), 1);
         assert_eq!(*out[1].as_ref().unwrap(), 2);
         let error = out[2].as_ref().unwrap_err();
-        assert_eq!(&*error.stage, "parse");
-        assert_eq!(error.attempts, 1);
-        assert_eq!(error.ctx.user_id(), Some("u-7"));
-        assert!(error.error.downcast_ref::<std::num::ParseIntError>().is_some());
+        assert_eq!(error.stage(), "parse");
+        assert_eq!(error.attempts(), 1);
+        assert_eq!(error.ctx().user_id(), Some("u-7"));
+        assert!(error.error().downcast_ref::<std::num::ParseIntError>().is_some());
         assert!(error.to_string().contains("stage \"parse\" failed after 1 attempt"), "{error}");
         assert_eq!(seen.load(Ordering::SeqCst), 2, "\"4\" never reached the second stage");
     }
@@ -194,7 +194,7 @@ matrix! {
             .collect()
             .await;
         let error = out[1].as_ref().unwrap_err();
-        let panic = error.error.downcast_ref::<ProcessorPanicked>().unwrap();
+        let panic = error.error().downcast_ref::<ProcessorPanicked>().unwrap();
         assert!(panic.message.as_deref().unwrap().contains("one is poison"));
     }
 
@@ -360,7 +360,7 @@ timed_matrix! {
         let stats = stage.stats();
         let out: Vec<_> = stage.values().collect().await;
         let error = out[0].as_ref().unwrap_err();
-        assert_eq!(error.attempts, 3);
+        assert_eq!(error.attempts(), 3);
         let s = stats.snapshot();
         assert_eq!((s.retried, s.failed), (2, 1));
     }
@@ -447,7 +447,7 @@ mod named {
             };
             let (_, ran) = futures::join!(feeder, output.run());
             let error = ran.unwrap_err();
-            assert_eq!((&*error.stage, error.attempts), ("strict.0", 1));
+            assert_eq!((error.stage(), error.attempts()), ("strict.0", 1));
         }
 
         /// Spawned on a runtime, the stages run in a task; dropping the output stops

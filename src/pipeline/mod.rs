@@ -110,7 +110,7 @@
 //!
 //! // "x" fails the first stage; the error comes out of the output and ends it.
 //! let error = output.run().await.unwrap_err();
-//! assert_eq!((&*error.stage, error.attempts), ("parse", 1));
+//! assert_eq!((error.stage(), error.attempts()), ("parse", 1));
 //! let parse = &stats.snapshot().stages[0];
 //! assert_eq!((parse.received, parse.emitted, parse.failed), (2, 1, 1));
 //!
@@ -138,8 +138,8 @@ pub use self::named::{
 };
 pub use self::policy::{DeadLetter, DeadLetterSink, ErrorPolicy};
 pub use self::processor::{
-    Filter, FilterMap, Map, Outcome, OutcomeFuture, Processor, TryMap, filter, filter_map, map,
-    try_map,
+    Filter, FilterFuture, FilterMap, FilterMapFuture, Map, MapFuture, Outcome, OutcomeFuture,
+    Processor, TryMap, TryMapFuture, filter, filter_map, map, try_map,
 };
 pub use self::stage::{Flowing, ProcessorPanicked, Stage};
 pub use self::stats::{StageStats, StageStatsHandle};

@@ -237,10 +237,12 @@ where
     Out: Send + 'static,
 {
     type Out = Out;
-    type Future = futures_util::future::Map<Fut, fn(Out) -> Outcome<Out>>;
+    type Future = MapFuture<Fut>;
 
     fn process(&self, item: In, _ctx: &FlowContext) -> Self::Future {
-        futures_util::FutureExt::map((self.f)(item), |out| Ok(Some(out)))
+        MapFuture {
+            future: (self.f)(item),
+        }
     }
 }
 
@@ -296,10 +298,12 @@ where
     Out: Send + 'static,
 {
     type Out = Out;
-    type Future = futures_util::future::Map<Fut, fn(Option<Out>) -> Outcome<Out>>;
+    type Future = FilterMapFuture<Fut>;
 
     fn process(&self, item: In, _ctx: &FlowContext) -> Self::Future {
-        futures_util::FutureExt::map((self.f)(item), Ok)
+        FilterMapFuture {
+            future: (self.f)(item),
+        }
     }
 }
 
@@ -312,9 +316,65 @@ where
     Out: Send + 'static,
 {
     type Out = Out;
-    type Future = futures_util::future::Map<Fut, fn(Result<Out, E>) -> Outcome<Out>>;
+    type Future = TryMapFuture<Fut>;
 
     fn process(&self, item: In, _ctx: &FlowContext) -> Self::Future {
-        futures_util::FutureExt::map((self.f)(item), |r| r.map(Some).map_err(Into::into))
+        TryMapFuture {
+            future: (self.f)(item),
+        }
     }
 }
+
+/// The futures of the adapters: the function's future, with its output turned into an
+/// [`Outcome`] by a plain (inlined) conversion.
+macro_rules! adapter_future {
+    ($(#[$doc:meta])* $name:ident, |$out:ident: $from:ty| -> $to:ty { $convert:expr }, $($bounds:tt)*) => {
+        pin_project! {
+            $(#[$doc])*
+            #[must_use = "futures do nothing unless polled"]
+            pub struct $name<Fut> {
+                #[pin]
+                future: Fut,
+            }
+        }
+
+        impl<Fut, $($bounds)*> Future for $name<Fut>
+        where
+            Fut: Future<Output = $from>,
+        {
+            type Output = $to;
+
+            #[inline]
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                self.project().future.poll(cx).map(|$out| $convert)
+            }
+        }
+
+        impl<Fut> fmt::Debug for $name<Fut> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+adapter_future!(
+    /// The future of [`Map`]: the output goes on.
+    MapFuture,
+    |out: Out| -> Outcome<Out> { Ok(Some(out)) },
+    Out
+);
+
+adapter_future!(
+    /// The future of [`FilterMap`]: `Some` goes on, `None` filters the item out.
+    FilterMapFuture,
+    |out: Option<Out>| -> Outcome<Out> { Ok(out) },
+    Out
+);
+
+adapter_future!(
+    /// The future of [`TryMap`]: `Ok` goes on, `Err` goes to the stage's policy.
+    TryMapFuture,
+    |out: Result<Out, E>| -> Outcome<Out> { out.map(Some).map_err(Into::into) },
+    Out, E: Into<BoxError>
+);

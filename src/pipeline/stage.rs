@@ -33,7 +33,7 @@ pub(crate) enum Done<Out> {
 }
 
 /// The items a stage processes at once when its concurrency is above 1. (At
-/// concurrency 1 the item lives in the stage itself: see [`Single`].)
+/// concurrency 1 the item lives in the stage itself: see [`Stage::poll_single`].)
 enum Running<P: Processor<In>, In: Send + 'static> {
     Ordered(FuturesOrdered<ItemFut<P, In>>),
     Unordered(FuturesUnordered<ItemFut<P, In>>),
@@ -92,6 +92,7 @@ pin_project! {
     ///   consume it (`collect`, `for_each`, `forward`, a [`Pipeline`](super::Pipeline))
     ///   need nothing.
     #[must_use = "streams do nothing unless polled"]
+    #[project = StageProj]
     pub struct Stage<S, P, In>
     where
         P: Processor<In>,
@@ -103,8 +104,16 @@ pin_project! {
         shared: Arc<Shared<P, In>>,
         concurrency: usize,
         unordered: bool,
+        // Concurrency 1: the processor's future of the item in progress, its context,
+        // a copy of the item when the policy may need it again, and its mark.
         #[pin]
-        single: Single<P, In>,
+        future: Option<P::Future>,
+        ctx: Option<FlowContext>,
+        kept: Option<In>,
+        mark: Mark,
+        // Concurrency 1: the rest of an item's life when its policy has more to do.
+        slow: Option<BoxFuture<'static, Done<P::Out>>>,
+        // Concurrency above 1: the items in flight.
         running: Running<P, In>,
         upstream_done: bool,
         upstream_error: Option<StageError>,
@@ -118,9 +127,9 @@ pin_project! {
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
-            if let SingleProj::Running { mark, .. } = this.single.project() {
+            if this.ctx.is_some() {
                 // Dropped in flight: cancelled.
-                this.shared.cancel(*mark);
+                this.shared.cancel(*this.mark);
             }
         }
     }
@@ -140,10 +149,17 @@ where
                 policy: Arc::new(ErrorPolicy::Fail),
                 runtime: None,
                 metrics: Arc::new(StageMetrics::new(Arc::from("stage"))),
+                stats: true,
+                copier: None,
+                bookkeeping: true,
             }),
             concurrency: 1,
             unordered: false,
-            single: Single::Idle,
+            future: None,
+            ctx: None,
+            kept: None,
+            mark: Mark::default(),
+            slow: None,
             running: Running::Ordered(FuturesOrdered::new()),
             upstream_done: false,
             upstream_error: None,
@@ -155,6 +171,9 @@ where
     fn configure(mut self, change: impl FnOnce(&mut Shared<P, In>)) -> Self {
         let mut shared = Shared::clone(&self.shared);
         change(&mut shared);
+        shared.stats = shared.metrics.enabled;
+        shared.copier = shared.policy.copier();
+        shared.bookkeeping = shared.stats || shared.copier.is_some();
         self.shared = Arc::new(shared);
         self
     }
@@ -239,10 +258,28 @@ where
 {
     type Item = Flowing<P::Out>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    // Inlined into the stage after it, so a chain of stages at concurrency 1 compiles
+    // to one loop, as a chain of `StreamExt` combinators does.
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.concurrency == 1 {
-            return self.poll_single(cx);
+            self.poll_single(cx)
+        } else {
+            self.poll_many(cx)
         }
+    }
+}
+
+impl<S, P, In> Stage<S, P, In>
+where
+    S: Stream<Item = Flowing<In>>,
+    P: Processor<In>,
+    In: Send + 'static,
+{
+    /// Concurrency above 1: up to `concurrency` item futures in a `FuturesOrdered` or
+    /// `FuturesUnordered`.
+    #[inline(never)]
+    fn poll_many(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Flowing<P::Out>>> {
         loop {
             if self.done {
                 return Poll::Ready(None);
@@ -298,64 +335,86 @@ where
     P: Processor<In>,
     In: Send + 'static,
 {
-    /// Concurrency 1: the item being processed lives in the stage itself, polled in
-    /// place with the stage's settings borrowed, so the common case allocates nothing
-    /// and clones nothing per item.
-    fn poll_single(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Flowing<P::Out>>> {
+    /// Concurrency 1: the item being processed lives in the stage itself (its
+    /// future pinned in place, its context and mark in plain fields), polled with the
+    /// stage's settings borrowed, so the common case allocates nothing and clones
+    /// nothing per item.
+    #[inline]
+    fn poll_single(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Flowing<P::Out>>> {
+        let mut this = self.project();
         loop {
-            let mut this = self.as_mut().project();
-            if *this.done {
-                return Poll::Ready(None);
-            }
-            let outcome = match this.single.as_mut().project() {
-                SingleProj::Idle => {
-                    if let Some(error) = this.upstream_error.take() {
-                        *this.done = true;
-                        return Poll::Ready(Some(Err(error)));
-                    }
-                    if *this.upstream_done {
-                        *this.done = true;
-                        return Poll::Ready(None);
-                    }
-                    match std::task::ready!(this.upstream.poll_next(cx)) {
-                        Some(Ok((item, ctx))) => {
-                            let next = Single::start(this.shared, item, ctx);
-                            this.single.set(next);
+            if let Some(future) = this.future.as_mut().as_pin_mut() {
+                let outcome = std::task::ready!(this.shared.poll_processor(future, cx));
+                this.future.set(None);
+                // The context is always there while a future is; `None` cannot happen.
+                let Some(ctx) = this.ctx.take() else { continue };
+                let shared = &**this.shared;
+                // The common case, an output, settles here.
+                let outcome = match outcome {
+                    Ok(Some(out)) => {
+                        if shared.stats {
+                            shared.metrics.emitted.inc();
+                            shared.finish(std::mem::take(this.mark));
                         }
-                        Some(Err(error)) => *this.upstream_error = Some(error),
-                        None => *this.upstream_done = true,
+                        return Poll::Ready(Some(Ok((out, ctx))));
                     }
-                    continue;
+                    other => other,
+                };
+                let mark = std::mem::take(this.mark);
+                match this.shared.conclude(outcome, ctx, this.kept.take(), mark) {
+                    Concluded::Done(done) => {
+                        if let Some(item) = emit(done, this.done) {
+                            return Poll::Ready(Some(item));
+                        }
+                    }
+                    Concluded::Slow(future) => *this.slow = Some(future),
                 }
-                SingleProj::Running { future, .. } => {
-                    std::task::ready!(this.shared.poll_processor(future, cx))
-                }
-                SingleProj::Slow { future } => {
+                continue;
+            }
+            if this.slow.is_some() || *this.done {
+                // An item whose policy has more to do, or the end.
+                if let Some(future) = this.slow {
                     let done = std::task::ready!(future.as_mut().poll(cx));
-                    this.single.set(Single::Idle);
+                    *this.slow = None;
                     match emit(done, this.done) {
                         Some(item) => return Poll::Ready(Some(item)),
                         None => continue,
                     }
                 }
-            };
-            // The future is dropped in place; only the small fields move out.
-            let SingleReplace::Running {
-                ctx, kept, mark, ..
-            } = this.single.as_mut().project_replace(Single::Idle)
-            else {
-                continue;
-            };
-            match this.shared.conclude(outcome, ctx, kept, mark) {
-                Concluded::Done(done) => {
-                    if let Some(item) = emit(done, this.done) {
-                        return Poll::Ready(Some(item));
+                return Poll::Ready(None);
+            }
+            match std::task::ready!(this.upstream.as_mut().poll_next(cx)) {
+                Some(Ok((item, ctx))) => {
+                    // `kept` is empty and `mark` is the default here (taken when the
+                    // last item settled); write them only when they change, and leave
+                    // `ctx` where it lands.
+                    let shared = &**this.shared;
+                    if shared.bookkeeping {
+                        shared.prepare(&item, this.mark, this.kept);
+                    }
+                    let ctx = this.ctx.insert(ctx);
+                    match shared.call(item, ctx) {
+                        Ok(future) => this.future.set(Some(future)),
+                        // The processor panicked before it returned a future.
+                        Err(error) => {
+                            let kept = this.kept.take();
+                            let mark = std::mem::take(this.mark);
+                            if let Some(ctx) = this.ctx.take() {
+                                *this.slow = Some(this.shared.slow(error, kept, ctx, mark));
+                            }
+                        }
                     }
                 }
-                Concluded::Slow(future) => this.single.set(Single::Slow { future }),
+                // Nothing is in flight here, so an error from upstream passes at once
+                // and the stage ends with it, as it does at its upstream's end.
+                Some(Err(error)) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(error)));
+                }
+                None => {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
             }
         }
     }
@@ -371,52 +430,6 @@ fn emit<Out>(done: Done<Out>, stage_done: &mut bool) -> Option<Flowing<Out>> {
         Done::Failed(error) => {
             *stage_done = true;
             Some(Err(error))
-        }
-    }
-}
-
-pin_project! {
-    /// The one item of a stage at concurrency 1.
-    #[project = SingleProj]
-    #[project_replace = SingleReplace]
-    pub(crate) enum Single<P, In>
-    where
-        P: Processor<In>,
-    {
-        Idle,
-        Running {
-            #[pin]
-            future: P::Future,
-            ctx: FlowContext,
-            // A copy of the item, when the policy may need it again.
-            kept: Option<In>,
-            mark: Mark,
-        },
-        Slow {
-            future: BoxFuture<'static, Done<P::Out>>,
-        },
-    }
-}
-
-impl<P, In> Single<P, In>
-where
-    P: Processor<In>,
-    In: Send + 'static,
-{
-    fn start(shared: &Arc<Shared<P, In>>, item: In, ctx: FlowContext) -> Self {
-        let mark = shared.admit();
-        let kept = shared.policy.copier().map(|copy| copy(&item));
-        match shared.call(item, &ctx) {
-            Ok(future) => Single::Running {
-                future,
-                ctx,
-                kept,
-                mark,
-            },
-            // The processor panicked before it returned a future.
-            Err(error) => Single::Slow {
-                future: shared.slow(error, kept, ctx, mark),
-            },
         }
     }
 }
@@ -454,6 +467,13 @@ pub(crate) struct Shared<P, In> {
     policy: Arc<ErrorPolicy<In>>,
     runtime: Option<SharedRuntime>,
     metrics: Arc<StageMetrics>,
+    // Read per item, so kept here rather than behind `metrics` and `policy`:
+    /// Whether statistics are on (`metrics.enabled`).
+    stats: bool,
+    /// How to copy an item the policy may need again (`policy.copier()`).
+    copier: Option<fn(&In) -> In>,
+    /// `stats || copier.is_some()`: whether an item needs anything before its call.
+    bookkeeping: bool,
 }
 
 impl<P, In> Shared<P, In> {
@@ -461,6 +481,18 @@ impl<P, In> Shared<P, In> {
         self.runtime
             .as_ref()
             .map_or_else(Instant::now, |rt| rt.now())
+    }
+
+    /// Counts an item in and keeps a copy of it if the policy may need one; out of
+    /// line, so a stage without either stays a tight loop.
+    #[inline(never)]
+    fn prepare(&self, item: &In, mark: &mut Mark, kept: &mut Option<In>) {
+        if self.stats {
+            *mark = self.admit();
+        }
+        if let Some(copy) = self.copier {
+            *kept = Some(copy(item));
+        }
     }
 
     /// Counts an item in.
@@ -552,6 +584,9 @@ impl<P, In> Clone for Shared<P, In> {
             policy: Arc::clone(&self.policy),
             runtime: self.runtime.clone(),
             metrics: Arc::clone(&self.metrics),
+            stats: self.stats,
+            copier: self.copier,
+            bookkeeping: self.bookkeeping,
         }
     }
 }
@@ -590,7 +625,7 @@ where
 {
     fn start(shared: &Arc<Shared<P, In>>, item: In, ctx: FlowContext) -> Self {
         let mark = shared.admit();
-        let kept = shared.policy.copier().map(|copy| copy(&item));
+        let kept = shared.copier.map(|copy| copy(&item));
         match shared.call(item, &ctx) {
             Ok(future) => ItemFut::Fast {
                 future,
@@ -755,7 +790,7 @@ where
         ctx: FlowContext,
         mut attempts: u32,
     ) -> Done<P::Out> {
-        let copy = self.policy.copier();
+        let copy = self.copier;
         let mut policy: &ErrorPolicy<In> = &self.policy;
         let mut backoff = None;
         loop {
@@ -832,12 +867,7 @@ where
     }
 
     fn error(&self, error: BoxError, ctx: FlowContext, attempts: u32) -> StageError {
-        StageError {
-            stage: Arc::clone(&self.metrics.name),
-            error,
-            ctx,
-            attempts,
-        }
+        StageError::new(Arc::clone(&self.metrics.name), error, ctx, attempts)
     }
 }
 

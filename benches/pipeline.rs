@@ -6,6 +6,8 @@
 //!   - `riverbed_stats_off`: the same with `.without_stats()` on every stage;
 //!   - `streamext_chain`: the floor, a hand-written `futures::StreamExt::then` chain
 //!     running the same async closures, no contexts involved;
+//!   - `streamext_chain_with_context`: the same chain with each item carrying a clone
+//!     of one `FlowContext` beside it, as riverbed's items do (like for like);
 //!   - `async_channel_tasks`: the same three stages as three spawned tokio tasks joined
 //!     by bounded `async-channel`s of capacity 1024.
 //!
@@ -123,6 +125,23 @@ async fn streamext_chain(strings: Vec<String>) -> u64 {
         .await
 }
 
+/// The floor with contexts: the same `then` chain, each item carrying a clone of the
+/// one context beside it as riverbed's items do (one `Arc` increment per item, one
+/// decrement at the end).
+async fn streamext_chain_with_context(strings: Vec<String>, ctx: &FlowContext) -> u64 {
+    let ctx = ctx.clone();
+    stream::iter(strings)
+        .map(move |s| (s, ctx.clone()))
+        .then(|(s, ctx)| async move { (parse(s), ctx) })
+        .then(|(n, ctx)| async move { (add(n), ctx) })
+        .then(|(n, ctx)| async move { (format(n), ctx) })
+        .fold(0u64, |count, (out, _ctx)| {
+            black_box(out);
+            std::future::ready(count + 1)
+        })
+        .await
+}
+
 /// Three spawned tasks joined by bounded channels; the caller reads the last one.
 async fn async_channel_tasks(strings: Vec<String>) -> u64 {
     let (parsed_tx, parsed_rx) = async_channel::bounded::<u64>(CAPACITY);
@@ -223,6 +242,14 @@ fn three_stages(c: &mut Criterion) {
         ITEMS,
         input(ITEMS),
         |strings| { streamext_chain(strings) }
+    );
+    bench_side!(
+        group,
+        "streamext_chain_with_context",
+        &rt,
+        ITEMS,
+        input(ITEMS),
+        |strings| { streamext_chain_with_context(strings, ctx) }
     );
     bench_side!(
         group,

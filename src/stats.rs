@@ -138,6 +138,25 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+
+    /// [`next`](Self::next) for a counter that one writer at a time updates (readers
+    /// may be anywhere): a relaxed load and store, no locked instruction. With two
+    /// writers at once, counts could be lost (never undefined behaviour). Used by
+    /// components whose counting all happens under one `&mut` borrow, such as a
+    /// pipeline stage.
+    #[inline]
+    pub(crate) fn next_exclusive(&self) -> u64 {
+        let n = self.0.load(Ordering::Relaxed);
+        self.0.store(n.wrapping_add(1), Ordering::Relaxed);
+        n
+    }
+
+    /// [`inc`](Self::inc) for one writer at a time; see
+    /// [`next_exclusive`](Self::next_exclusive).
+    #[inline]
+    pub(crate) fn inc_exclusive(&self) {
+        self.next_exclusive();
+    }
 }
 
 /// A value that goes up and down, such as the number of messages in flight.
@@ -203,6 +222,14 @@ impl Gauge {
     #[inline]
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// [`add`](Self::add) for a gauge that one writer at a time updates; see
+    /// `Counter::next_exclusive`.
+    #[inline]
+    pub(crate) fn add_exclusive(&self, n: i64) {
+        let value = self.0.load(Ordering::Relaxed);
+        self.0.store(value.wrapping_add(n), Ordering::Relaxed);
     }
 }
 
@@ -322,6 +349,24 @@ impl Histogram {
         }
         if nanos > self.max.load(Ordering::Relaxed) {
             self.max.fetch_max(nanos, Ordering::Relaxed);
+        }
+    }
+
+    /// [`record`](Self::record) for a histogram that one writer at a time updates
+    /// (readers may be anywhere): relaxed loads and stores, no locked instruction; see
+    /// `Counter::next_exclusive`.
+    #[inline]
+    pub(crate) fn record_exclusive(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        let bucket = &self.buckets[bucket_index(nanos.min(MAX_TRACKED))];
+        bucket.store(bucket.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let sum = self.sum.load(Ordering::Relaxed);
+        self.sum.store(sum.saturating_add(nanos), Ordering::Relaxed);
+        if nanos < self.min.load(Ordering::Relaxed) {
+            self.min.store(nanos, Ordering::Relaxed);
+        }
+        if nanos > self.max.load(Ordering::Relaxed) {
+            self.max.store(nanos, Ordering::Relaxed);
         }
     }
 

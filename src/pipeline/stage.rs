@@ -353,7 +353,7 @@ where
                 let outcome = match outcome {
                     Ok(Some(out)) => {
                         if shared.stats {
-                            shared.metrics.emitted.inc();
+                            shared.metrics.emitted.inc_exclusive();
                             shared.finish(std::mem::take(this.mark));
                         }
                         return Poll::Ready(Some(Ok((out, ctx))));
@@ -502,8 +502,8 @@ impl<P, In> Shared<P, In> {
         if !metrics.enabled {
             return Mark::default();
         }
-        let n = metrics.received.next();
-        metrics.in_flight.inc();
+        let n = metrics.received.next_exclusive();
+        metrics.in_flight.add_exclusive(1);
         let sampled = n % metrics.latency_every.max(1) == 0;
         Mark {
             live: true,
@@ -520,7 +520,7 @@ impl<P, In> Shared<P, In> {
                 .record_latency(self.now().saturating_duration_since(started));
         }
         if mark.live {
-            self.metrics.in_flight.dec();
+            self.metrics.in_flight.add_exclusive(-1);
         }
     }
 
@@ -528,8 +528,8 @@ impl<P, In> Shared<P, In> {
     #[inline]
     fn cancel(&self, mark: Mark) {
         if mark.live {
-            self.metrics.in_flight.dec();
-            self.metrics.cancelled.inc();
+            self.metrics.in_flight.add_exclusive(-1);
+            self.metrics.cancelled.inc_exclusive();
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct StageStats {
 /// One item in this many has its latency measured, unless the stage says otherwise.
 pub const DEFAULT_LATENCY_SAMPLING: u64 = 8;
 
+/// A stage's counters. Every update happens while the stage is polled or dropped,
+/// under its one `&mut` borrow, so they use the single-writer (`*_exclusive`)
+/// updates: plain loads and stores, no locked instructions; readers take snapshots
+/// from anywhere.
 #[derive(Debug)]
 pub(crate) struct StageMetrics {
     pub name: Arc<str>,
@@ -94,12 +98,12 @@ impl StageMetrics {
     #[inline]
     pub(crate) fn hit(&self, counter: fn(&StageMetrics) -> &Counter) {
         if self.enabled {
-            counter(self).inc();
+            counter(self).inc_exclusive();
         }
     }
 
     pub(crate) fn record_latency(&self, elapsed: Duration) {
-        self.latency.record(elapsed);
+        self.latency.record_exclusive(elapsed);
     }
 
     pub(crate) fn snapshot(&self) -> StageStats {

@@ -4,21 +4,33 @@ use futures_core::Stream;
 
 // Combining and stateful operators
 mod accumulate;
+mod combine_latest;
+mod combine_latest_all;
 mod dedupe_within;
 mod dedupe_within_by_key;
 mod distinct_until_changed;
 mod distinct_until_changed_by_key;
 mod pairwise;
 mod start_with;
+mod switch_map;
+mod with_latest_from;
 
 pub use self::accumulate::Accumulate;
+pub use self::combine_latest::CombineLatest;
+pub use self::combine_latest_all::{CombineLatestAll, combine_latest_all};
 pub use self::dedupe_within::DedupeWithin;
 pub use self::dedupe_within_by_key::DedupeWithinByKey;
 pub use self::distinct_until_changed::DistinctUntilChanged;
 pub use self::distinct_until_changed_by_key::DistinctUntilChangedByKey;
 pub use self::pairwise::Pairwise;
 pub use self::start_with::StartWith;
+pub use self::switch_map::SwitchMap;
+pub use self::with_latest_from::WithLatestFrom;
 
+/// How many items an operator over several inputs takes in one poll without emitting
+/// anything before it yields (waking itself), so that no input that is always ready can
+/// keep a poll from returning.
+const COMBINE_BUDGET: usize = 32;
 // End of combining and stateful operators
 
 /// Reactive operators on any [`Stream`]: time, combining and stateful operators that
@@ -27,6 +39,135 @@ pub use self::start_with::StartWith;
 /// under tokio, smol or the virtual clock.
 pub trait ReactiveExt: Stream {
     // Combining and stateful operators
+
+    /// Pairs the latest item of this stream with the latest item of `other`, each time
+    /// either has a new one: RxJS's `combineLatest`, for two streams.
+    ///
+    /// * **Emission**: nothing until both streams have given an item; then one tuple for
+    ///   that item and one for every later item of either stream, with the latest item
+    ///   of the other. Items are cloned into every tuple they are part of.
+    /// * **Completion**: when both streams have ended; or at once when one of them ends
+    ///   without having given an item, since no tuple can be emitted after that. A
+    ///   stream that ends after giving items keeps contributing its last one.
+    /// * **Errors**: an `Err` item of a stream of `Result`s is an ordinary item: it is
+    ///   paired like any other and ends nothing.
+    /// * **Fairness**: each poll polls both streams, the one that did not give the last
+    ///   item first, so neither can starve the other. Items ready at once are taken one
+    ///   at a time, each giving its own tuple.
+    ///
+    /// For more than two streams, with a `Vec` per emission, see
+    /// [`combine_latest_all`].
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::ReactiveExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let sizes = futures::stream::iter(["S", "M"]);
+    /// let colours = futures::stream::iter(["red", "blue"]);
+    /// let combos: Vec<_> = sizes.combine_latest(colours).collect().await;
+    /// // Both always ready: they take turns, and each new item gives a tuple.
+    /// assert_eq!(combos, [("S", "red"), ("M", "red"), ("M", "blue")]);
+    /// # });
+    /// ```
+    fn combine_latest<O>(self, other: O) -> CombineLatest<Self, O>
+    where
+        Self: Sized,
+        Self::Item: Clone,
+        O: Stream,
+        O::Item: Clone,
+    {
+        CombineLatest::new(self, other)
+    }
+
+    /// Pairs each item of this stream with the latest item of `other`: RxJS's
+    /// `withLatestFrom`.
+    ///
+    /// * **Emission**: one tuple per item of this stream, with a clone of the latest
+    ///   item of `other`. Items of this stream that come before `other` has given any
+    ///   are dropped; items of `other` emit nothing by themselves.
+    /// * **Which is latest**: each poll takes every item `other` has ready before it
+    ///   polls this stream, so an item of `other` that is ready at the same time as an
+    ///   item of this stream is the one paired with it.
+    /// * **Completion**: when this stream ends. When `other` ends, its last item stays
+    ///   the latest. When `other` ends without having given an item, the stream ends at
+    ///   once: no item could ever be paired (RxJS would go on dropping the source's
+    ///   items until the source ends).
+    /// * **Errors**: an `Err` item of either stream is an ordinary item: paired, or
+    ///   kept as the latest, like any other.
+    /// * **Fairness**: items taken without emitting anything (those of `other`, and
+    ///   those of this stream before `other` has a value) are limited per poll, after
+    ///   which the poll yields, so an input that is always ready cannot hold the
+    ///   executor.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::ReactiveExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let clicks = futures::stream::iter([(1, 2), (3, 4)]);
+    /// let tool = futures::stream::iter(["pen"]);
+    /// let strokes: Vec<_> = clicks.with_latest_from(tool).collect().await;
+    /// assert_eq!(strokes, [((1, 2), "pen"), ((3, 4), "pen")]);
+    /// # });
+    /// ```
+    fn with_latest_from<O>(self, other: O) -> WithLatestFrom<Self, O>
+    where
+        Self: Sized,
+        O: Stream,
+        O::Item: Clone,
+    {
+        WithLatestFrom::new(self, other)
+    }
+
+    /// Maps each item to an inner stream and emits the items of the latest inner stream
+    /// only: RxJS's `switchMap`. Each new item of this (outer) stream drops the inner
+    /// stream made from the item before, at once, whether or not it had ended.
+    ///
+    /// * **Polling**: each poll first takes every item the outer stream has ready,
+    ///   making an inner stream for each (one replaced within the same poll is dropped
+    ///   without having been polled), then polls the current inner stream. So a switch
+    ///   is never late, and an outer stream that is behind skips to its latest item. An
+    ///   outer stream that is always ready is cut off after a budget of items per poll.
+    /// * **Completion**: when the outer stream has ended and the current inner stream,
+    ///   if any, has ended too. The end of an inner stream ends nothing by itself.
+    /// * **Errors**: an `Err` item, outer or inner, is an ordinary item.
+    ///
+    /// Being pull-based, a ready outer stream such as `futures::stream::iter` switches
+    /// straight to its last item, where RxJS (pushing each item through before the
+    /// next) would emit every inner stream's synchronous items. To run each inner stream
+    /// to its end, one after another, use `StreamExt::flat_map` (`concatMap`); to run
+    /// them concurrently, `StreamExt::flat_map_unordered` (`mergeMap`).
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use futures::channel::mpsc;
+    /// use riverbed::reactive::ReactiveExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (queries, typed) = mpsc::unbounded::<&str>();
+    /// let lookup = |q: &str| futures::stream::iter([format!("{q}: hit 1"), format!("{q}: hit 2")]);
+    /// let mut results = typed.switch_map(lookup);
+    ///
+    /// queries.unbounded_send("ru").unwrap();
+    /// assert_eq!(results.next().await.as_deref(), Some("ru: hit 1"));
+    /// // A new query drops the previous lookup, with its second hit.
+    /// queries.unbounded_send("rust").unwrap();
+    /// assert_eq!(results.next().await.as_deref(), Some("rust: hit 1"));
+    /// drop(queries);
+    /// // The outer stream has ended; the current lookup runs to its end.
+    /// assert_eq!(results.next().await.as_deref(), Some("rust: hit 2"));
+    /// assert_eq!(results.next().await, None);
+    /// # });
+    /// ```
+    fn switch_map<U, F>(self, f: F) -> SwitchMap<Self, U, F>
+    where
+        Self: Sized,
+        F: FnMut(Self::Item) -> U,
+        U: Stream,
+    {
+        SwitchMap::new(self, f)
+    }
 
     /// Emits `items` first, then the items of this stream: RxJS's `startWith`.
     ///

@@ -143,8 +143,8 @@ pub mod bus;
 pub mod context;
 pub mod id;
 pub mod pipeline;
-pub mod resilience;
 pub mod reactive;
+pub mod resilience;
 pub mod runtime;
 pub mod stats;
 

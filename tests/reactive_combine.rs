@@ -1,20 +1,24 @@
-//! Combining and stateful reactive operators, on every runtime flavour.
+//! Combining and stateful reactive operators: their semantics on every runtime of the
+//! matrix; the time-dependent ones with exact frames as marble diagrams on the virtual
+//! clock, and with wide margins (content and order only) on the real runtimes.
 
 mod common;
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::matrix;
+use common::marble::{FRAME, Marble, MarbleError, chars, cold, record, record_with, values};
+use common::{Flavor, matrix, run, timed_matrix};
 use futures::channel::mpsc;
 use futures::stream::{self, FusedStream};
 use futures::task::{ArcWake, waker};
 use futures::{FutureExt, Stream, StreamExt};
 use riverbed::reactive::ReactiveExt;
 use riverbed::reactive::ops::combine_latest_all;
+use riverbed::runtime::{RuntimeExt, SharedRuntime};
 
 /// Counts its drops: proves that an operator let go of what held it.
 #[derive(Debug)]
@@ -567,5 +571,440 @@ matrix! {
             .dedupe_within_by_key(Duration::from_secs(60), &rt, |d| d.id)
             .map(|d| (d.id, d.attempt));
         assert_eq!(out.by_ref().collect::<Vec<_>>().await, [(7, 1), (8, 1), (9, 1)]);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Exact frames on the virtual clock, as marble diagrams (one frame: `FRAME`, 10 ms)
+
+/// Runs `body` on the virtual clock.
+fn on_virtual<F, Fut>(body: F)
+where
+    F: FnOnce(SharedRuntime) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    run(Flavor::Virtual, body);
+}
+
+/// A drawing of pairs of marbles for `record_with`: `"w=a1 x=#1"` draws
+/// `(Ok('a'), Ok('1'))` as `w` and `(Err(MarbleError), Ok('1'))` as `x`.
+fn pairs(table: &str) -> impl FnMut(&(Marble, Marble)) -> char + use<> {
+    values(
+        table
+            .split_whitespace()
+            .map(|entry| match chars(entry)[..] {
+                [Ok(key), Ok('='), a, b] => (key, (a, b)),
+                _ => panic!("{entry:?} is not of the form k=ab"),
+            })
+            .collect(),
+    )
+}
+
+/// A drawing of `Vec`s of marbles for `record_with`: `"x=a1p"` draws
+/// `[Ok('a'), Ok('1'), Ok('p')]` as `x`.
+fn vecs(table: &str) -> impl FnMut(&Vec<Marble>) -> char + use<> {
+    values(
+        table
+            .split_whitespace()
+            .map(|entry| {
+                let (key, marbles) = entry.split_once('=').expect("k=abc");
+                (key.chars().next().expect("a key"), chars(marbles))
+            })
+            .collect(),
+    )
+}
+
+/// When each inner stream of a test was dropped, by name, from the test's start.
+type DropLog = Arc<Mutex<Vec<(char, Duration)>>>;
+
+/// Logs the time of its drop.
+struct DropAt {
+    name: char,
+    rt: SharedRuntime,
+    start: Instant,
+    log: DropLog,
+}
+
+impl Drop for DropAt {
+    fn drop(&mut self) {
+        let at = self.rt.now() - self.start;
+        self.log.lock().unwrap().push((self.name, at));
+    }
+}
+
+/// A cold source of `diagram` that logs when it is dropped, under `name`.
+fn logged(
+    rt: &SharedRuntime,
+    diagram: &str,
+    name: char,
+    start: Instant,
+    log: &DropLog,
+) -> impl Stream<Item = Marble> + Unpin + use<> {
+    let guard = DropAt {
+        name,
+        rt: rt.clone(),
+        start,
+        log: log.clone(),
+    };
+    cold(rt, diagram).map(move |m| {
+        let _held = &guard;
+        m
+    })
+}
+
+mod marbles {
+    use super::*;
+
+    /// merge is `futures::stream::select`: items as they come, and the end when both
+    /// have ended; in a frame where both are ready, the one whose turn it is goes
+    /// first.
+    #[test]
+    fn merge_is_select() {
+        on_virtual(|rt| async move {
+            let merged = stream::select(cold(&rt, "-a--c|"), cold(&rt, "--b--d|"));
+            assert_eq!(record(&rt, merged).await, "-ab-cd|");
+            let merged = stream::select(cold(&rt, "-a-----|"), cold(&rt, "-b--|"));
+            assert_eq!(record(&rt, merged).await, "-(ab)--|");
+            let all =
+                stream::select_all([cold(&rt, "a----|"), cold(&rt, "--b-#"), cold(&rt, "---c|")]);
+            assert_eq!(record(&rt, all).await, "a-bc#|");
+        });
+    }
+
+    /// takeUntil with a notifier stream: `take_until(notifier.into_future())` stops at
+    /// the notifier's first item, or at its end; the notifier wins a frame it shares
+    /// with an item; the RxJS rule (an empty notifier never stops) is the documented
+    /// alternative.
+    #[test]
+    fn take_until_a_notifier_stream() {
+        on_virtual(|rt| async move {
+            let source = "-a-b-c-d|";
+            let out = cold(&rt, source).take_until(cold(&rt, "----x|").into_future());
+            assert_eq!(record(&rt, out).await, "-a-b|");
+            let out = cold(&rt, source).take_until(cold(&rt, "----|").into_future());
+            assert_eq!(
+                record(&rt, out).await,
+                "-a-b|",
+                "the notifier's end stops it too"
+            );
+            let out = cold(&rt, source).take_until(cold(&rt, "---x").into_future());
+            assert_eq!(
+                record(&rt, out).await,
+                "-a-|",
+                "b shares frame 3 with x: x wins"
+            );
+            let out = cold(&rt, source).take_until(cold(&rt, "--#").into_future());
+            assert_eq!(record(&rt, out).await, "-a|", "an error is an item");
+            let out = cold(&rt, source).take_until(cold(&rt, "-----------x").into_future());
+            assert_eq!(record(&rt, out).await, source);
+
+            let mut empty = cold(&rt, "--|");
+            let first_item = async move {
+                if empty.next().await.is_none() {
+                    futures::future::pending::<()>().await;
+                }
+            };
+            let out = cold(&rt, source).take_until(first_item);
+            assert_eq!(
+                record(&rt, out).await,
+                source,
+                "RxJS's rule: an empty notifier never stops"
+            );
+        });
+    }
+
+    /// The classic diagram: the first tuple once both have an item, then one per new
+    /// item of either; the end once both have ended.
+    #[test]
+    fn combine_latest_frames() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a---b-----c|").combine_latest(cold(&rt, "---1---2|"));
+            let draw = pairs("w=a1 x=b1 y=b2 z=c2");
+            assert_eq!(record_with(&rt, out, draw).await, "---w-x-y---z|");
+
+            // Items in one frame: one tuple each, in turn; a frame where both inputs
+            // give their first item gives one tuple.
+            let out = cold(&rt, "-a------|").combine_latest(cold(&rt, "-1--(23)|"));
+            let draw = pairs("w=a1 x=a2 y=a3");
+            assert_eq!(record_with(&rt, out, draw).await, "-w--(xy)|");
+        });
+    }
+
+    /// An input that ends with no item ends it in that frame; an input that ended
+    /// with items keeps its last one until the other ends.
+    #[test]
+    fn combine_latest_completion_frames() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "---|").combine_latest(cold(&rt, "-1-2-3|"));
+            assert_eq!(record_with(&rt, out, pairs("")).await, "---|");
+            let out = cold(&rt, "-a-b-c|").combine_latest(cold(&rt, "--|"));
+            assert_eq!(record_with(&rt, out, pairs("")).await, "--|");
+            let out = cold(&rt, "a|").combine_latest(cold(&rt, "--1---2|"));
+            assert_eq!(record_with(&rt, out, pairs("x=a1 y=a2")).await, "--x---y|");
+        });
+    }
+
+    /// An error is an ordinary item: paired, and the end comes when the other input
+    /// ends, not at the `#`.
+    #[test]
+    fn combine_latest_error_frames() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a-#").combine_latest(cold(&rt, "--1---|"));
+            assert_eq!(record_with(&rt, out, pairs("w=a1 x=#1")).await, "--wx--|");
+        });
+    }
+
+    /// Many inputs: nothing before all have an item; the end when all have ended, or
+    /// when one ends empty.
+    #[test]
+    fn combine_latest_all_frames() {
+        on_virtual(|rt| async move {
+            let out = combine_latest_all([
+                cold(&rt, "-a----b-|"),
+                cold(&rt, "--1-----|"),
+                cold(&rt, "---p-q----|"),
+            ]);
+            let draw = vecs("w=a1p x=a1q y=b1q");
+            assert_eq!(record_with(&rt, out, draw).await, "---w-xy---|");
+
+            let out = combine_latest_all([cold(&rt, "-a-b-|"), cold(&rt, "---|")]);
+            assert_eq!(record_with(&rt, out, vecs("")).await, "---|");
+
+            let out = combine_latest_all([cold(&rt, "-a--|"), cold(&rt, "--#")]);
+            assert_eq!(record_with(&rt, out, vecs("x=a#")).await, "--x-|");
+        });
+    }
+
+    /// Source items before the other's first are dropped; a source item that shares a
+    /// frame with an item of the other is paired with that item; the end is the
+    /// source's.
+    #[test]
+    fn with_latest_from_frames() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a---b-c---d|").with_latest_from(cold(&rt, "---1---2|"));
+            let draw = pairs("x=b1 y=c2 z=d2");
+            assert_eq!(record_with(&rt, out, draw).await, "-----x-y---z|");
+
+            // The other ending empty ends it in that frame; the source ends it at once
+            // even with the other still open.
+            let out = cold(&rt, "-a-b|").with_latest_from(cold(&rt, "--|"));
+            assert_eq!(record_with(&rt, out, pairs("")).await, "--|");
+            let out = cold(&rt, "--a|").with_latest_from(cold(&rt, "1------"));
+            assert_eq!(record_with(&rt, out, pairs("x=a1")).await, "--x|");
+
+            // An error of the other is its latest item.
+            let out = cold(&rt, "--a-b|").with_latest_from(cold(&rt, "-#"));
+            assert_eq!(record_with(&rt, out, pairs("x=a# y=b#")).await, "--x-y|");
+        });
+    }
+
+    /// Each outer item switches to its inner stream: the previous inner is dropped in
+    /// the frame of the new outer item, and its later items never come; the end waits
+    /// for both the outer and the current inner.
+    #[test]
+    fn switch_map_frames() {
+        on_virtual(|rt| async move {
+            let start = rt.now();
+            let log = DropLog::default();
+            let inner_rt = rt.clone();
+            let inner_log = log.clone();
+            let out = cold(&rt, "-a---b-------|").switch_map(move |m| {
+                let (diagram, name) = match m {
+                    Ok('a') => ("-1-2-3|", 'a'),
+                    _ => ("-4-5-6|", 'b'),
+                };
+                logged(&inner_rt, diagram, name, start, &inner_log)
+            });
+            assert_eq!(record(&rt, out).await, "--1-2-4-5-6--|");
+            let log = log.lock().unwrap().clone();
+            assert_eq!(log, [('a', 5 * FRAME), ('b', 11 * FRAME)]);
+        });
+    }
+
+    /// The outer's end lets the current inner run to its end; an inner's end ends
+    /// nothing while the outer is open; outer items in one frame switch straight to
+    /// the last.
+    #[test]
+    fn switch_map_completion_frames() {
+        on_virtual(|rt| async move {
+            let inner_rt = rt.clone();
+            let out = cold(&rt, "-a|").switch_map(move |_| cold(&inner_rt, "-1-2|"));
+            assert_eq!(record(&rt, out).await, "--1-2|");
+
+            let inner_rt = rt.clone();
+            let out = cold(&rt, "-a------|").switch_map(move |_| cold(&inner_rt, "1|"));
+            assert_eq!(record(&rt, out).await, "-1------|");
+
+            let inner_rt = rt.clone();
+            let out = cold(&rt, "-(ab)---|").switch_map(move |m| {
+                let diagram = if m == Ok('a') { "-1|" } else { "-2|" };
+                cold(&inner_rt, diagram)
+            });
+            assert_eq!(record(&rt, out).await, "--2-----|");
+        });
+    }
+
+    /// Errors are ordinary items: an inner `#` ends that inner only, and an outer `#`
+    /// is an outer item like any other, mapped by `f`.
+    #[test]
+    fn switch_map_error_frames() {
+        on_virtual(|rt| async move {
+            let inner_rt = rt.clone();
+            let out = cold(&rt, "-a----b|").switch_map(move |_| cold(&inner_rt, "-1#"));
+            assert_eq!(record(&rt, out).await, "--1#---1#");
+
+            let inner_rt = rt.clone();
+            let out = cold(&rt, "-a---#").switch_map(move |m| match m {
+                Ok(_) => cold(&inner_rt, "-1-2-3|"),
+                Err(MarbleError) => cold(&inner_rt, "#"),
+            });
+            assert_eq!(record(&rt, out).await, "--1-2#");
+        });
+    }
+
+    /// A repeat less than the window after the emitted item is dropped, one exactly a
+    /// window after is emitted; dropped repeats do not extend the window.
+    #[test]
+    fn dedupe_within_frames() {
+        on_virtual(|rt| async move {
+            let window = 3 * FRAME;
+            // `MarbleError` is not `Hash`: these diagrams have values only.
+            let values_of = |diagram| cold(&rt, diagram).map(|m| m.expect("a value"));
+            let same = |c: &char| *c;
+            let out = values_of("-aaaaaa|").dedupe_within(window, &rt);
+            assert_eq!(record_with(&rt, out, same).await, "-a--a--|");
+            // Each item has a window of its own.
+            let out = values_of("-abab-ab-|").dedupe_within(window, &rt);
+            assert_eq!(record_with(&rt, out, same).await, "-ab---ab-|");
+            let out = values_of("-a--a-a-a|").dedupe_within(window, &rt);
+            assert_eq!(record_with(&rt, out, same).await, "-a--a---a|");
+            // By key: upper and lower case are one key.
+            let out = cold(&rt, "-aA--A-b|")
+                .dedupe_within_by_key(window, &rt, |m| m.ok().map(|c| c.to_ascii_lowercase()));
+            assert_eq!(record(&rt, out).await, "-a---A-b|");
+        });
+    }
+
+    /// Memory: keys are evicted once their window has ended, at the next item.
+    #[test]
+    fn dedupe_within_evicts_ended_windows() {
+        on_virtual(|rt| async move {
+            let (tx, items) = mpsc::unbounded::<char>();
+            let mut out = items.dedupe_within(3 * FRAME, &rt);
+            for c in ['a', 'b', 'c'] {
+                tx.unbounded_send(c).unwrap();
+                assert_eq!(out.next().await, Some(c));
+            }
+            assert_eq!(out.remembered(), 3);
+            rt.sleep(2 * FRAME).await;
+            tx.unbounded_send('d').unwrap();
+            assert_eq!(out.next().await, Some('d'));
+            assert_eq!(out.remembered(), 4, "a, b and c are still in their window");
+            rt.sleep(FRAME).await;
+            tx.unbounded_send('a').unwrap();
+            assert_eq!(
+                out.next().await,
+                Some('a'),
+                "a's window ended: it comes again"
+            );
+            assert_eq!(out.remembered(), 2, "only d and the new a are left");
+            rt.sleep(10 * FRAME).await;
+            tx.unbounded_send('a').unwrap();
+            assert_eq!(out.next().await, Some('a'));
+            assert_eq!(out.remembered(), 1);
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Content and order on every runtime, with wide margins
+
+/// A stream of `items`, each at its offset in milliseconds from the call, on `rt`'s
+/// clock.
+fn timeline<T: Send + 'static>(
+    rt: &SharedRuntime,
+    items: Vec<(u64, T)>,
+) -> impl Stream<Item = T> + Send + Unpin + use<T> {
+    let start = rt.now();
+    let rt = rt.clone();
+    stream::iter(items)
+        .then(move |(offset, item)| {
+            let at = rt.sleep_until(start + Duration::from_millis(offset));
+            async move {
+                at.await;
+                item
+            }
+        })
+        .boxed()
+}
+
+timed_matrix! {
+    /// merge (`select`): the items of both, in time order.
+    async fn merge_on_every_runtime(rt) {
+        let a = timeline(&rt, vec![(0, "a0"), (400, "a1")]);
+        let b = timeline(&rt, vec![(200, "b0"), (600, "b1")]);
+        let out: Vec<_> = stream::select(a, b).collect().await;
+        assert_eq!(out, ["a0", "b0", "a1", "b1"]);
+    }
+
+    /// take_until with a notifier stream stops at the notifier's item.
+    async fn take_until_on_every_runtime(rt) {
+        let source = timeline(&rt, vec![(0, 1), (200, 2), (600, 3)]);
+        let notifier = timeline(&rt, vec![(400, ())]);
+        let out: Vec<_> = source.take_until(notifier.into_future()).collect().await;
+        assert_eq!(out, [1, 2]);
+    }
+
+    /// combine_latest: a tuple per new item once both have one.
+    async fn combine_latest_on_every_runtime(rt) {
+        let a = timeline(&rt, vec![(0, 'a'), (400, 'b')]);
+        let b = timeline(&rt, vec![(200, 1), (600, 2)]);
+        let out: Vec<_> = a.combine_latest(b).collect().await;
+        assert_eq!(out, [('a', 1), ('b', 1), ('b', 2)]);
+
+        let out: Vec<_> = combine_latest_all([
+            timeline(&rt, vec![(0, 1), (400, 3)]),
+            timeline(&rt, vec![(200, 2)]),
+        ])
+        .collect()
+        .await;
+        assert_eq!(out, [vec![1, 2], vec![3, 2]]);
+    }
+
+    /// with_latest_from: source items paired with the other's latest; those before
+    /// its first dropped.
+    async fn with_latest_from_on_every_runtime(rt) {
+        let source = timeline(&rt, vec![(0, 'a'), (400, 'b'), (800, 'c')]);
+        let other = timeline(&rt, vec![(200, 1), (600, 2)]);
+        let out: Vec<_> = source.with_latest_from(other).collect().await;
+        assert_eq!(out, [('b', 1), ('c', 2)]);
+    }
+
+    /// switch_map: the first inner is dropped by the second outer item before its
+    /// late item; the second runs to its end.
+    async fn switch_map_on_every_runtime(rt) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let outer = timeline(&rt, vec![(0, 'a'), (400, 'b')]);
+        let (inner_rt, inner_drops) = (rt.clone(), drops.clone());
+        let out: Vec<_> = outer
+            .switch_map(move |name| {
+                let guard = DropGuard(inner_drops.clone());
+                timeline(&inner_rt, vec![(0, (name, 1)), (800, (name, 2))]).map(move |item| {
+                    let _held = &guard;
+                    item
+                })
+            })
+            .collect()
+            .await;
+        assert_eq!(out, [('a', 1), ('b', 1), ('b', 2)]);
+        assert_eq!(drops.load(Ordering::SeqCst), 2);
+    }
+
+    /// dedupe_within: a repeat well inside the window is dropped, one well after it
+    /// is emitted.
+    async fn dedupe_within_on_every_runtime(rt) {
+        let items = timeline(&rt, vec![(0, 'a'), (100, 'b'), (200, 'a'), (1600, 'a')]);
+        let out: Vec<_> = items.dedupe_within(Duration::from_secs(1), &rt).collect().await;
+        assert_eq!(out, ['a', 'b', 'a']);
     }
 }

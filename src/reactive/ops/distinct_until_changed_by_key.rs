@@ -8,9 +8,10 @@ use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// Stream for
-    /// [`ReactiveExt::distinct_until_changed_by_key`](super::ReactiveExt::distinct_until_changed_by_key):
-    /// the items whose key differs from the key of the item emitted before.
+    /// Stream for [`distinct_until_changed_by_key`]: the items whose key differs from
+    /// the key of the item emitted before.
+    ///
+    /// [`distinct_until_changed_by_key`]: super::ReactiveExt::distinct_until_changed_by_key
     #[must_use = "streams do nothing unless polled"]
     pub struct DistinctUntilChangedByKey<S, K, F> {
         #[pin]

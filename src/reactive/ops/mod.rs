@@ -146,7 +146,7 @@ pub trait ReactiveExt: Stream {
     ///
     /// # futures::executor::block_on(async {
     /// let (queries, typed) = mpsc::unbounded::<&str>();
-    /// let lookup = |q: &str| futures::stream::iter([format!("{q}: hit 1"), format!("{q}: hit 2")]);
+    /// let lookup = |q: &str| futures::stream::iter([1, 2].map(|n| format!("{q}: hit {n}")));
     /// let mut results = typed.switch_map(lookup);
     ///
     /// queries.unbounded_send("ru").unwrap();
@@ -339,14 +339,14 @@ pub trait ReactiveExt: Stream {
     /// let out = vrt.block_on(async {
     ///     let clock = rt.clone();
     ///     // "alarm" at 0 ms, 400 ms and 1200 ms; "door" at 400 ms.
-    ///     let events = futures::stream::iter([(0, "alarm"), (400, "alarm"), (0, "door"), (800, "alarm")])
-    ///         .then(move |(wait, event)| {
-    ///             let sleep = clock.sleep(Duration::from_millis(wait));
-    ///             async move {
-    ///                 sleep.await;
-    ///                 event
-    ///             }
-    ///         });
+    ///     let waits = [(0, "alarm"), (400, "alarm"), (0, "door"), (800, "alarm")];
+    ///     let events = futures::stream::iter(waits).then(move |(wait, event)| {
+    ///         let sleep = clock.sleep(Duration::from_millis(wait));
+    ///         async move {
+    ///             sleep.await;
+    ///             event
+    ///         }
+    ///     });
     ///     events.dedupe_within(Duration::from_secs(1), &rt).collect::<Vec<_>>().await
     /// });
     /// // The second "alarm" came 400 ms after the first: dropped. The third came 1200 ms

@@ -3,6 +3,92 @@
 //! The operators here add what `futures::StreamExt` does not have (time, combining and
 //! stateful operators); they do not repeat what it has (`map`, `filter`, `zip`,
 //! `chunks`, ...). Import both traits and mix them freely.
+//!
+//! # From RxJS to futures
+//!
+//! Where `futures` already has an operator with the semantics reactive code expects,
+//! riverbed adds none; this table maps the Rx name to the call to use. An `Err` item of
+//! a stream of `Result`s is an ordinary item for all of them (Rx's error channel is the
+//! item type here): it ends nothing unless the stream ends after it. Operators that
+//! stop at the first error are `TryStreamExt`'s (`try_flatten`, `try_filter`, ...).
+//!
+//! | Rx | futures / riverbed | semantics |
+//! |---|---|---|
+//! | `merge(a, b)` | `futures::stream::select(a, b)` | items of both as they come; the two are polled in turn (round robin), so neither starves the other; ends when both have ended |
+//! | `merge(...streams)` | `futures::stream::select_all(streams)` | items of all as they come; a stream is polled only when it has woken, and after giving an item it goes to the back of the queue, so none starves the others; ends when all have ended (at once for none). The streams must be `Unpin`: `Box::pin` or `.boxed()` those that are not |
+//! | `concat(a, b)` | `a.chain(b)` | `b` is polled only once `a` has ended |
+//! | `concatMap(f)` | `StreamExt::flat_map(f)` (`then(f)` when `f` is async and gives one item) | each inner stream runs to its end before the next outer item is taken; ends when the outer stream and the last inner stream have ended. The next outer item is pulled, not buffered: that is backpressure, and the output is the same |
+//! | `mergeMap(f, n)` / `mergeAll(n)` | `StreamExt::flat_map_unordered(n, f)` / `flatten_unordered(n)` | up to `n` inner streams at once (`None`: no limit), their items as they come |
+//! | `switchMap(f)` | [`ReactiveExt::switch_map`] | added: `futures` has no switch |
+//! | `combineLatest(a, b)` / `combineLatest([...])` | [`ReactiveExt::combine_latest`] / [`ops::combine_latest_all`] | added |
+//! | `withLatestFrom(b)` | [`ReactiveExt::with_latest_from`] | added |
+//! | `zip(a, b)` | `a.zip(b)` | pairs in order; ends when either ends |
+//! | `startWith(...items)` | [`ReactiveExt::start_with`] | a named `futures::stream::iter(items).chain(s)`, for method chains |
+//! | `takeUntil(notifier)` | `s.take_until(notifier.into_future())` | see below |
+//! | `takeWhile(p)` / `skipWhile(p)` | `take_while` / `skip_while` | `p` returns a future (`std::future::ready(..)` for a plain test) |
+//! | `scan(f, seed)` | [`ReactiveExt::accumulate`] | added: `StreamExt::scan` is a stateful `filter_map` whose closure returns a future of an `Option`; `accumulate` emits every state of a plain reducer |
+//! | `reduce(f, seed)` / `toArray()` | `fold(seed, f)` / `collect::<Vec<_>>()` | futures, not streams: they resolve when the stream ends |
+//! | `distinctUntilChanged()` / `distinctUntilKeyChanged(k)` | [`ReactiveExt::distinct_until_changed`] / [`distinct_until_changed_by_key`](ReactiveExt::distinct_until_changed_by_key) | added |
+//! | `pairwise()` | [`ReactiveExt::pairwise`] | added |
+//! | `bufferCount(n)` | `chunks(n)` | the last chunk may be shorter |
+//!
+//! riverbed also adds [`dedupe_within`](ReactiveExt::dedupe_within) (and
+//! [`dedupe_within_by_key`](ReactiveExt::dedupe_within_by_key)), which has no Rx
+//! operator: it drops an item equal to one emitted less than a window ago, on a
+//! runtime's clock, with memory bounded by the window.
+//!
+//! ## `takeUntil` with a notifier stream
+//!
+//! `StreamExt::take_until` takes a future: the stream ends as soon as it resolves
+//! (checked before each item, so a notifier that is ready together with an item wins).
+//! For a notifier *stream*, `notifier.into_future()` resolves on the notifier's first
+//! item **or on its end**, so the source stops in both cases. That is the Rust idiom:
+//! dropping the sending half of a channel is how one says "stop" (RxJS instead lets
+//! the source run on when the notifier completes without a value). For RxJS's rule,
+//! wait for an item only:
+//!
+//! ```
+//! use futures::{StreamExt, future, stream};
+//!
+//! # futures::executor::block_on(async {
+//! // Ends on the notifier's first item or its end (here: its end).
+//! let stop = stream::empty::<()>();
+//! let out: Vec<_> = stream::iter(1..=3).take_until(stop.into_future()).collect().await;
+//! assert!(out.is_empty());
+//!
+//! // Ends on the notifier's first item only: an empty notifier never stops it.
+//! let mut stop = stream::empty::<()>();
+//! let first_item = async move {
+//!     if stop.next().await.is_none() {
+//!         future::pending::<()>().await;
+//!     }
+//! };
+//! let out: Vec<_> = stream::iter(1..=3).take_until(first_item).collect().await;
+//! assert_eq!(out, [1, 2, 3]);
+//! # });
+//! ```
+//!
+//! Merging and concatenating, with the `futures` calls above:
+//!
+//! ```
+//! use futures::{StreamExt, stream};
+//!
+//! # futures::executor::block_on(async {
+//! // merge: round robin while both are ready.
+//! let merged: Vec<_> = stream::select(stream::iter([1, 3]), stream::iter([2, 4])).collect().await;
+//! assert_eq!(merged, [1, 2, 3, 4]);
+//!
+//! // merge of many: every item of every stream, each stream in its own order.
+//! let all = stream::select_all([stream::iter(0..2), stream::iter(10..12), stream::iter(20..22)]);
+//! let mut all: Vec<_> = all.collect().await;
+//! all.sort();
+//! assert_eq!(all, [0, 1, 10, 11, 20, 21]);
+//!
+//! // concatMap: each inner stream to its end, in outer order.
+//! let spans: Vec<_> = stream::iter([1, 3]).flat_map(|n| stream::iter(n..n + 2)).collect().await;
+//! assert_eq!(spans, [1, 2, 3, 4]);
+//! # });
+//! ```
 
 pub mod ops;
 

@@ -5,9 +5,13 @@
 //! `<body name>::<flavour>` (`spawn_and_join::tokio_mt`, ...). The tokio and smol
 //! flavours exist when the crate's `tokio` and `smol` features are on, so
 //! `cargo test --no-default-features` runs the futures and virtual flavours only.
+//!
+//! [`marble`] describes streams, and records them, as marble diagrams on the virtual
+//! clock.
 #![allow(dead_code, unused_macros, unused_imports)]
 
 mod futures_rt;
+pub mod marble;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,0 +1,274 @@
+//! The reactive time operators: exact times on the virtual clock, drawn as marble
+//! diagrams; content and order on every runtime of the matrix.
+
+mod common;
+
+use common::marble::{
+    FRAME, MarbleError, Recording, Token, chars, cold, frame_of, hot, parse, record, record_events,
+    record_with, render, values,
+};
+use common::{Flavor, run};
+use futures::StreamExt;
+use riverbed::runtime::{RuntimeExt, SharedRuntime};
+
+/// Runs `body` on the virtual clock.
+fn on_virtual<F, Fut>(body: F)
+where
+    F: FnOnce(SharedRuntime) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    run(Flavor::Virtual, body);
+}
+
+// ---------------------------------------------------------------------------------
+// The marble helper itself
+
+mod marble_helper {
+    use super::*;
+
+    #[test]
+    fn parse_values_idle_frames_and_end() {
+        assert_eq!(
+            parse("-a-b|"),
+            [
+                (1, Token::Value('a')),
+                (3, Token::Value('b')),
+                (4, Token::End)
+            ]
+        );
+        // Spaces take no time.
+        assert_eq!(parse("- a - b |"), parse("-a-b|"));
+        assert_eq!(parse("---"), []);
+    }
+
+    #[test]
+    fn a_group_is_one_frame_and_takes_its_width() {
+        assert_eq!(
+            parse("--(ab)-c|"),
+            [
+                (2, Token::Value('a')),
+                (2, Token::Value('b')),
+                (7, Token::Value('c')),
+                (8, Token::End)
+            ]
+        );
+        assert_eq!(parse("-(a|)"), [(1, Token::Value('a')), (1, Token::End)]);
+    }
+
+    #[test]
+    fn an_error_ends_the_stream_in_its_frame() {
+        assert_eq!(
+            parse("-a#"),
+            [(1, Token::Value('a')), (2, Token::Error), (2, Token::End)]
+        );
+        assert_eq!(
+            parse("(a#)"),
+            [(0, Token::Value('a')), (0, Token::Error), (0, Token::End)]
+        );
+    }
+
+    #[test]
+    fn frames_count_from_the_subscription_point() {
+        assert_eq!(
+            parse("--a-^-b|"),
+            [
+                (-2, Token::Value('a')),
+                (2, Token::Value('b')),
+                (3, Token::End)
+            ]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "unclosed group")]
+    fn an_unclosed_group_is_refused() {
+        parse("-(ab");
+    }
+
+    #[test]
+    #[should_panic(expected = "nested group")]
+    fn a_nested_group_is_refused() {
+        parse("((a))");
+    }
+
+    #[test]
+    #[should_panic(expected = "nothing may follow the end")]
+    fn events_after_the_end_are_refused() {
+        parse("-a|-b");
+    }
+
+    #[test]
+    #[should_panic(expected = "nothing may follow the end")]
+    fn events_after_an_error_are_refused() {
+        parse("-(#a)");
+    }
+
+    #[test]
+    #[should_panic(expected = "unknown marble character")]
+    fn unknown_characters_are_refused() {
+        parse("-a-*|");
+    }
+
+    #[test]
+    #[should_panic(expected = "no subscription point")]
+    fn a_cold_diagram_has_no_subscription_point() {
+        on_virtual(|rt| async move {
+            drop(cold(&rt, "-^-a|"));
+        });
+    }
+
+    /// Canonical diagrams come back as they were parsed.
+    #[test]
+    fn parse_and_render_round_trip() {
+        for diagram in [
+            "|",
+            "-a-b|",
+            "--(ab)-c|",
+            "a(bc)d|",
+            "-a#",
+            "#",
+            "(a|)",
+            "---(ab|)",
+            "-(a#)",
+            "(ab)(cd)|",
+            "0123456789|",
+        ] {
+            let events: Vec<(u64, Token)> = parse(diagram)
+                .into_iter()
+                .map(|(frame, token)| (frame as u64, token))
+                .collect();
+            assert_eq!(render(&events), diagram);
+        }
+    }
+
+    #[test]
+    fn render_draws_an_error_before_a_later_end_literally() {
+        let events = [(1, Token::Error), (1, Token::Value('a')), (6, Token::End)];
+        assert_eq!(render(&events), "-(#a)-|");
+        let events = [(0, Token::Error), (2, Token::End)];
+        assert_eq!(render(&events), "#-|");
+    }
+
+    #[test]
+    #[should_panic(expected = "falls inside the group")]
+    fn render_refuses_an_event_inside_a_group_s_width() {
+        let events = [
+            (0, Token::Value('a')),
+            (0, Token::Value('b')),
+            (2, Token::End),
+        ];
+        render(&events);
+    }
+
+    /// A cold source emits at its frames from its first poll, and `record` draws it
+    /// back unchanged.
+    #[test]
+    fn cold_sources_play_their_diagram() {
+        on_virtual(|rt| async move {
+            let recording = record_events(&rt, cold(&rt, "-a--b|")).await;
+            assert_eq!(
+                recording,
+                Recording {
+                    items: vec![(FRAME, Ok('a')), (4 * FRAME, Ok('b'))],
+                    end: 5 * FRAME
+                }
+            );
+            for diagram in ["-a-b|", "(ab)-c|", "--a#", "|", "-(ab|)", "a(b#)"] {
+                assert_eq!(record(&rt, cold(&rt, diagram)).await, diagram);
+            }
+            // Frame 0 is the first poll, not the creation.
+            let late = cold(&rt, "-a|");
+            rt.sleep(7 * FRAME).await;
+            assert_eq!(record(&rt, late).await, "-a|");
+        });
+    }
+
+    #[test]
+    fn an_error_is_an_item_then_the_end() {
+        on_virtual(|rt| async move {
+            let items: Vec<_> = cold(&rt, "a#").collect().await;
+            assert_eq!(items, [Ok('a'), Err(MarbleError)]);
+        });
+    }
+
+    /// A hot source plays from `^`, whoever listens; a subscriber sees what comes at
+    /// or after its subscription.
+    #[test]
+    fn hot_sources_play_from_the_subscription_point() {
+        on_virtual(|rt| async move {
+            let source = hot(&rt, "--a-^-b-c-d|");
+            let first = source.subscribe();
+            assert_eq!(record(&rt, first).await, "--b-c-d|");
+            // The clock is now at frame 7 of the diagram: only the end is left.
+            assert_eq!(record(&rt, source.subscribe()).await, "|");
+
+            let source = hot(&rt, "^-b-c|");
+            rt.sleep(2 * FRAME).await;
+            // Subscribed at frame 2, the frame of `b`: it is seen.
+            assert_eq!(record(&rt, source.subscribe()).await, "b-c|");
+            let source = hot(&rt, "^-b-c|");
+            rt.sleep(2 * FRAME + FRAME / 2).await;
+            let late = record_events(&rt, source.subscribe()).await;
+            assert_eq!(late.items, [(FRAME + FRAME / 2, Ok('c'))]);
+        });
+    }
+
+    #[test]
+    fn record_with_draws_any_item() {
+        on_virtual(|rt| async move {
+            let numbers = cold(&rt, "-a-b|").map(|m| m.map(|c| c as u32));
+            let drawn = record_with(&rt, numbers, |n| {
+                char::from_digit(n.unwrap() - 'a' as u32, 10).unwrap()
+            })
+            .await;
+            assert_eq!(drawn, "-0-1|");
+
+            let batches = cold(&rt, "-a-b-c#").chunks(2);
+            let table = values(vec![('x', chars("ab")), ('y', chars("c#"))]);
+            assert_eq!(record_with(&rt, batches, table).await, "---x--(y|)");
+        });
+    }
+}
+
+mod marble_helper_limits {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "still open")]
+    fn record_gives_up_on_a_stream_that_never_ends() {
+        on_virtual(|rt| async move {
+            record(&rt, cold(&rt, "-a-")).await;
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "falls between frames")]
+    fn record_refuses_items_between_frames() {
+        on_virtual(|rt| async move {
+            let clock = rt.clone();
+            let late = cold(&rt, "a|").then(move |m| {
+                let nap = clock.sleep(FRAME / 2);
+                async move {
+                    nap.await;
+                    m
+                }
+            });
+            record(&rt, late).await;
+        });
+    }
+
+    #[test]
+    #[should_panic(expected = "is not in the table")]
+    fn values_names_an_item_it_does_not_know() {
+        on_virtual(|rt| async move {
+            let table = values(vec![('x', chars("ab"))]);
+            record_with(&rt, cold(&rt, "-a-b-c|").chunks(2), table).await;
+        });
+    }
+
+    #[test]
+    fn frames_of_exact_times() {
+        assert_eq!(frame_of(std::time::Duration::ZERO), 0);
+        assert_eq!(frame_of(3 * FRAME), 3);
+    }
+}

@@ -622,13 +622,34 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         }
         // History holds consecutive sequence numbers ending at `tail - 1`.
         let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
+        Ok(self.replay_then_attach(inner, spec, skip))
+    }
+
+    /// Replays the whole history, then continues live (see
+    /// [`subscribe_from`](Self::subscribe_from)); after `close`, it serves the history
+    /// and ends.
+    pub(crate) fn subscribe_history(self: &Arc<Self>, spec: SubscribeSpec<T>) -> Receiver<T, L> {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        inner.expire_history();
+        self.replay_then_attach(inner, spec, 0)
+    }
+
+    /// Copies the history after its first `skip` items for a new subscriber and
+    /// attaches it, under the caller's lock.
+    fn replay_then_attach(
+        self: &Arc<Self>,
+        inner: &mut Inner<T, L>,
+        spec: SubscribeSpec<T>,
+        skip: usize,
+    ) -> Receiver<T, L> {
         let mut replay = VecDeque::new();
         for item in inner.history.iter().skip(skip) {
             if matches(spec.matcher.as_ref(), item, &mut inner.counts.filter_panics) {
                 replay.push_back(item.clone());
             }
         }
-        Ok(self.attach(inner, spec, replay))
+        self.attach(inner, spec, replay)
     }
 
     fn attach(

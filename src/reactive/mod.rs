@@ -1,4 +1,42 @@
-//! Reactive streams: operators usable on any `Stream` ([`ReactiveExt`]).
+//! Reactive streams: a hot, multicast [`ReactiveStream`] (a *subject*: emit into it,
+//! subscribe to it many times), and operators usable on any `Stream` ([`ReactiveExt`]).
+//!
+//! # ReactiveStream
+//!
+//! * **Hot and multicast.** Each subscriber — a `Stream` from
+//!   [`subscribe_stream`](ReactiveStream::subscribe_stream) or a handler flow from
+//!   [`subscribe`](ReactiveStream::subscribe) — sees what is emitted after it
+//!   subscribed, in emit order, each item once. [`ReactiveStream::replay`] gives a late
+//!   subscriber the last `n` items first, [`ReactiveStream::latest`] the current value.
+//! * **Transformers run once per item**, on the emitter's task, before the item is
+//!   shared; one may drop an item.
+//! * **Terminal signals** reach every subscriber exactly once, after everything emitted
+//!   before them; nothing follows them, and emitting afterwards is a typed error.
+//! * **Overflow per subscriber** (`Block`, `DropOldest`, `DropNewest`), as on the event
+//!   bus, through the same broadcast core: one write per emit, drops counted, and a
+//!   dropped subscriber frees its buffer at once.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use riverbed::reactive::{ReactiveStream, StreamError};
+//!
+//! # futures::executor::block_on(async {
+//! let inventory: ReactiveStream<(String, u32), String> = ReactiveStream::new("inventory");
+//! inventory.add_transformer(|(sku, n): (String, u32)| async move { (sku.to_uppercase(), n) });
+//! let mut ui = inventory.subscribe_stream();
+//!
+//! inventory.emit(("ab-1".into(), 3)).await?;
+//! inventory.error("warehouse offline".to_string())?;
+//!
+//! assert_eq!(ui.next().await, Some(Ok(("AB-1".to_string(), 3))));
+//! assert_eq!(ui.next().await, Some(Err(StreamError::Failed("warehouse offline".into()))));
+//! assert_eq!(ui.next().await, None);
+//! assert!(inventory.emit(("ab-2".into(), 1)).await.is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+//!
+//! # Operators
 //!
 //! The operators here add what `futures::StreamExt` does not have (time, combining and
 //! stateful operators); they do not repeat what it has (`map`, `filter`, `zip`,
@@ -91,5 +129,14 @@
 //! ```
 
 pub mod ops;
+mod subject;
+mod subscriber;
+mod subscription;
 
 pub use ops::ReactiveExt;
+pub use subject::{
+    AlreadyTerminated, DEFAULT_CAPACITY, EmitError, ReactiveStats, ReactiveStream,
+    ReactiveStreamBuilder, SharedError, StreamState, TryEmitError,
+};
+pub use subscriber::Subscriber;
+pub use subscription::{StreamError, SubscribeOptions, Subscription};

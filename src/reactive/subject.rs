@@ -1,0 +1,677 @@
+//! [`ReactiveStream`]: a hot, multicast subject with a transformer chain.
+
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::task::{Context, Poll};
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::subscriber::Subscriber;
+use super::subscription::{SubscribeOptions, Subscription};
+use crate::broadcast::{Core, SubscribeSpec, TryPublishError};
+use crate::runtime::panic_message;
+use crate::stats::Counter;
+
+/// The default error type of a [`ReactiveStream`]: any error, shared by every
+/// subscriber that receives it.
+pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
+
+/// How many items may wait for one subscriber, unless the stream or the subscriber says
+/// otherwise.
+pub const DEFAULT_CAPACITY: usize = 256;
+
+/// One transformer of the chain, type-erased.
+type Transform<T> = Arc<dyn Fn(T) -> BoxFuture<'static, Option<T>> + Send + Sync>;
+
+/// How a stream ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Terminal<E> {
+    Completed,
+    Failed(E),
+}
+
+/// What a new subscriber receives before live items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    /// Nothing: only what is emitted after it subscribes.
+    Plain,
+    /// The last `n` items (a replay subject).
+    Replay(usize),
+    /// The current value (a behaviour subject): the last item, or the initial one.
+    Latest,
+}
+
+pub(crate) struct Inner<T, E> {
+    name: Arc<str>,
+    pub(crate) core: Arc<Core<T>>,
+    subject: Subject,
+    capacity: usize,
+    /// The transformer chain; `chained` says whether it is non-empty, so that an emit
+    /// without transformers takes no lock.
+    transformers: RwLock<Arc<[Transform<T>]>>,
+    chained: AtomicBool,
+    /// Set once, before the core closes: a subscriber that reaches the end reads it.
+    terminal: OnceLock<Terminal<E>>,
+    /// Live `ReactiveStream` handles; the stream completes when the last one goes.
+    handles: AtomicUsize,
+    pub(crate) counters: Counters,
+}
+
+/// The stream's own counts (the core counts deliveries and drops).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    emitted: Counter,
+    transformed_away: Counter,
+    transformer_panics: Counter,
+    pub(crate) handled: Counter,
+    pub(crate) handler_failures: Counter,
+    pub(crate) handler_panics: Counter,
+}
+
+impl<T, E> Inner<T, E> {
+    pub(crate) fn terminal(&self) -> Option<&Terminal<E>> {
+        self.terminal.get()
+    }
+}
+
+/// A hot, multicast stream: a *subject* that you [`emit`](Self::emit) into and that
+/// any number of subscribers read, each as a [`Stream`](futures_core::Stream)
+/// ([`subscribe_stream`](Self::subscribe_stream)) or through a handler flow
+/// ([`subscribe`](Self::subscribe)).
+///
+/// # Promises
+///
+/// * **Hot.** A subscriber sees what is emitted after it subscribes; a
+///   [`replay`](Self::replay) subject first gives it the last `n` items, a
+///   [`latest`](Self::latest) subject the current value. The hand-off from those to
+///   live items has no gap and no duplicate, even while emitters run.
+/// * **Transformers run once per item**, in the order they were added, on the
+///   emitter's task, before the item is shared: never once per subscriber. A
+///   transformer returns the item (changed or not) or `None` to drop it (counted).
+/// * **Terminal signals.** [`complete`](Self::complete) or [`error`](Self::error) ends
+///   the stream: every subscriber receives what was emitted before, then the terminal
+///   signal exactly once (an `Err(StreamError::Failed(e))` item, or the end of its
+///   stream), and nothing after it. Emitting afterwards is a typed error
+///   ([`EmitError::Terminated`], the item handed back). Dropping the last
+///   `ReactiveStream` handle completes the stream.
+/// * **Overflow is each subscriber's choice** ([`Overflow`](crate::bus::Overflow)):
+///   `Block` (the default: `emit` waits for room; nothing is lost), `DropOldest` or
+///   `DropNewest`, where the subscriber is told how many it missed
+///   ([`StreamError::Lagged`](super::StreamError::Lagged)) and the drops are counted.
+/// * **One mechanism.** Items fan out through the same broadcast core as the
+///   [`EventBus`](crate::bus::EventBus): one write per emit, whatever the number of
+///   subscribers; dropping a subscriber unsubscribes it and frees its buffer.
+///
+/// Cloning a `ReactiveStream` gives another handle to the same stream.
+///
+/// # Example
+///
+/// ```
+/// use futures::StreamExt;
+/// use riverbed::reactive::ReactiveStream;
+///
+/// # futures::executor::block_on(async {
+/// let prices: ReactiveStream<u32> = ReactiveStream::new("prices");
+/// // Runs once per item, whatever the number of subscribers; `None` drops the item.
+/// prices.add_transformer(|cents: u32| async move { (cents > 0).then_some(cents * 2) });
+///
+/// let mut ui = prices.subscribe_stream();
+/// let mut cache = prices.subscribe_stream();
+/// for cents in [100, 0, 250] {
+///     prices.emit(cents).await?;
+/// }
+/// prices.complete()?;
+///
+/// let ui: Vec<u32> = ui.by_ref().map(Result::unwrap).collect().await;
+/// let cache: Vec<u32> = cache.by_ref().map(Result::unwrap).collect().await;
+/// assert_eq!(ui, [200, 500]);
+/// assert_eq!(cache, [200, 500]);
+/// assert_eq!(prices.stats().transformed_away, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+pub struct ReactiveStream<T: Clone + Send + Sync + 'static, E = SharedError> {
+    inner: Arc<Inner<T, E>>,
+}
+
+/// Configures a [`ReactiveStream`]; from [`ReactiveStream::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ReactiveStreamBuilder<T, E = SharedError> {
+    name: Arc<str>,
+    capacity: usize,
+    replay: usize,
+    initial: Option<T>,
+    error: PhantomData<fn() -> E>,
+}
+
+impl<T: Clone + Send + Sync + 'static, E> ReactiveStreamBuilder<T, E> {
+    /// How many items may wait for each subscriber before its overflow policy applies
+    /// (default [`DEFAULT_CAPACITY`]; at least 1). A subscriber may choose its own.
+    pub fn capacity(mut self, items: usize) -> Self {
+        self.capacity = items.max(1);
+        self
+    }
+
+    /// Makes a replay subject: a new subscriber first receives the last `n` items.
+    pub fn replay(mut self, n: usize) -> Self {
+        self.replay = n;
+        self.initial = None;
+        self
+    }
+
+    /// Makes a behaviour subject: a new subscriber first receives the current value,
+    /// `initial` until something else is emitted.
+    pub fn latest(mut self, initial: T) -> Self {
+        self.initial = Some(initial);
+        self.replay = 0;
+        self
+    }
+
+    /// Builds the stream.
+    pub fn build(self) -> ReactiveStream<T, E> {
+        let (subject, history) = match (&self.initial, self.replay) {
+            (Some(_), _) => (Subject::Latest, 1),
+            (None, 0) => (Subject::Plain, 0),
+            (None, n) => (Subject::Replay(n), n),
+        };
+        let core = Arc::new(Core::new(history, None, ()));
+        if let Some(initial) = self.initial {
+            // No subscriber yet and no `Block` one to wait for: it goes to the history.
+            let _ = core.try_publish(initial, &mut |_, _| {});
+        }
+        ReactiveStream {
+            inner: Arc::new(Inner {
+                name: self.name,
+                core,
+                subject,
+                capacity: self.capacity,
+                transformers: RwLock::new(Arc::from(Vec::new())),
+                chained: AtomicBool::new(false),
+                terminal: OnceLock::new(),
+                handles: AtomicUsize::new(1),
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for ReactiveStreamBuilder<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReactiveStreamBuilder")
+            .field("name", &self.name)
+            .field("capacity", &self.capacity)
+            .field("replay", &self.replay)
+            .field("latest", &self.initial.is_some())
+            .finish()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> ReactiveStream<T, E> {
+    /// A builder for a stream named `name` (capacity, replay or latest).
+    pub fn builder(name: impl Into<Arc<str>>) -> ReactiveStreamBuilder<T, E> {
+        ReactiveStreamBuilder {
+            name: name.into(),
+            capacity: DEFAULT_CAPACITY,
+            replay: 0,
+            initial: None,
+            error: PhantomData,
+        }
+    }
+
+    /// A plain subject: subscribers see what is emitted after they subscribe.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self::builder(name).build()
+    }
+
+    /// A replay subject: a new subscriber first receives the last `n` items, then
+    /// continues live.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::ReactiveStream;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let ticks: ReactiveStream<u32> = ReactiveStream::replay("ticks", 2);
+    /// for n in 1..=3 {
+    ///     ticks.emit(n).await.unwrap();
+    /// }
+    /// let mut late = ticks.subscribe_stream();
+    /// ticks.emit(4).await.unwrap();
+    /// ticks.complete().unwrap();
+    /// let seen: Vec<u32> = late.by_ref().map(Result::unwrap).collect().await;
+    /// assert_eq!(seen, [2, 3, 4]);
+    /// # });
+    /// ```
+    pub fn replay(name: impl Into<Arc<str>>, n: usize) -> Self {
+        Self::builder(name).replay(n).build()
+    }
+
+    /// A behaviour subject: a new subscriber first receives the current value —
+    /// `initial` until something else is emitted — then continues live.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::ReactiveStream;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let status: ReactiveStream<&str> = ReactiveStream::latest("status", "starting");
+    /// let mut first = status.subscribe_stream();
+    /// status.emit("ready").await.unwrap();
+    /// let mut second = status.subscribe_stream();
+    /// assert_eq!(first.next().await.unwrap().unwrap(), "starting");
+    /// assert_eq!(first.next().await.unwrap().unwrap(), "ready");
+    /// assert_eq!(second.next().await.unwrap().unwrap(), "ready");
+    /// # });
+    /// ```
+    pub fn latest(name: impl Into<Arc<str>>, initial: T) -> Self {
+        Self::builder(name).latest(initial).build()
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Appends `transformer` to the chain every emitted item goes through, once, before
+    /// it is shared with the subscribers. It returns the item (`T`) or `Option<T>`,
+    /// where `None` drops the item (counted in [`ReactiveStats::transformed_away`]).
+    ///
+    /// A transformer added while an emit is running applies from the next emit on.
+    pub fn add_transformer<F, Fut>(&self, transformer: F)
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: Into<Option<T>>,
+    {
+        let transform: Transform<T> =
+            Arc::new(move |item| transformer(item).map(Into::into).boxed());
+        let mut chain = self
+            .inner
+            .transformers
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next: Vec<Transform<T>> = chain.iter().cloned().collect();
+        next.push(transform);
+        *chain = Arc::from(next);
+        self.inner.chained.store(true, Ordering::Release);
+    }
+
+    /// The transformer chain as it is now, if it is not empty.
+    fn chain(&self) -> Option<Arc<[Transform<T>]>> {
+        if !self.inner.chained.load(Ordering::Acquire) {
+            return None;
+        }
+        let chain = self
+            .inner
+            .transformers
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(Arc::clone(&chain))
+    }
+
+    /// Emits `item`: runs the transformers, then shares the result with every
+    /// subscriber, waiting while a `Block` subscriber has no room.
+    ///
+    /// Returns `Ok(())` also when a transformer dropped the item. Fails with
+    /// [`EmitError::Terminated`] (the item handed back) after
+    /// [`complete`](Self::complete) or [`error`](Self::error), and with
+    /// [`EmitError::TransformerPanicked`] if a transformer panicked (the item is then
+    /// gone; the panic is counted).
+    pub async fn emit(&self, item: T) -> Result<(), EmitError<T>> {
+        if self.inner.core.is_closed() {
+            return Err(EmitError::Terminated(item));
+        }
+        let item = match self.chain() {
+            None => item,
+            Some(chain) => match self.transform(&chain, item).await? {
+                Some(item) => item,
+                None => return Ok(()),
+            },
+        };
+        match self.inner.core.publish(item, |_, _| {}).await {
+            Ok(_) => {
+                self.inner.counters.emitted.inc();
+                Ok(())
+            }
+            Err(item) => Err(EmitError::Terminated(item)),
+        }
+    }
+
+    async fn transform(
+        &self,
+        chain: &[Transform<T>],
+        mut item: T,
+    ) -> Result<Option<T>, EmitError<T>> {
+        for transform in chain {
+            let step = match std::panic::catch_unwind(AssertUnwindSafe(|| transform(item))) {
+                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+                Err(panic) => Err(panic),
+            };
+            match step {
+                Ok(Some(next)) => item = next,
+                Ok(None) => {
+                    self.inner.counters.transformed_away.inc();
+                    return Ok(None);
+                }
+                Err(panic) => {
+                    self.inner.counters.transformer_panics.inc();
+                    return Err(EmitError::TransformerPanicked {
+                        message: panic_message(panic.as_ref()).map(str::to_owned),
+                    });
+                }
+            }
+        }
+        Ok(Some(item))
+    }
+
+    /// Emits `item` without waiting.
+    ///
+    /// Fails with [`TryEmitError::Full`] when a `Block` subscriber has no room, and
+    /// with [`TryEmitError::WouldWait`] when a transformer does not finish at once (an
+    /// async transformer that awaits something): in both cases the item, as given, is
+    /// handed back and nothing was shared. With transformers, the item is cloned first
+    /// so that it can be handed back.
+    pub fn try_emit(&self, item: T) -> Result<(), TryEmitError<T>> {
+        if self.inner.core.is_closed() {
+            return Err(TryEmitError::Terminated(item));
+        }
+        let (item, original) = match self.chain() {
+            None => (item, None),
+            Some(chain) => {
+                let original = item.clone();
+                let waker = futures_util::task::noop_waker();
+                let mut cx = Context::from_waker(&waker);
+                let mut run = std::pin::pin!(self.transform(&chain, item));
+                match run.as_mut().poll(&mut cx) {
+                    Poll::Ready(Ok(Some(item))) => (item, Some(original)),
+                    Poll::Ready(Ok(None)) => return Ok(()),
+                    Poll::Ready(Err(EmitError::TransformerPanicked { message })) => {
+                        return Err(TryEmitError::TransformerPanicked { message });
+                    }
+                    Poll::Ready(Err(EmitError::Terminated(_))) => {
+                        return Err(TryEmitError::Terminated(original));
+                    }
+                    Poll::Pending => return Err(TryEmitError::WouldWait(original)),
+                }
+            }
+        };
+        match self.inner.core.try_publish(item, &mut |_, _| {}) {
+            Ok(_) => {
+                self.inner.counters.emitted.inc();
+                Ok(())
+            }
+            Err(TryPublishError::Full(item)) => Err(TryEmitError::Full(original.unwrap_or(item))),
+            Err(TryPublishError::Closed(item)) => {
+                Err(TryEmitError::Terminated(original.unwrap_or(item)))
+            }
+        }
+    }
+
+    /// Completes the stream: subscribers receive what was emitted, then their streams
+    /// end. Fails if the stream had already ended.
+    pub fn complete(&self) -> Result<(), AlreadyTerminated> {
+        self.terminate(Terminal::Completed)
+    }
+
+    /// Ends the stream with `error`: subscribers receive what was emitted, then
+    /// `Err(StreamError::Failed(error))`, then the end. Fails if the stream had already
+    /// ended.
+    pub fn error(&self, error: E) -> Result<(), AlreadyTerminated> {
+        self.terminate(Terminal::Failed(error))
+    }
+
+    fn terminate(&self, terminal: Terminal<E>) -> Result<(), AlreadyTerminated> {
+        // The signal is in place before the core closes, so every subscriber that
+        // reaches the end finds it.
+        self.inner
+            .terminal
+            .set(terminal)
+            .map_err(|_| AlreadyTerminated)?;
+        self.inner.core.close();
+        Ok(())
+    }
+
+    /// Whether the stream has completed or failed.
+    pub fn is_terminated(&self) -> bool {
+        self.inner.terminal.get().is_some()
+    }
+
+    /// A subscriber, as a [`Stream`](futures_core::Stream) of `Result<T,
+    /// StreamError<E>>`, with the stream's capacity and the `Block` policy.
+    pub fn subscribe_stream(&self) -> Subscription<T, E> {
+        self.subscribe_stream_with(SubscribeOptions::new())
+    }
+
+    /// A subscriber with its own capacity and overflow policy.
+    pub fn subscribe_stream_with(&self, options: SubscribeOptions) -> Subscription<T, E> {
+        let spec = SubscribeSpec {
+            matcher: None,
+            overflow: options.overflow,
+            capacity: options.capacity.unwrap_or(self.inner.capacity),
+        };
+        let receiver = match self.inner.subject {
+            Subject::Plain => self.inner.core.subscribe(spec),
+            Subject::Replay(_) | Subject::Latest => self.inner.core.subscribe_history(spec),
+        };
+        Subscription::new(receiver, Arc::clone(&self.inner))
+    }
+
+    /// Runs `handler` for every item from now on; see [`Subscriber`]. The subscription
+    /// starts now; nothing runs until the returned flow is awaited, run or spawned.
+    pub fn subscribe<F, Fut>(&self, handler: F) -> Subscriber<T, E, F>
+    where
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: crate::bus::HandlerOutcome,
+    {
+        Subscriber::new(self.subscribe_stream(), handler)
+    }
+
+    /// How many subscribers are attached now (streams and handler flows).
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.core.subscriber_count()
+    }
+
+    /// A snapshot of the stream's statistics.
+    pub fn stats(&self) -> ReactiveStats {
+        let c = &self.inner.counters;
+        let (counts, subscribers) = self
+            .inner
+            .core
+            .inspect(|_, counts, _, subscribers| (*counts, subscribers));
+        ReactiveStats {
+            name: self.inner.name.to_string(),
+            emitted: c.emitted.get(),
+            transformed_away: c.transformed_away.get(),
+            transformer_panics: c.transformer_panics.get(),
+            subscribers,
+            delivered: counts.delivered,
+            dropped_oldest: counts.dropped_oldest,
+            dropped_newest: counts.dropped_newest,
+            handled: c.handled.get(),
+            handler_failures: c.handler_failures.get(),
+            handler_panics: c.handler_panics.get(),
+            state: match self.inner.terminal.get() {
+                None => StreamState::Open,
+                Some(Terminal::Completed) => StreamState::Completed,
+                Some(Terminal::Failed(_)) => StreamState::Failed,
+            },
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, E> Clone for ReactiveStream<T, E> {
+    fn clone(&self) -> Self {
+        self.inner.handles.fetch_add(1, Ordering::Relaxed);
+        ReactiveStream {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, E> Drop for ReactiveStream<T, E> {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last handle: nobody can emit any more, so the stream completes
+            // (unless it had ended already).
+            if self.inner.terminal.set(Terminal::Completed).is_ok() {
+                self.inner.core.close();
+            }
+        }
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, E> fmt::Debug for ReactiveStream<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReactiveStream")
+            .field("name", &self.inner.name)
+            .field("subject", &self.inner.subject)
+            .field("capacity", &self.inner.capacity)
+            .field("terminated", &self.inner.terminal.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`ReactiveStream::emit`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmitError<T> {
+    /// The stream has completed or failed; the item is handed back.
+    Terminated(T),
+    /// A transformer panicked on the item, which is gone.
+    TransformerPanicked {
+        /// The panic message, when it was a string.
+        message: Option<String>,
+    },
+}
+
+impl<T> EmitError<T> {
+    /// The item, if it was handed back.
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            EmitError::Terminated(item) => Some(item),
+            EmitError::TransformerPanicked { .. } => None,
+        }
+    }
+}
+
+impl<T> fmt::Display for EmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EmitError::Terminated(_) => f.write_str("the reactive stream has ended"),
+            EmitError::TransformerPanicked { message: Some(m) } => {
+                write!(f, "a transformer panicked: {m}")
+            }
+            EmitError::TransformerPanicked { message: None } => {
+                f.write_str("a transformer panicked")
+            }
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for EmitError<T> {}
+
+/// Why [`ReactiveStream::try_emit`] failed; the item is handed back where it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TryEmitError<T> {
+    /// A `Block` subscriber has no room.
+    Full(T),
+    /// A transformer did not finish at once.
+    WouldWait(T),
+    /// The stream has completed or failed.
+    Terminated(T),
+    /// A transformer panicked on the item, which is gone.
+    TransformerPanicked {
+        /// The panic message, when it was a string.
+        message: Option<String>,
+    },
+}
+
+impl<T> TryEmitError<T> {
+    /// The item, if it was handed back.
+    pub fn into_inner(self) -> Option<T> {
+        match self {
+            TryEmitError::Full(item)
+            | TryEmitError::WouldWait(item)
+            | TryEmitError::Terminated(item) => Some(item),
+            TryEmitError::TransformerPanicked { .. } => None,
+        }
+    }
+}
+
+impl<T> fmt::Display for TryEmitError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryEmitError::Full(_) => f.write_str("a subscriber of the reactive stream is full"),
+            TryEmitError::WouldWait(_) => f.write_str("a transformer did not finish at once"),
+            TryEmitError::Terminated(_) => f.write_str("the reactive stream has ended"),
+            TryEmitError::TransformerPanicked { message: Some(m) } => {
+                write!(f, "a transformer panicked: {m}")
+            }
+            TryEmitError::TransformerPanicked { message: None } => {
+                f.write_str("a transformer panicked")
+            }
+        }
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for TryEmitError<T> {}
+
+/// [`ReactiveStream::complete`] or [`error`](ReactiveStream::error) was called on a
+/// stream that had already ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlreadyTerminated;
+
+impl fmt::Display for AlreadyTerminated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the reactive stream had already ended")
+    }
+}
+
+impl std::error::Error for AlreadyTerminated {}
+
+/// Whether a [`ReactiveStream`] is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Items can be emitted.
+    Open,
+    /// [`complete`](ReactiveStream::complete) was called, or every handle dropped.
+    Completed,
+    /// [`error`](ReactiveStream::error) was called.
+    Failed,
+}
+
+/// A snapshot of a [`ReactiveStream`]'s statistics (serde-serialisable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactiveStats {
+    /// The stream's name.
+    pub name: String,
+    /// Items shared with the subscribers (after the transformers).
+    pub emitted: u64,
+    /// Items a transformer dropped.
+    pub transformed_away: u64,
+    /// Transformer panics (each an [`EmitError::TransformerPanicked`]).
+    pub transformer_panics: u64,
+    /// Subscribers attached now.
+    pub subscribers: usize,
+    /// Items received by subscribers, all of them together.
+    pub delivered: u64,
+    /// Items `DropOldest` subscribers missed.
+    pub dropped_oldest: u64,
+    /// Items `DropNewest` subscribers missed.
+    pub dropped_newest: u64,
+    /// Handler invocations that succeeded.
+    pub handled: u64,
+    /// Handler invocations that returned an error.
+    pub handler_failures: u64,
+    /// Handler invocations that panicked.
+    pub handler_panics: u64,
+    /// Open, completed or failed.
+    pub state: StreamState,
+}

@@ -223,14 +223,6 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Ordering::Relaxed)
     }
-
-    /// [`add`](Self::add) for a gauge that one writer at a time updates; see
-    /// `Counter::next_exclusive`.
-    #[inline]
-    pub(crate) fn add_exclusive(&self, n: i64) {
-        let value = self.0.load(Ordering::Relaxed);
-        self.0.store(value.wrapping_add(n), Ordering::Relaxed);
-    }
 }
 
 /// Sub-buckets per power of two, as a bit count: 2^4 = 16.

@@ -1,19 +1,14 @@
 //! [`FlowStreamExt`]: pipeline combinators on any `Stream`.
 
-use futures_core::Stream;
-use futures_util::StreamExt;
-use futures_util::stream::Map;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::{FusedStream, Stream};
 
 use super::Processor;
 use super::batch::Batch;
 use super::stage::{Flowing, Stage};
 use crate::FlowContext;
-
-/// The stream of [`FlowStreamExt::flow`]: each item with a new context.
-pub type Flow<S> = Map<S, fn(<S as Stream>::Item) -> Flowing<<S as Stream>::Item>>;
-
-/// The stream of [`FlowStreamExt::values`]: the values without their contexts.
-pub type Values<S, T> = Map<S, fn(Flowing<T>) -> Result<T, super::StageError>>;
 
 /// Pipeline combinators on any [`Stream`].
 ///
@@ -45,7 +40,7 @@ pub trait FlowStreamExt: Stream {
     where
         Self: Sized,
     {
-        self.map(|item| Ok((item, FlowContext::new())))
+        Flow { stream: self }
     }
 
     /// Gives each item a clone of `ctx` (cheap: the context is shared).
@@ -90,11 +85,11 @@ pub trait FlowStreamExt: Stream {
     }
 
     /// The values without their contexts (errors stay).
-    fn values<T>(self) -> Values<Self, T>
+    fn values<T>(self) -> Values<Self>
     where
         Self: Stream<Item = Flowing<T>> + Sized,
     {
-        self.map(|item| item.map(|(value, _ctx)| value))
+        Values { stream: self }
     }
 }
 
@@ -120,10 +115,8 @@ impl<S> FlowIn<S> {
 impl<S: Stream> Stream for FlowIn<S> {
     type Item = Flowing<S::Item>;
 
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.project();
         this.stream
             .poll_next(cx)
@@ -132,5 +125,82 @@ impl<S: Stream> Stream for FlowIn<S> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.stream.size_hint()
+    }
+}
+
+impl<S: FusedStream> FusedStream for FlowIn<S> {
+    fn is_terminated(&self) -> bool {
+        self.stream.is_terminated()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Items each with a new context; from [`FlowStreamExt::flow`].
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Flow<S> {
+        #[pin]
+        stream: S,
+    }
+}
+
+impl<S: Stream> Stream for Flow<S> {
+    type Item = Flowing<S::Item>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project()
+            .stream
+            .poll_next(cx)
+            .map(|item| item.map(|item| Ok((item, FlowContext::new()))))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}
+
+impl<S: FusedStream> FusedStream for Flow<S> {
+    fn is_terminated(&self) -> bool {
+        self.stream.is_terminated()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The values of a pipeline without their contexts (errors stay); from
+    /// [`FlowStreamExt::values`].
+    #[must_use = "streams do nothing unless polled"]
+    #[derive(Debug)]
+    pub struct Values<S> {
+        #[pin]
+        stream: S,
+    }
+}
+
+impl<S, T> Stream for Values<S>
+where
+    S: Stream<Item = Flowing<T>>,
+{
+    type Item = Result<T, super::StageError>;
+
+    #[inline]
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project()
+            .stream
+            .poll_next(cx)
+            .map(|item| item.map(|item| item.map(|(value, _ctx)| value)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
+}
+
+impl<S, T> FusedStream for Values<S>
+where
+    S: FusedStream<Item = Flowing<T>>,
+{
+    fn is_terminated(&self) -> bool {
+        self.stream.is_terminated()
     }
 }

@@ -87,7 +87,7 @@
 //! in_flight`. `retried` counts extra attempts (not items) and `panics` counts caught
 //! panics (each also an error of its item). Latency is timed from an item entering the
 //! processor to its outcome, retries included, on the stage's runtime clock when it has
-//! one, for one item in [`latency_sampling`](Stage::latency_sampling) (default 8) so
+//! one, for one item in [`latency_sampling`](Stage::latency_sampling) (default 32) so
 //! that the clock reads do not dominate cheap stages.
 //! [`Pipeline::stats`] gives a handle whose [`PipelineStats`] snapshot lists every stage
 //! in order and serialises with serde.

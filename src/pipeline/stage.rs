@@ -236,7 +236,7 @@ where
         self.remake_metrics(|metrics| metrics.enabled = false)
     }
 
-    /// Times one item in `every` (default 8; 1 times them all). Latency percentiles
+    /// Times one item in `every` (default 32; 1 times them all). Latency percentiles
     /// come from the timed items; counters are always exact.
     pub fn latency_sampling(self, every: u64) -> Self {
         self.remake_metrics(|metrics| metrics.latency_every = every.max(1))
@@ -503,24 +503,26 @@ impl<P, In> Shared<P, In> {
             return Mark::default();
         }
         let n = metrics.received.next_exclusive();
-        metrics.in_flight.add_exclusive(1);
-        let sampled = n % metrics.latency_every.max(1) == 0;
+        let every = metrics.latency_every;
+        // A mask for the usual powers of two, a division otherwise.
+        let sampled = if every.is_power_of_two() {
+            n & (every - 1) == 0
+        } else {
+            n % every.max(1) == 0
+        };
         Mark {
             live: true,
             started: sampled.then(|| self.now()),
         }
     }
 
-    /// Counts an item out when it has settled: its latency, if sampled, and the
-    /// in-flight count.
+    /// Counts an item out when it has settled: its latency, if sampled. (Items in
+    /// flight are those received and not yet settled: the snapshot works it out.)
     #[inline(always)]
     fn finish(&self, mark: Mark) {
         if let Some(started) = mark.started {
             self.metrics
                 .record_latency(self.now().saturating_duration_since(started));
-        }
-        if mark.live {
-            self.metrics.in_flight.add_exclusive(-1);
         }
     }
 
@@ -528,7 +530,6 @@ impl<P, In> Shared<P, In> {
     #[inline]
     fn cancel(&self, mark: Mark) {
         if mark.live {
-            self.metrics.in_flight.add_exclusive(-1);
             self.metrics.cancelled.inc_exclusive();
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{Counter, Gauge, Histogram, HistogramSnapshot};
+use crate::stats::{Counter, Histogram, HistogramSnapshot};
 
 /// A snapshot of one stage's statistics; serialisable.
 ///
@@ -15,7 +15,7 @@ use crate::stats::{Counter, Gauge, Histogram, HistogramSnapshot};
 /// in_flight`.
 ///
 /// Latency is sampled: one item in [`latency_sampling`](super::Stage::latency_sampling)
-/// (default 8) is timed, so that reading the clock twice per item does not dominate
+/// (default 32) is timed, so that reading the clock twice per item does not dominate
 /// cheap stages; every counter is exact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageStats {
@@ -48,7 +48,7 @@ pub struct StageStats {
 }
 
 /// One item in this many has its latency measured, unless the stage says otherwise.
-pub const DEFAULT_LATENCY_SAMPLING: u64 = 8;
+pub const DEFAULT_LATENCY_SAMPLING: u64 = 32;
 
 /// A stage's counters. Every update happens while the stage is polled or dropped,
 /// under its one `&mut` borrow, so they use the single-writer (`*_exclusive`)
@@ -70,7 +70,6 @@ pub(crate) struct StageMetrics {
     pub cancelled: Counter,
     pub retried: Counter,
     pub panics: Counter,
-    pub in_flight: Gauge,
     pub latency: Histogram,
 }
 
@@ -89,7 +88,6 @@ impl StageMetrics {
             cancelled: Counter::new(),
             retried: Counter::new(),
             panics: Counter::new(),
-            in_flight: Gauge::new(),
             latency: Histogram::new(),
         }
     }
@@ -107,9 +105,11 @@ impl StageMetrics {
     }
 
     pub(crate) fn snapshot(&self) -> StageStats {
-        StageStats {
+        // Outcomes first, then `received`, which only grows and is counted before an
+        // item's outcome: in flight is what was received and has not settled.
+        let mut stats = StageStats {
             name: self.name.to_string(),
-            received: self.received.get(),
+            received: 0,
             emitted: self.emitted.get(),
             filtered: self.filtered.get(),
             skipped: self.skipped.get(),
@@ -118,9 +118,18 @@ impl StageMetrics {
             cancelled: self.cancelled.get(),
             retried: self.retried.get(),
             panics: self.panics.get(),
-            in_flight: u64::try_from(self.in_flight.get()).unwrap_or(0),
+            in_flight: 0,
             latency: self.latency.snapshot(),
-        }
+        };
+        stats.received = self.received.get();
+        let settled = stats.emitted
+            + stats.filtered
+            + stats.skipped
+            + stats.dead_lettered
+            + stats.failed
+            + stats.cancelled;
+        stats.in_flight = stats.received.saturating_sub(settled);
+        stats
     }
 }
 

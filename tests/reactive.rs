@@ -95,6 +95,37 @@ matrix! {
         assert_eq!((stats.emitted, stats.transformed_away, stats.delivered), (2, 2, 8));
     }
 
+    async fn sync_and_async_transformers_chain_past_the_fixed_slots(rt) {
+        let stream = Numbers::new("numbers");
+        // 40 steps, more than the chain keeps in its fixed slots: sync and async
+        // alternate, each adds its position, in order.
+        for step in 0..40u32 {
+            if step % 2 == 0 {
+                stream.add_sync_transformer(move |n: u32| n.wrapping_mul(2).wrapping_add(step % 3));
+            } else {
+                stream.add_transformer(move |n: u32| async move {
+                    n.wrapping_mul(2).wrapping_add(step % 3)
+                });
+            }
+        }
+        stream.add_sync_transformer(|n: u32| (n % 2 == 0).then_some(n));
+        let expected = |start: u32| {
+            (0..40u32).fold(start, |n, step| n.wrapping_mul(2).wrapping_add(step % 3))
+        };
+        let mut sub = stream.subscribe_stream();
+        for start in 1..=4 {
+            stream.emit(start).await.unwrap();
+        }
+        stream.complete().unwrap();
+        let kept: Vec<u32> = (1..=4).map(expected).filter(|n| n % 2 == 0).collect();
+        let mut seen = Vec::new();
+        while let Some(item) = sub.next().await {
+            seen.push(item.unwrap());
+        }
+        assert_eq!(seen, kept);
+        assert_eq!(stream.stats().transformed_away, 4 - kept.len() as u64);
+    }
+
     async fn replay_gives_the_last_n_then_live(rt) {
         let stream: Numbers = ReactiveStream::replay("ticks", 3);
         for n in 1..=5 {

@@ -128,6 +128,7 @@
 //! # });
 //! ```
 
+mod chain;
 pub mod ops;
 mod subject;
 mod subscriber;

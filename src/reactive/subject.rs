@@ -3,19 +3,17 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use super::chain::{Chain, Panicked, Step};
 use super::subscriber::Subscriber;
 use super::subscription::{SubscribeOptions, Subscription};
 use crate::broadcast::{Core, SubscribeSpec, TryPublishError};
-use crate::runtime::panic_message;
 use crate::stats::Counter;
 
 /// The default error type of a [`ReactiveStream`]: any error, shared by every
@@ -25,9 +23,6 @@ pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
 /// How many items may wait for one subscriber, unless the stream or the subscriber says
 /// otherwise.
 pub const DEFAULT_CAPACITY: usize = 256;
-
-/// One transformer of the chain, type-erased.
-type Transform<T> = Arc<dyn Fn(T) -> BoxFuture<'static, Option<T>> + Send + Sync>;
 
 /// How a stream ended.
 #[derive(Debug, Clone)]
@@ -52,10 +47,8 @@ pub(crate) struct Inner<T, E> {
     pub(crate) core: Arc<Core<T>>,
     subject: Subject,
     capacity: usize,
-    /// The transformer chain; `chained` says whether it is non-empty, so that an emit
-    /// without transformers takes no lock.
-    transformers: RwLock<Arc<[Transform<T>]>>,
-    chained: AtomicBool,
+    /// The transformers every item goes through, once, before it is shared.
+    chain: Chain<T>,
     /// Set once, before the core closes: a subscriber that reaches the end reads it.
     terminal: OnceLock<Terminal<E>>,
     /// Live `ReactiveStream` handles; the stream completes when the last one goes.
@@ -191,8 +184,7 @@ impl<T: Clone + Send + Sync + 'static, E> ReactiveStreamBuilder<T, E> {
                 core,
                 subject,
                 capacity: self.capacity,
-                transformers: RwLock::new(Arc::from(Vec::new())),
-                chained: AtomicBool::new(false),
+                chain: Chain::new(),
                 terminal: OnceLock::new(),
                 handles: AtomicUsize::new(1),
                 counters: Counters::default(),
@@ -278,9 +270,11 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
         &self.inner.name
     }
 
-    /// Appends `transformer` to the chain every emitted item goes through, once, before
-    /// it is shared with the subscribers. It returns the item (`T`) or `Option<T>`,
-    /// where `None` drops the item (counted in [`ReactiveStats::transformed_away`]).
+    /// Appends an async `transformer` to the chain every emitted item goes through,
+    /// once, before it is shared with the subscribers. It returns the item (`T`) or
+    /// `Option<T>`, where `None` drops the item (counted in
+    /// [`ReactiveStats::transformed_away`]). Its future is boxed; for a plain function,
+    /// [`add_sync_transformer`](Self::add_sync_transformer) allocates nothing.
     ///
     /// A transformer added while an emit is running applies from the next emit on.
     pub fn add_transformer<F, Fut>(&self, transformer: F)
@@ -289,30 +283,22 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
         Fut: Future + Send + 'static,
         Fut::Output: Into<Option<T>>,
     {
-        let transform: Transform<T> =
-            Arc::new(move |item| transformer(item).map(Into::into).boxed());
-        let mut chain = self
-            .inner
-            .transformers
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut next: Vec<Transform<T>> = chain.iter().cloned().collect();
-        next.push(transform);
-        *chain = Arc::from(next);
-        self.inner.chained.store(true, Ordering::Release);
+        self.inner.chain.push(Step::Async(Arc::new(move |item| {
+            transformer(item).map(Into::into).boxed()
+        })));
     }
 
-    /// The transformer chain as it is now, if it is not empty.
-    fn chain(&self) -> Option<Arc<[Transform<T>]>> {
-        if !self.inner.chained.load(Ordering::Acquire) {
-            return None;
-        }
-        let chain = self
-            .inner
-            .transformers
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Some(Arc::clone(&chain))
+    /// Appends a plain-function `transformer` to the chain (see
+    /// [`add_transformer`](Self::add_transformer)); it runs in place on the emitter's
+    /// task and allocates nothing.
+    pub fn add_sync_transformer<F, Out>(&self, transformer: F)
+    where
+        F: Fn(T) -> Out + Send + Sync + 'static,
+        Out: Into<Option<T>>,
+    {
+        self.inner
+            .chain
+            .push(Step::Sync(Arc::new(move |item| transformer(item).into())));
     }
 
     /// Emits `item`: runs the transformers, then shares the result with every
@@ -327,12 +313,13 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
         if self.inner.core.is_closed() {
             return Err(EmitError::Terminated(item));
         }
-        let item = match self.chain() {
-            None => item,
-            Some(chain) => match self.transform(&chain, item).await? {
+        let item = if self.inner.chain.is_empty() {
+            item
+        } else {
+            match self.transform(item).await? {
                 Some(item) => item,
                 None => return Ok(()),
-            },
+            }
         };
         match self.inner.core.publish(item, |_, _| {}).await {
             Ok(_) => {
@@ -343,31 +330,19 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
         }
     }
 
-    async fn transform(
-        &self,
-        chain: &[Transform<T>],
-        mut item: T,
-    ) -> Result<Option<T>, EmitError<T>> {
-        for transform in chain {
-            let step = match std::panic::catch_unwind(AssertUnwindSafe(|| transform(item))) {
-                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-                Err(panic) => Err(panic),
-            };
-            match step {
-                Ok(Some(next)) => item = next,
-                Ok(None) => {
-                    self.inner.counters.transformed_away.inc();
-                    return Ok(None);
-                }
-                Err(panic) => {
-                    self.inner.counters.transformer_panics.inc();
-                    return Err(EmitError::TransformerPanicked {
-                        message: panic_message(panic.as_ref()).map(str::to_owned),
-                    });
-                }
+    /// Runs the chain, counting what it drops and its panics.
+    async fn transform(&self, item: T) -> Result<Option<T>, EmitError<T>> {
+        match self.inner.chain.run(item).await {
+            Ok(Some(item)) => Ok(Some(item)),
+            Ok(None) => {
+                self.inner.counters.transformed_away.inc();
+                Ok(None)
+            }
+            Err(Panicked(message)) => {
+                self.inner.counters.transformer_panics.inc();
+                Err(EmitError::TransformerPanicked { message })
             }
         }
-        Ok(Some(item))
     }
 
     /// Emits `item` without waiting.
@@ -381,13 +356,14 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
         if self.inner.core.is_closed() {
             return Err(TryEmitError::Terminated(item));
         }
-        let (item, original) = match self.chain() {
-            None => (item, None),
-            Some(chain) => {
+        let (item, original) = if self.inner.chain.is_empty() {
+            (item, None)
+        } else {
+            {
                 let original = item.clone();
                 let waker = futures_util::task::noop_waker();
                 let mut cx = Context::from_waker(&waker);
-                let mut run = std::pin::pin!(self.transform(&chain, item));
+                let mut run = std::pin::pin!(self.transform(item));
                 match run.as_mut().poll(&mut cx) {
                     Poll::Ready(Ok(Some(item))) => (item, Some(original)),
                     Poll::Ready(Ok(None)) => return Ok(()),

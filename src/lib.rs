@@ -15,7 +15,7 @@
 //! | `EventBus`: typed publish/subscribe, filters, history and replay, overflow policies, isolated handlers | [`bus`] | available |
 //! | `Pipeline`: typed stages with concurrency and order, named pipelines, per-stage error policies (skip, retry, dead-letter, fail), batching, per-stage statistics | [`pipeline`] | available |
 //! | Resilience layers around any processor: retry, timeout, circuit breaker, rate limit, bulkhead | [`resilience`] | available |
-//! | `ReactiveStream`: a hot subject with operators usable on any `Stream` | — | planned |
+//! | `ReactiveStream`: a hot, multicast subject (plain, replay, latest) with transformers, terminal signals and per-subscriber overflow; operators usable on any `Stream` (time, combining, stateful, `share`/`replay`) | [`reactive`] | available |
 //! | `MessageQueue`: at-least-once work queue with consumers, workers and dead letters | — | planned |
 //! | `Orchestrator`: named flows under supervision, with stats and health | — | planned |
 //!
@@ -95,6 +95,38 @@
 //! policies, panics, cancellation and the statistics' accounting; the [`resilience`]
 //! module lists the layers that wrap any processor.
 //!
+//! A [reactive stream](reactive) in a few lines (the same example as in the README):
+//! a transformer that runs once per item, two subscribers, and completion.
+//!
+//! ```
+//! use futures::StreamExt;
+//! use riverbed::reactive::ReactiveStream;
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     futures::executor::block_on(async {
+//!         let prices: ReactiveStream<u32> = ReactiveStream::new("prices");
+//!         // Runs once per item, whatever the number of subscribers; `None` drops it.
+//!         prices.add_sync_transformer(|cents: u32| (cents > 0).then_some(cents * 2));
+//!
+//!         let mut ui = prices.subscribe_stream();
+//!         let mut cache = prices.subscribe_stream();
+//!         for cents in [100, 0, 250] {
+//!             prices.emit(cents).await?;
+//!         }
+//!         prices.complete()?; // every subscriber gets what came before, then the end
+//!
+//!         let ui: Vec<u32> = ui.by_ref().map(Result::unwrap).collect().await;
+//!         let cache: Vec<u32> = cache.by_ref().map(Result::unwrap).collect().await;
+//!         assert_eq!((ui, cache), (vec![200, 500], vec![200, 500]));
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
+//! The [`reactive`] module docs state the stream's promises and map RxJS operator
+//! names to [`ReactiveExt`](reactive::ReactiveExt) and to the `futures` calls that
+//! already do the job.
+//!
 //! ## Runtime abstraction
 //!
 //! Where a component needs to spawn, sleep or read the clock, it is handed a
@@ -122,7 +154,8 @@
 //! [`Pipeline::stats`](pipeline::Pipeline::stats) gives a handle whose snapshot, a
 //! [`PipelineStats`](pipeline::PipelineStats), counts each stage's items in, out,
 //! filtered, skipped, retried, dead-lettered, failed and in flight, with latency
-//! percentiles.
+//! percentiles; [`ReactiveStream::stats`](reactive::ReactiveStream::stats) counts
+//! emitted, transformed-away, delivered and dropped items and handler outcomes.
 //!
 //! ## Flow context
 //!
@@ -181,7 +214,7 @@ pub mod prelude {
     };
     pub use crate::context::FlowContext;
     pub use crate::pipeline::{ErrorPolicy, FlowStreamExt, Pipeline, Processor};
-    pub use crate::reactive::ReactiveExt;
+    pub use crate::reactive::{ReactiveExt, ReactiveStream};
     pub use crate::resilience::{ProcessorExt, RetryPolicy};
     pub use crate::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::marble::{
@@ -11,8 +13,10 @@ use common::marble::{
 };
 use common::{Flavor, matrix, run};
 use futures::StreamExt;
-use riverbed::reactive::{interval, timer};
-use riverbed::runtime::{RuntimeExt, SharedRuntime};
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use riverbed::reactive::{ReactiveExt, ThrottleConfig, interval, timer};
+use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, Sleep};
 
 /// Runs `body` on the virtual clock.
 fn on_virtual<F, Fut>(body: F)
@@ -284,8 +288,273 @@ fn f(n: u32) -> Duration {
     FRAME * n
 }
 
+/// A runtime on another's clock that counts the timers created through it.
+#[derive(Debug)]
+struct CountingRuntime {
+    inner: SharedRuntime,
+    sleeps: AtomicUsize,
+}
+
+impl CountingRuntime {
+    fn new(inner: &SharedRuntime) -> Arc<Self> {
+        Arc::new(CountingRuntime {
+            inner: inner.clone(),
+            sleeps: AtomicUsize::new(0),
+        })
+    }
+
+    fn sleeps(&self) -> usize {
+        self.sleeps.load(Ordering::SeqCst)
+    }
+}
+
+impl Runtime for CountingRuntime {
+    fn spawn_boxed(&self, task: BoxFuture<'static, ()>) {
+        self.inner.spawn_boxed(task);
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        self.sleeps.fetch_add(1, Ordering::SeqCst);
+        self.inner.sleep_until(deadline)
+    }
+
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+}
+
+/// A diagram with `n` values, one per frame, then the end.
+fn busy(n: usize) -> String {
+    "a".repeat(n) + "|"
+}
+
 // ---------------------------------------------------------------------------------
 // Exact behaviour on the virtual clock, as marble diagrams
+
+mod debounce {
+    use super::*;
+
+    #[test]
+    fn emits_after_quiet_and_flushes_at_the_end() {
+        on_virtual(|rt| async move {
+            // `b` comes exactly when `a`'s quiet period ends: too late to replace it.
+            let out = cold(&rt, "-a-b-----c|").debounce(f(2), &rt);
+            assert_eq!(record(&rt, out).await, "---a-b----(c|)");
+        });
+    }
+
+    #[test]
+    fn a_burst_keeps_its_last_item() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-abc---d|").debounce(f(2), &rt);
+            assert_eq!(record(&rt, out).await, "-----c--(d|)");
+        });
+    }
+
+    #[test]
+    fn completion_mid_window_emits_the_held_item_at_once() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a|").debounce(f(5), &rt);
+            assert_eq!(record(&rt, out).await, "--(a|)");
+            let out = cold(&rt, "---|").debounce(f(5), &rt);
+            assert_eq!(record(&rt, out).await, "---|");
+        });
+    }
+
+    #[test]
+    fn an_error_mid_window_is_an_item() {
+        on_virtual(|rt| async move {
+            // The error replaces `a`, and goes out as upstream ends.
+            let out = cold(&rt, "-a-#").debounce(f(5), &rt);
+            assert_eq!(record(&rt, out).await, "---#");
+            let out = cold(&rt, "-a----#").debounce(f(2), &rt);
+            assert_eq!(record(&rt, out).await, "---a--#");
+        });
+    }
+
+    #[test]
+    fn zero_quiet_lets_everything_through() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-(ab)-c|").debounce(Duration::ZERO, &rt);
+            assert_eq!(record(&rt, out).await, "-(ab)-c|");
+        });
+    }
+
+    #[test]
+    fn a_busy_stream_arms_a_timer_per_quiet_period_not_per_item() {
+        on_virtual(|rt| async move {
+            let counting = CountingRuntime::new(&rt);
+            let timers: SharedRuntime = counting.clone();
+            let out = cold(&rt, &busy(100)).debounce(f(5), &timers);
+            let recording = record_events(&rt, out).await;
+            assert_eq!(recording.items, [(f(100), Ok('a'))]);
+            // Armed at the first item, and re-armed each time it fires early, for the
+            // deadline of the moment: four frames on. Not one per item.
+            assert!(
+                counting.sleeps() <= 100 / 4 + 1,
+                "{} timers",
+                counting.sleeps()
+            );
+        });
+    }
+}
+
+mod throttle {
+    use super::*;
+
+    #[test]
+    fn lets_the_first_item_of_each_window_through() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-abc-d---e|").throttle(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "-a---d---e|");
+        });
+    }
+
+    #[test]
+    fn an_item_exactly_at_the_window_end_opens_the_next() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a--b|").throttle(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "-a--b|");
+        });
+    }
+
+    #[test]
+    fn an_error_mid_window_is_dropped_like_any_item_and_the_end_is_immediate() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a-#").throttle(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "-a-|");
+        });
+    }
+
+    #[test]
+    fn a_zero_window_lets_everything_through() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-(ab)c|").throttle(Duration::ZERO, &rt);
+            assert_eq!(record(&rt, out).await, "-(ab)c|");
+        });
+    }
+
+    #[test]
+    fn leading_and_trailing() {
+        on_virtual(|rt| async move {
+            let both = ThrottleConfig::LEADING_AND_TRAILING;
+            let out = cold(&rt, "-abc-----d|").throttle_with(f(3), both, &rt);
+            assert_eq!(record(&rt, out).await, "-a--c----d|");
+            // `c` arrives exactly as the first window closes: it is inside the second
+            // window that `b`'s trailing emission opens.
+            let out = cold(&rt, "-ab-c|").throttle_with(f(3), both, &rt);
+            assert_eq!(record(&rt, out).await, "-a--b--(c|)");
+        });
+    }
+
+    #[test]
+    fn completion_mid_window_waits_for_the_trailing_item() {
+        on_virtual(|rt| async move {
+            let both = ThrottleConfig::LEADING_AND_TRAILING;
+            let out = cold(&rt, "-ab|").throttle_with(f(3), both, &rt);
+            assert_eq!(record(&rt, out).await, "-a--(b|)");
+            let out = cold(&rt, "-a-#").throttle_with(f(3), both, &rt);
+            assert_eq!(record(&rt, out).await, "-a--#");
+        });
+    }
+
+    #[test]
+    fn trailing_only() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-ab-c---|").throttle_with(f(3), ThrottleConfig::TRAILING, &rt);
+            assert_eq!(record(&rt, out).await, "----b--c|");
+        });
+    }
+
+    #[test]
+    fn neither_leading_nor_trailing_lets_nothing_through() {
+        on_virtual(|rt| async move {
+            let none = ThrottleConfig {
+                leading: false,
+                trailing: false,
+            };
+            let out = cold(&rt, "-ab|").throttle_with(f(3), none, &rt);
+            assert_eq!(record(&rt, out).await, "---|");
+            assert_eq!(ThrottleConfig::default(), ThrottleConfig::LEADING);
+        });
+    }
+
+    #[test]
+    fn a_busy_stream_arms_a_timer_per_window_not_per_item() {
+        on_virtual(|rt| async move {
+            let counting = CountingRuntime::new(&rt);
+            let timers: SharedRuntime = counting.clone();
+            let both = ThrottleConfig::LEADING_AND_TRAILING;
+            let out = cold(&rt, &busy(100)).throttle_with(f(10), both, &timers);
+            let recording = record_events(&rt, out).await;
+            // The first at once, then one at the end of every window.
+            assert_eq!(recording.items.len(), 11);
+            assert!(counting.sleeps() <= 11, "{} timers", counting.sleeps());
+        });
+    }
+}
+
+mod sample {
+    use super::*;
+
+    #[test]
+    fn emits_the_newest_item_at_each_tick() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-ab-c---d--|").sample(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "---b--c--d-|");
+        });
+    }
+
+    #[test]
+    fn an_item_exactly_at_a_tick_waits_for_the_next_and_the_end_drops_it() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a-b|").sample(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "---a|");
+        });
+    }
+
+    #[test]
+    fn errors_are_sampled_like_any_item() {
+        on_virtual(|rt| async move {
+            // Completion mid-window drops the error held.
+            let out = cold(&rt, "-a#").sample(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "--|");
+            // An error that is not the last item is sampled.
+            let source = cold(&rt, "-#").chain(cold(&rt, "---|"));
+            let out = source.sample(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "---#|");
+        });
+    }
+}
+
+mod audit {
+    use super::*;
+
+    #[test]
+    fn emits_the_newest_item_when_the_window_closes() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-ab----c-d|").audit(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "----b-----(d|)");
+        });
+    }
+
+    #[test]
+    fn completion_mid_window_waits_for_the_window() {
+        on_virtual(|rt| async move {
+            // `b` arrives exactly as `a`'s window closes: it opens the next one.
+            let out = cold(&rt, "-a--b|").audit(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "----a--(b|)");
+        });
+    }
+
+    #[test]
+    fn an_error_mid_window_is_held_like_any_item() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a#").audit(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "----#");
+        });
+    }
+}
 
 mod sources {
     use super::*;
@@ -354,6 +623,86 @@ mod every_runtime {
     fn at_least(rt: &SharedRuntime, since: Instant, min: Duration) {
         let elapsed = rt.now() - since;
         assert!(elapsed >= min, "{elapsed:?} < {min:?}");
+    }
+
+    matrix! {
+        /// The last of a burst comes out after the quiet time; the end flushes.
+        async fn debounce(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let mut out = rx.debounce(ms(100), &rt);
+            let start = rt.now();
+            for n in [1, 2, 3] {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(3));
+            at_least(&rt, start, ms(100));
+            for n in [4, 5] {
+                tx.unbounded_send(n).unwrap();
+            }
+            drop(tx);
+            assert_eq!(out.next().await, Some(5));
+            assert_eq!(out.next().await, None);
+        }
+
+        /// The first of a burst comes out; the rest of its window is dropped; the end
+        /// is immediate.
+        async fn throttle(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            // Wide: the burst is read long before the window could close.
+            let mut out = rx.throttle(Duration::from_secs(5), &rt);
+            for n in [1, 2, 3] {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(1));
+            drop(tx);
+            assert_eq!(out.next().await, None);
+        }
+
+        /// Leading and trailing: the first at once, the last when the window closes.
+        async fn throttle_with_trailing(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let both = ThrottleConfig::LEADING_AND_TRAILING;
+            let mut out = rx.throttle_with(ms(400), both, &rt);
+            let start = rt.now();
+            for n in [1, 2, 3] {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(1));
+            assert_eq!(out.next().await, Some(3));
+            at_least(&rt, start, ms(400));
+            drop(tx);
+            assert_eq!(out.next().await, None);
+        }
+
+        /// The newest item at a tick; an item never sampled is dropped at the end.
+        async fn sample(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let mut out = rx.sample(ms(100), &rt);
+            for n in [1, 2] {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(2));
+            tx.unbounded_send(3).unwrap();
+            assert_eq!(out.next().await, Some(3));
+            drop(tx);
+            assert_eq!(out.next().await, None);
+        }
+
+        /// The newest item of each window when it closes, the last one included.
+        async fn audit(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let mut out = rx.audit(ms(100), &rt);
+            let start = rt.now();
+            for n in [1, 2] {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(2));
+            at_least(&rt, start, ms(100));
+            tx.unbounded_send(3).unwrap();
+            drop(tx);
+            assert_eq!(out.next().await, Some(3));
+            assert_eq!(out.next().await, None);
+        }
     }
 
     matrix! {

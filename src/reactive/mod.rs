@@ -13,4 +13,4 @@ pub mod ops;
 
 pub use ops::ReactiveExt;
 // Time sources and settings
-pub use ops::{interval, timer};
+pub use ops::{ThrottleConfig, interval, timer};

@@ -2,9 +2,10 @@
 //!
 //! # Time operators
 //!
-//! The sources [`interval`] and [`timer`].
-//! Each takes, as its last argument, the
-//! [`SharedRuntime`](crate::runtime::SharedRuntime) whose clock it reads: none names an
+//! [`debounce`](ReactiveExt::debounce), [`throttle`](ReactiveExt::throttle),
+//! [`sample`](ReactiveExt::sample), [`audit`](ReactiveExt::audit), and the sources
+//! [`interval`] and [`timer`]. Each takes, as its last argument, the [shared
+//! runtime](crate::runtime::SharedRuntime) whose clock it reads: none names an
 //! executor, spawns a task or starts a timer thread, so each behaves the same under
 //! tokio, smol, any executor with a [`Runtime`](crate::runtime::Runtime), or the
 //! [`VirtualRuntime`](crate::runtime::VirtualRuntime), where its timings are exact. The
@@ -30,15 +31,30 @@
 //!   timer is created only when the stream is about to wait, and when it fires early
 //!   (the deadline moved later meanwhile) it is re-armed. No operator creates a timer
 //!   per item: a burst of a million items costs at most one.
-//! * **Memory.** The sources hold nothing but their next deadline.
+//! * **Memory.** Bounded by design: [`debounce`](ReactiveExt::debounce),
+//!   [`throttle`](ReactiveExt::throttle), [`sample`](ReactiveExt::sample) and
+//!   [`audit`](ReactiveExt::audit) hold at most one item (throttle two, for an
+//!   instant).
 
 use futures_core::Stream;
 
 // Time operators
+use std::time::Duration;
+
+use crate::runtime::SharedRuntime;
+
+mod audit;
+mod debounce;
 mod interval;
+mod sample;
+mod throttle;
 mod timer;
 
+pub use self::audit::Audit;
+pub use self::debounce::Debounce;
 pub use self::interval::{Interval, interval};
+pub use self::sample::Sample;
+pub use self::throttle::{Throttle, ThrottleConfig};
 pub use self::timer::{Timer, timer};
 // End of time operators
 
@@ -46,6 +62,228 @@ pub use self::timer::{Timer, timer};
 /// `futures::StreamExt` does not offer. Time comes from a
 /// [`Runtime`](crate::runtime::Runtime) handed in, so every operator behaves the same
 /// under tokio, smol or the virtual clock.
-pub trait ReactiveExt: Stream {}
+pub trait ReactiveExt: Stream {
+    // Time operators
+    //
+    // The examples share one source: items at 0, 30, 60 and 300 ms on the virtual
+    // clock, then the end at 300 ms.
+
+    /// Emits an item once `quiet` has passed with no newer item; an item followed by
+    /// a newer one within `quiet` is dropped. (RxJS's `debounceTime`.)
+    ///
+    /// Exactly: an item that arrives at `t` is held; it goes out at `t + quiet` if no
+    /// other item arrived before then, and is dropped the moment one does (the newer
+    /// item is held in its place, and its own quiet period starts). An item arriving
+    /// exactly at `t + quiet` comes too late to replace it: the held item goes out
+    /// first. When upstream ends, the held item goes out at once, then the stream ends.
+    /// An `Err` item is held and replaced like any other. Holds at most one item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .debounce(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `c` after 100 ms of quiet; `d` at once, as upstream ends.
+    /// assert_eq!(out, [('c', 160), ('d', 300)]);
+    /// ```
+    #[doc(alias = "debounceTime")]
+    fn debounce(self, quiet: Duration, rt: &SharedRuntime) -> Debounce<Self>
+    where
+        Self: Sized,
+    {
+        Debounce::new(self, quiet, rt.clone())
+    }
+
+    /// Lets the first item of each `window` through and drops the rest. (RxJS's
+    /// `throttleTime`, leading.) The same as
+    /// [`throttle_with`](Self::throttle_with)`(window, ThrottleConfig::LEADING, rt)`.
+    ///
+    /// Exactly: an item that arrives when no window is open goes out at once and opens
+    /// a window `[t, t + window)`; the items that arrive inside it are dropped. When
+    /// upstream ends, the stream ends at once. An `Err` item is let through or dropped
+    /// like any other. A zero window lets every item through.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .throttle(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(out, [('a', 0), ('d', 300)]);
+    /// ```
+    #[doc(alias = "throttleTime")]
+    fn throttle(self, window: Duration, rt: &SharedRuntime) -> Throttle<Self>
+    where
+        Self: Sized,
+    {
+        Throttle::new(self, window, ThrottleConfig::LEADING, rt.clone())
+    }
+
+    /// Lets at most one item through per `window`, the first one (`leading`), the last
+    /// one (`trailing`) or both. (RxJS's `throttleTime` with its config.)
+    ///
+    /// Exactly: an item that arrives when no window is open opens a window
+    /// `[t, t + window)` and, if `leading`, goes out at once. Items that arrive inside
+    /// the window are dropped, except that with `trailing` the newest of them is kept
+    /// and goes out when the window closes, at `t + window`, opening a new window there
+    /// (so with `trailing`, items keep coming out at most once per `window` while
+    /// upstream is busy). An item that arrives exactly as a window closes is outside
+    /// it. When upstream ends: with `trailing` and an item kept, it goes out when its
+    /// window closes, then the stream ends; otherwise the stream ends at once. With
+    /// neither `leading` nor `trailing`, nothing goes out. An `Err` item is treated like
+    /// any other. Holds at most one item (two for the instant a window closes while an
+    /// item arrives).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::{ReactiveExt, ThrottleConfig};
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .throttle_with(ms(100), ThrottleConfig::LEADING_AND_TRAILING, &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `c`, the last of the first window, when it closes.
+    /// assert_eq!(out, [('a', 0), ('c', 100), ('d', 300)]);
+    /// ```
+    #[doc(alias = "throttleTime")]
+    fn throttle_with(
+        self,
+        window: Duration,
+        config: ThrottleConfig,
+        rt: &SharedRuntime,
+    ) -> Throttle<Self>
+    where
+        Self: Sized,
+    {
+        Throttle::new(self, window, config, rt.clone())
+    }
+
+    /// At every tick of `period`, emits the newest item that arrived since the tick
+    /// before, if any. (RxJS's `sampleTime`.)
+    ///
+    /// Exactly: ticks fall at `start + k × period` (`k ≥ 1`), `start` being the first
+    /// poll. The tick at `T` emits the newest item that arrived in `[T - period, T)`;
+    /// older items of that span are dropped, and a tick with no new item emits nothing.
+    /// An item that arrives exactly at a tick belongs to the next one. When upstream
+    /// ends, the stream ends at once: as in RxJS, an item not sampled yet is dropped
+    /// (use [`audit`](Self::audit) to keep the last one). An `Err` item is sampled or
+    /// dropped like any other. A zero period is taken as one nanosecond. Holds at most
+    /// one item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .sample(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `d` came at 300 ms, for the tick at 400 ms; upstream ended first.
+    /// assert_eq!(out, [('c', 100)]);
+    /// ```
+    #[doc(alias = "sampleTime")]
+    fn sample(self, period: Duration, rt: &SharedRuntime) -> Sample<Self>
+    where
+        Self: Sized,
+    {
+        Sample::new(self, period, rt.clone())
+    }
+
+    /// Emits the newest item of each `window` when the window closes; a window opens
+    /// with the first item that arrives while none is open. (RxJS's `auditTime`.)
+    ///
+    /// Exactly: an item that arrives at `t` when no window is open is held and opens
+    /// the window `[t, t + window)`; items that arrive inside it replace the held item;
+    /// at `t + window` the held item goes out and the window closes (the next window
+    /// opens with the next item). An item that arrives exactly as a window closes opens
+    /// the next one. When upstream ends, a held item still goes out when its window
+    /// closes, then the stream ends. An `Err` item is held and replaced like any other.
+    /// Holds at most one item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .audit(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `d` waits for its window to close, though upstream ended at 300 ms.
+    /// assert_eq!(out, [('c', 100), ('d', 400)]);
+    /// ```
+    #[doc(alias = "auditTime")]
+    fn audit(self, window: Duration, rt: &SharedRuntime) -> Audit<Self>
+    where
+        Self: Sized,
+    {
+        Audit::new(self, window, rt.clone())
+    }
+    // End of time operators
+}
 
 impl<S: Stream + ?Sized> ReactiveExt for S {}

@@ -556,6 +556,50 @@ mod audit {
     }
 }
 
+mod chunks_timeout {
+    use super::*;
+
+    #[test]
+    fn by_count_by_time_and_at_the_end() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-abc-d----ef|").chunks_timeout(3, f(4), &rt);
+            let table = values(vec![
+                ('x', chars("abc")),
+                ('y', chars("d")),
+                ('z', chars("ef")),
+            ]);
+            assert_eq!(record_with(&rt, out, table).await, "---x-----y--(z|)");
+        });
+    }
+
+    #[test]
+    fn an_item_exactly_at_the_deadline_starts_the_next_chunk() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a---b|").chunks_timeout(3, f(4), &rt);
+            let table = values(vec![('x', chars("a")), ('y', chars("b"))]);
+            assert_eq!(record_with(&rt, out, table).await, "-----x(y|)");
+        });
+    }
+
+    #[test]
+    fn an_error_mid_chunk_is_collected_and_completion_flushes() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a-#").chunks_timeout(3, f(4), &rt);
+            let table = values(vec![('x', chars("a#"))]);
+            assert_eq!(record_with(&rt, out, table).await, "---(x|)");
+        });
+    }
+
+    #[test]
+    fn zero_length_means_one() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-ab|").chunks_timeout(0, f(4), &rt);
+            let table = values(vec![('x', chars("a")), ('y', chars("b"))]);
+            assert_eq!(record_with(&rt, out, table).await, "-xy|");
+        });
+    }
+}
+
 mod sources {
     use super::*;
 
@@ -701,6 +745,25 @@ mod every_runtime {
             tx.unbounded_send(3).unwrap();
             drop(tx);
             assert_eq!(out.next().await, Some(3));
+            assert_eq!(out.next().await, None);
+        }
+    }
+
+    matrix! {
+        /// Full chunks at once, a partial one after the wait, the rest at the end.
+        async fn chunks_timeout(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let mut out = rx.chunks_timeout(3, ms(100), &rt);
+            let start = rt.now();
+            for n in 1..=4 {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(vec![1, 2, 3]));
+            assert_eq!(out.next().await, Some(vec![4]));
+            at_least(&rt, start, ms(100));
+            tx.unbounded_send(5).unwrap();
+            drop(tx);
+            assert_eq!(out.next().await, Some(vec![5]));
             assert_eq!(out.next().await, None);
         }
     }

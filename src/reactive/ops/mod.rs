@@ -3,8 +3,9 @@
 //! # Time operators
 //!
 //! [`debounce`](ReactiveExt::debounce), [`throttle`](ReactiveExt::throttle),
-//! [`sample`](ReactiveExt::sample), [`audit`](ReactiveExt::audit), and the sources
-//! [`interval`] and [`timer`]. Each takes, as its last argument, the [shared
+//! [`sample`](ReactiveExt::sample), [`audit`](ReactiveExt::audit),
+//! [`chunks_timeout`](ReactiveExt::chunks_timeout), and the sources [`interval`] and
+//! [`timer`]. Each takes, as its last argument, the [shared
 //! runtime](crate::runtime::SharedRuntime) whose clock it reads: none names an
 //! executor, spawns a task or starts a timer thread, so each behaves the same under
 //! tokio, smol, any executor with a [`Runtime`](crate::runtime::Runtime), or the
@@ -34,7 +35,7 @@
 //! * **Memory.** Bounded by design: [`debounce`](ReactiveExt::debounce),
 //!   [`throttle`](ReactiveExt::throttle), [`sample`](ReactiveExt::sample) and
 //!   [`audit`](ReactiveExt::audit) hold at most one item (throttle two, for an
-//!   instant).
+//!   instant), and [`chunks_timeout`](ReactiveExt::chunks_timeout) one chunk.
 
 use futures_core::Stream;
 
@@ -44,6 +45,7 @@ use std::time::Duration;
 use crate::runtime::SharedRuntime;
 
 mod audit;
+mod chunks_timeout;
 mod debounce;
 mod interval;
 mod sample;
@@ -51,6 +53,8 @@ mod throttle;
 mod timer;
 
 pub use self::audit::Audit;
+pub(crate) use self::chunks_timeout::Chunker;
+pub use self::chunks_timeout::ChunksTimeout;
 pub use self::debounce::Debounce;
 pub use self::interval::{Interval, interval};
 pub use self::sample::Sample;
@@ -282,6 +286,59 @@ pub trait ReactiveExt: Stream {
         Self: Sized,
     {
         Audit::new(self, window, rt.clone())
+    }
+
+    /// Groups items into `Vec`s of at most `max_len`, emitting a shorter one when
+    /// `max_wait` has passed since its first item. (tokio-stream's `chunks_timeout`;
+    /// RxJS's `bufferTime` with a maximum size, but without empty buffers.)
+    ///
+    /// Exactly: the first item that arrives when no chunk is in progress starts one at
+    /// `t`. The chunk goes out as soon as it holds `max_len` items, or at
+    /// `t + max_wait` with what it holds; an item that arrives exactly at
+    /// `t + max_wait` starts the next chunk. A chunk is never empty. When upstream
+    /// ends, the chunk in progress goes out at once, then the stream ends. `Err` items
+    /// are collected like any other. A `max_len` of 0 is taken as 1. Holds at most one
+    /// chunk. The pipeline's [`batch_timeout`](crate::pipeline::FlowStreamExt::batch_timeout)
+    /// groups flowing items by the same rules.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .chunks_timeout(2, ms(100), &rt)
+    ///         .map(|chunk| (chunk, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // Full at 30 ms; `c` alone after 100 ms; `d` at the end.
+    /// assert_eq!(
+    ///     out,
+    ///     [(vec!['a', 'b'], 30), (vec!['c'], 160), (vec!['d'], 300)]
+    /// );
+    /// ```
+    #[doc(alias = "bufferTime")]
+    #[doc(alias = "buffer_time")]
+    fn chunks_timeout(
+        self,
+        max_len: usize,
+        max_wait: Duration,
+        rt: &SharedRuntime,
+    ) -> ChunksTimeout<Self>
+    where
+        Self: Sized,
+    {
+        ChunksTimeout::new(self, max_len, max_wait, rt.clone())
     }
     // End of time operators
 }

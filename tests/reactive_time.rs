@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::marble::{
-    FRAME, MarbleError, Recording, Token, chars, cold, frame_of, hot, parse, record, record_events,
-    record_with, render, values,
+    FRAME, Marble, MarbleError, Recording, Token, chars, cold, frame_of, hot, parse, record,
+    record_events, record_with, render, values,
 };
 use common::{Flavor, matrix, run};
 use futures::StreamExt;
@@ -600,6 +600,91 @@ mod chunks_timeout {
     }
 }
 
+mod window_time {
+    use super::*;
+
+    fn collected<S: futures::Stream>(windows: S) -> impl futures::Stream<Item = Vec<Marble>>
+    where
+        S::Item: futures::Stream<Item = Marble>,
+    {
+        windows.then(|window| window.collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn consecutive_windows_of_fixed_length() {
+        on_virtual(|rt| async move {
+            let out = collected(cold(&rt, "-ab-c--d-|").window_time(f(3), &rt));
+            let table = values(vec![
+                ('x', chars("ab")),
+                ('y', chars("c")),
+                ('z', chars("d")),
+                ('e', chars("")),
+            ]);
+            // Upstream ends exactly as the third window closes: in the fourth.
+            assert_eq!(record_with(&rt, out, table).await, "---x--y--(ze|)");
+        });
+    }
+
+    #[test]
+    fn idle_time_gives_empty_windows_and_completion_ends_the_open_one() {
+        on_virtual(|rt| async move {
+            let out = collected(cold(&rt, "-------a|").window_time(f(3), &rt));
+            let table = values(vec![('x', chars("a")), ('e', chars(""))]);
+            assert_eq!(record_with(&rt, out, table).await, "---e--e-(x|)");
+            let out = collected(cold(&rt, "-a|").window_time(f(3), &rt));
+            let table = values(vec![('x', chars("a"))]);
+            assert_eq!(record_with(&rt, out, table).await, "--(x|)");
+        });
+    }
+
+    #[test]
+    fn an_error_mid_window_goes_into_the_window() {
+        on_virtual(|rt| async move {
+            let out = collected(cold(&rt, "-a#").window_time(f(3), &rt));
+            let table = values(vec![('x', chars("a#"))]);
+            assert_eq!(record_with(&rt, out, table).await, "--(x|)");
+        });
+    }
+
+    #[test]
+    fn windows_are_numbered_and_an_old_window_ends_when_the_next_opens() {
+        on_virtual(|rt| async move {
+            let mut windows = cold(&rt, "-a---b|").window_time(f(3), &rt);
+            let mut first = windows.next().await.expect("a first window");
+            assert_eq!(first.number(), 1);
+            // Not read during its time: `a` stays upstream, for the window after.
+            let mut second = windows.next().await.expect("a second window");
+            assert_eq!(second.number(), 2);
+            assert_eq!(first.next().await, None);
+            assert_eq!(second.next().await, Some(Ok('a')));
+            assert_eq!(second.next().await, None);
+            let third = windows.next().await.expect("a third window");
+            assert_eq!(third.collect::<Vec<_>>().await, [Ok('b')]);
+            // Upstream ends exactly as the third window closes: the fourth sees it.
+            let fourth = windows.next().await.expect("a fourth window");
+            assert_eq!(fourth.number(), 4);
+            assert_eq!(fourth.collect::<Vec<_>>().await, []);
+            assert!(windows.next().await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_late_outer_poll_skips_the_windows_in_the_past() {
+        on_virtual(|rt| async move {
+            let start = rt.now();
+            let mut windows = cold(&rt, "---------a|").window_time(f(2), &rt);
+            drop(windows.next().await);
+            rt.sleep(f(7)).await;
+            // Frame 7 falls in the fourth window, [6, 8): the second and third, wholly
+            // in the past, are skipped, and the numbers show it.
+            let window = windows.next().await.expect("a window");
+            assert_eq!(window.number(), 4);
+            assert_eq!(window.collect::<Vec<_>>().await, []);
+            assert_eq!(rt.now() - start, f(8));
+        });
+    }
+}
+
 mod sources {
     use super::*;
 
@@ -765,6 +850,24 @@ mod every_runtime {
             drop(tx);
             assert_eq!(out.next().await, Some(vec![5]));
             assert_eq!(out.next().await, None);
+        }
+    }
+
+    matrix! {
+        /// A window holds what arrives while it is open; the end ends the windows.
+        async fn window_time(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            // Wide: the first window is read long before it closes.
+            let mut windows = rx.window_time(ms(400), &rt);
+            for n in [1, 2] {
+                tx.unbounded_send(n).unwrap();
+            }
+            let first = windows.next().await.expect("a first window");
+            assert_eq!(first.collect::<Vec<_>>().await, [1, 2]);
+            drop(tx);
+            let last = windows.next().await.expect("a window to see the end");
+            assert_eq!(last.collect::<Vec<_>>().await, []);
+            assert!(windows.next().await.is_none());
         }
     }
 

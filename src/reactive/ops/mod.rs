@@ -4,7 +4,8 @@
 //!
 //! [`debounce`](ReactiveExt::debounce), [`throttle`](ReactiveExt::throttle),
 //! [`sample`](ReactiveExt::sample), [`audit`](ReactiveExt::audit),
-//! [`chunks_timeout`](ReactiveExt::chunks_timeout), and the sources [`interval`] and
+//! [`chunks_timeout`](ReactiveExt::chunks_timeout),
+//! [`window_time`](ReactiveExt::window_time), and the sources [`interval`] and
 //! [`timer`]. Each takes, as its last argument, the [shared
 //! runtime](crate::runtime::SharedRuntime) whose clock it reads: none names an
 //! executor, spawns a task or starts a timer thread, so each behaves the same under
@@ -35,7 +36,8 @@
 //! * **Memory.** Bounded by design: [`debounce`](ReactiveExt::debounce),
 //!   [`throttle`](ReactiveExt::throttle), [`sample`](ReactiveExt::sample) and
 //!   [`audit`](ReactiveExt::audit) hold at most one item (throttle two, for an
-//!   instant), and [`chunks_timeout`](ReactiveExt::chunks_timeout) one chunk.
+//!   instant), [`chunks_timeout`](ReactiveExt::chunks_timeout) one chunk, and
+//!   [`window_time`](ReactiveExt::window_time) none (a window pulls from upstream).
 
 use futures_core::Stream;
 
@@ -51,6 +53,7 @@ mod interval;
 mod sample;
 mod throttle;
 mod timer;
+mod window_time;
 
 pub use self::audit::Audit;
 pub(crate) use self::chunks_timeout::Chunker;
@@ -60,6 +63,7 @@ pub use self::interval::{Interval, interval};
 pub use self::sample::Sample;
 pub use self::throttle::{Throttle, ThrottleConfig};
 pub use self::timer::{Timer, timer};
+pub use self::window_time::{Window, WindowTime};
 // End of time operators
 
 /// Reactive operators on any [`Stream`]: time, combining and stateful operators that
@@ -339,6 +343,62 @@ pub trait ReactiveExt: Stream {
         Self: Sized,
     {
         ChunksTimeout::new(self, max_len, max_wait, rt.clone())
+    }
+
+    /// Splits the stream into consecutive windows of length `span`, each a stream
+    /// ([`Window`]) of the items that arrive while it is open. (RxJS's `windowTime`.)
+    ///
+    /// Exactly: the first window opens at the first poll, at `start`, and is yielded at
+    /// once; window `k` covers `[start + k × span, start + (k + 1) × span)` and is
+    /// yielded when it opens, empty or not. A window ends when its time is up (an item
+    /// that arrives exactly then goes to the next window) or when upstream ends; when
+    /// upstream ends, the outer stream ends too, after the window that saw it.
+    ///
+    /// Windows hold nothing: the open window pulls its items from upstream when it is
+    /// polled, so nothing is buffered however many items come, and a slow reader slows
+    /// upstream down instead. The price: an item *arrives* when the open window pulls
+    /// it. Items nobody pulls while a window is open (because its `Window` was dropped
+    /// or not polled) stay in upstream for the next window, and upstream's end is seen
+    /// only through a window. When the outer stream is polled late, past several
+    /// boundaries, the windows wholly in the past are skipped (they could have received
+    /// nothing). For windows as `Vec`s, collect each one
+    /// (`.then(|window| window.collect::<Vec<_>>())`, as below) or use
+    /// [`chunks_timeout`](Self::chunks_timeout). `Err` items go into windows like any
+    /// other. A zero span is taken as one nanosecond.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .window_time(ms(100), &rt)
+    ///         .then(|window| window.collect::<Vec<_>>())
+    ///         .map(|items| (items, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // Each window is collected when it ends; `d`, at 300 ms, opens the fourth.
+    /// assert_eq!(
+    ///     out,
+    ///     [(vec!['a', 'b', 'c'], 100), (vec![], 200), (vec![], 300), (vec!['d'], 300)]
+    /// );
+    /// ```
+    #[doc(alias = "windowTime")]
+    fn window_time(self, span: Duration, rt: &SharedRuntime) -> WindowTime<Self>
+    where
+        Self: Sized,
+    {
+        WindowTime::new(self, span, rt.clone())
     }
     // End of time operators
 }

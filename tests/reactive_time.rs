@@ -16,7 +16,7 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use riverbed::reactive::{ReactiveExt, ThrottleConfig, interval, timer};
-use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, Sleep};
+use riverbed::runtime::{Elapsed, Runtime, RuntimeExt, SharedRuntime, Sleep};
 
 /// Runs `body` on the virtual clock.
 fn on_virtual<F, Fut>(body: F)
@@ -286,6 +286,15 @@ mod marble_helper_limits {
 /// `n` frames.
 fn f(n: u32) -> Duration {
     FRAME * n
+}
+
+/// Draws a `timeout` item: its value, `#` for an upstream error, `T` for `Elapsed`.
+fn timed_out(item: &Result<Marble, Elapsed>) -> char {
+    match item {
+        Ok(Ok(c)) => *c,
+        Ok(Err(MarbleError)) => '#',
+        Err(Elapsed) => 'T',
+    }
 }
 
 /// A runtime on another's clock that counts the timers created through it.
@@ -685,6 +694,118 @@ mod window_time {
     }
 }
 
+mod delay {
+    use super::*;
+
+    #[test]
+    fn shifts_every_item_and_keeps_the_order() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a-(bc)--d|").delay(f(2), &rt);
+            assert_eq!(record(&rt, out).await, "---a-(bc)--(d|)");
+        });
+    }
+
+    #[test]
+    fn completion_mid_window_waits_for_the_items_in_flight() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a|").delay(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "----(a|)");
+            // With nothing in flight, the end is not delayed.
+            let out = cold(&rt, "--|").delay(f(3), &rt);
+            assert_eq!(record(&rt, out).await, "--|");
+        });
+    }
+
+    #[test]
+    fn an_error_mid_window_is_delayed_like_any_item() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a#").delay(f(2), &rt);
+            assert_eq!(record(&rt, out).await, "---a#");
+        });
+    }
+
+    #[test]
+    fn zero_delay_lets_everything_through() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a(bc)|").delay(Duration::ZERO, &rt);
+            assert_eq!(record(&rt, out).await, "-a(bc)|");
+        });
+    }
+
+    #[test]
+    fn a_burst_waits_on_one_timer_and_holds_only_what_it_received() {
+        on_virtual(|rt| async move {
+            let counting = CountingRuntime::new(&rt);
+            let timers: SharedRuntime = counting.clone();
+            let mut out = futures::stream::iter(0..1000u32).delay(f(1), &timers);
+            assert_eq!(out.next().await, Some(0));
+            assert_eq!(out.in_flight(), 999);
+            let rest: Vec<u32> = out.collect().await;
+            assert_eq!(rest, (1..1000).collect::<Vec<_>>());
+            assert_eq!(counting.sleeps(), 1);
+        });
+    }
+}
+
+mod timeout {
+    use super::*;
+
+    #[test]
+    fn ends_with_elapsed_when_an_item_is_late() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-a-b---c|").timeout(f(3), &rt);
+            assert_eq!(record_with(&rt, out, timed_out).await, "-a-b--(T|)");
+            // Exactly at the limit is too late.
+            let out = cold(&rt, "---a|").timeout(f(3), &rt);
+            assert_eq!(record_with(&rt, out, timed_out).await, "---(T|)");
+            // A source that falls silent.
+            let out = cold(&rt, "-a-").timeout(f(5), &rt);
+            assert_eq!(record_with(&rt, out, timed_out).await, "-a----(T|)");
+        });
+    }
+
+    #[test]
+    fn items_in_time_pass_and_errors_are_items() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "--a--b|").timeout(f(4), &rt);
+            assert_eq!(record_with(&rt, out, timed_out).await, "--a--b|");
+            let out = cold(&rt, "-a#").timeout(f(3), &rt);
+            assert_eq!(record_with(&rt, out, timed_out).await, "-a#");
+        });
+    }
+
+    #[test]
+    fn a_slow_consumer_does_not_cause_a_timeout() {
+        on_virtual(|rt| async move {
+            let mut out = cold(&rt, "-ab|").timeout(f(3), &rt);
+            assert_eq!(out.next().await, Some(Ok(Ok('a'))));
+            // `b` has been waiting since frame 2; the wait starts when it is asked for.
+            rt.sleep(f(10)).await;
+            assert_eq!(out.next().await, Some(Ok(Ok('b'))));
+            assert_eq!(out.next().await, None);
+        });
+    }
+
+    #[test]
+    fn a_busy_stream_re_arms_its_timer_only_when_it_fires() {
+        on_virtual(|rt| async move {
+            let counting = CountingRuntime::new(&rt);
+            let timers: SharedRuntime = counting.clone();
+            let out = cold(&rt, &busy(100)).timeout(f(10), &timers);
+            let recording = record_events(&rt, out).await;
+            assert_eq!(recording.items.len(), 100);
+            assert!(recording.items.iter().all(|(_, item)| item.is_ok()));
+            // Re-armed each time it fires, for the wait of the moment (nine frames
+            // on), not once per item.
+            assert!(
+                counting.sleeps() <= 100 / 9 + 1,
+                "{} timers",
+                counting.sleeps()
+            );
+        });
+    }
+}
+
 mod sources {
     use super::*;
 
@@ -868,6 +989,38 @@ mod every_runtime {
             let last = windows.next().await.expect("a window to see the end");
             assert_eq!(last.collect::<Vec<_>>().await, []);
             assert!(windows.next().await.is_none());
+        }
+    }
+
+    matrix! {
+        /// Every item later, in order; the end after the last.
+        async fn delay(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let mut out = rx.delay(ms(100), &rt);
+            let start = rt.now();
+            for n in [1, 2] {
+                tx.unbounded_send(n).unwrap();
+            }
+            assert_eq!(out.next().await, Some(1));
+            at_least(&rt, start, ms(100));
+            assert_eq!(out.next().await, Some(2));
+            tx.unbounded_send(3).unwrap();
+            drop(tx);
+            assert_eq!(out.next().await, Some(3));
+            assert_eq!(out.next().await, None);
+        }
+
+        /// Items in time pass; silence ends the stream with `Elapsed`.
+        async fn timeout(rt) {
+            let (tx, rx) = mpsc::unbounded::<u32>();
+            let mut out = rx.timeout(ms(100), &rt);
+            tx.unbounded_send(1).unwrap();
+            assert_eq!(out.next().await, Some(Ok(1)));
+            let start = rt.now();
+            assert_eq!(out.next().await, Some(Err(Elapsed)));
+            at_least(&rt, start, ms(100));
+            assert_eq!(out.next().await, None);
+            drop(tx);
         }
     }
 

@@ -5,11 +5,12 @@
 //! [`debounce`](ReactiveExt::debounce), [`throttle`](ReactiveExt::throttle),
 //! [`sample`](ReactiveExt::sample), [`audit`](ReactiveExt::audit),
 //! [`chunks_timeout`](ReactiveExt::chunks_timeout),
-//! [`window_time`](ReactiveExt::window_time), and the sources [`interval`] and
-//! [`timer`]. Each takes, as its last argument, the [shared
-//! runtime](crate::runtime::SharedRuntime) whose clock it reads: none names an
-//! executor, spawns a task or starts a timer thread, so each behaves the same under
-//! tokio, smol, any executor with a [`Runtime`](crate::runtime::Runtime), or the
+//! [`window_time`](ReactiveExt::window_time), [`delay`](ReactiveExt::delay),
+//! [`timeout`](ReactiveExt::timeout), and the sources [`interval`] and [`timer`]. Each
+//! takes, as its last argument, the [shared runtime](crate::runtime::SharedRuntime)
+//! whose clock it reads: none names an executor, spawns a task or starts a timer
+//! thread, so each behaves the same under tokio, smol, any executor with a
+//! [`Runtime`](crate::runtime::Runtime), or the
 //! [`VirtualRuntime`](crate::runtime::VirtualRuntime), where its timings are exact. The
 //! rules they share:
 //!
@@ -36,8 +37,9 @@
 //! * **Memory.** Bounded by design: [`debounce`](ReactiveExt::debounce),
 //!   [`throttle`](ReactiveExt::throttle), [`sample`](ReactiveExt::sample) and
 //!   [`audit`](ReactiveExt::audit) hold at most one item (throttle two, for an
-//!   instant), [`chunks_timeout`](ReactiveExt::chunks_timeout) one chunk, and
-//!   [`window_time`](ReactiveExt::window_time) none (a window pulls from upstream).
+//!   instant), [`chunks_timeout`](ReactiveExt::chunks_timeout) one chunk,
+//!   [`window_time`](ReactiveExt::window_time) none (a window pulls from upstream), and
+//!   [`delay`](ReactiveExt::delay) exactly the items that arrived in the last `d`.
 
 use futures_core::Stream;
 
@@ -49,9 +51,11 @@ use crate::runtime::SharedRuntime;
 mod audit;
 mod chunks_timeout;
 mod debounce;
+mod delay;
 mod interval;
 mod sample;
 mod throttle;
+mod timeout;
 mod timer;
 mod window_time;
 
@@ -59,9 +63,11 @@ pub use self::audit::Audit;
 pub(crate) use self::chunks_timeout::Chunker;
 pub use self::chunks_timeout::ChunksTimeout;
 pub use self::debounce::Debounce;
+pub use self::delay::Delay;
 pub use self::interval::{Interval, interval};
 pub use self::sample::Sample;
 pub use self::throttle::{Throttle, ThrottleConfig};
+pub use self::timeout::Timeout;
 pub use self::timer::{Timer, timer};
 pub use self::window_time::{Window, WindowTime};
 // End of time operators
@@ -399,6 +405,90 @@ pub trait ReactiveExt: Stream {
         Self: Sized,
     {
         WindowTime::new(self, span, rt.clone())
+    }
+
+    /// Emits every item `by` after it arrived, in order. (RxJS's `delay`.)
+    ///
+    /// Exactly: an item that arrives at `t` goes out at `t + by` (later only when the
+    /// consumer polls later); items keep their order. When upstream ends, the items in
+    /// flight still go out at their times, and the stream ends when upstream has ended
+    /// and the last of them is out. `Err` items are delayed like any other.
+    ///
+    /// Memory: the operator holds exactly the items that arrived in the last `by` and
+    /// are not out yet (it must, to shift them), no more than upstream gave it in that
+    /// span; [`Delay::in_flight`] tells how many. It pulls upstream whenever it is
+    /// polled, so thin a fast upstream out before it (with [`throttle`](Self::throttle)
+    /// or [`sample`](Self::sample), say) when `by` is long.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .delay(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(out, [('a', 100), ('b', 130), ('c', 160), ('d', 400)]);
+    /// ```
+    fn delay(self, by: Duration, rt: &SharedRuntime) -> Delay<Self>
+    where
+        Self: Sized,
+    {
+        Delay::new(self, by, rt.clone())
+    }
+
+    /// Yields every item as `Ok`, and ends with `Err(`[`Elapsed`](crate::runtime::Elapsed)`)`
+    /// when upstream takes `limit` or longer to yield one. (RxJS's `timeout`.)
+    ///
+    /// Exactly: each wait for an item starts when the item is asked for, at the first
+    /// poll or at the first poll after the previous item was yielded (so a slow
+    /// consumer never causes a timeout), and lasts `limit`. If upstream yields an item
+    /// in `[asked, asked + limit)`, it comes out as `Ok(item)`; otherwise the stream
+    /// yields `Err(Elapsed)` at `asked + limit` and ends, dropping upstream's late item
+    /// if it comes exactly then. When upstream ends in time, the stream ends. An `Err`
+    /// item of upstream is an item: it comes out as `Ok(Err(..))`. A zero limit times
+    /// out at once.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Elapsed, Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .timeout(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // Nothing came within 100 ms of 60 ms.
+    /// assert_eq!(out, [(Ok('a'), 0), (Ok('b'), 30), (Ok('c'), 60), (Err(Elapsed), 160)]);
+    /// ```
+    fn timeout(self, limit: Duration, rt: &SharedRuntime) -> Timeout<Self>
+    where
+        Self: Sized,
+    {
+        Timeout::new(self, limit, rt.clone())
     }
     // End of time operators
 }

@@ -352,6 +352,15 @@ mod debounce {
         });
     }
 
+    /// The example of the marble helper's docs.
+    #[test]
+    fn the_marble_docs_example() {
+        on_virtual(|rt| async move {
+            let out = cold(&rt, "-ab-----c|").debounce(2 * FRAME, &rt);
+            assert_eq!(record(&rt, out).await, "----b----(c|)");
+        });
+    }
+
     #[test]
     fn a_burst_keeps_its_last_item() {
         on_virtual(|rt| async move {

@@ -42,6 +42,11 @@
 //! stateful operators); they do not repeat what it has (`map`, `filter`, `zip`,
 //! `chunks`, ...). Import both traits and mix them freely.
 //!
+//! The time operators and sources ([`interval`], [`timer`]) run on the clock of a
+//! [`Runtime`](crate::runtime::Runtime) handed to them, exactly on the virtual clock;
+//! the rules they share (arrival, half-open windows, opaque items, timers, memory) are
+//! in the [`ops`] module docs.
+//!
 //! # From RxJS to futures
 //!
 //! Where `futures` already has an operator with the semantics reactive code expects,
@@ -141,3 +146,5 @@ pub use subject::{
 };
 pub use subscriber::Subscriber;
 pub use subscription::{StreamError, SubscribeOptions, Subscription};
+// Time sources and settings
+pub use ops::{ThrottleConfig, interval, timer};

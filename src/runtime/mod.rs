@@ -119,6 +119,9 @@ use futures_util::future::{AbortHandle, Abortable, BoxFuture};
 mod virtual_clock;
 pub use virtual_clock::VirtualRuntime;
 
+mod deadline;
+pub(crate) use deadline::Deadline;
+
 #[cfg(feature = "tokio")]
 mod tokio;
 #[cfg(feature = "tokio")]

@@ -6,8 +6,8 @@
 //!
 //! ```ignore
 //! common::run(Flavor::Virtual, |rt| async move {
-//!     let out = cold(&rt, "-a-b-----c|").debounce(2 * FRAME, &rt);
-//!     assert_eq!(record(&rt, out).await, "-----b---(c|)");
+//!     let out = cold(&rt, "-ab-----c|").debounce(2 * FRAME, &rt);
+//!     assert_eq!(record(&rt, out).await, "----b----(c|)");
 //! });
 //! ```
 //!

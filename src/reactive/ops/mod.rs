@@ -1,6 +1,76 @@
 //! The reactive operators, one file each; [`ReactiveExt`] puts them on every `Stream`.
+//!
+//! # Time operators
+//!
+//! [`debounce`](ReactiveExt::debounce), [`throttle`](ReactiveExt::throttle),
+//! [`sample`](ReactiveExt::sample), [`audit`](ReactiveExt::audit),
+//! [`chunks_timeout`](ReactiveExt::chunks_timeout),
+//! [`window_time`](ReactiveExt::window_time), [`delay`](ReactiveExt::delay),
+//! [`timeout`](ReactiveExt::timeout), and the sources [`interval`] and [`timer`]. Each
+//! takes, as its last argument, the [shared runtime](crate::runtime::SharedRuntime)
+//! whose clock it reads: none names an executor, spawns a task or starts a timer
+//! thread, so each behaves the same under tokio, smol, any executor with a
+//! [`Runtime`](crate::runtime::Runtime), or the
+//! [`VirtualRuntime`](crate::runtime::VirtualRuntime), where its timings are exact. The
+//! rules they share:
+//!
+//! * **Arrival.** An item arrives when the operator receives it from upstream: when the
+//!   operator is polled and upstream yields it. Items received in one poll arrive at the
+//!   same instant. Every operator polls upstream whenever it is polled, so a consumer
+//!   that keeps polling sees upstream's own timing.
+//! * **Half-open windows.** Every span of time is half-open: a window of `d` opened at
+//!   `t` holds what arrives at or after `t` and before `t + d`; an item that arrives
+//!   exactly at `t + d` comes after it. Decisions compare instants, and timers only wake
+//!   the stream; so an outcome never depends on which of two timers due at the same
+//!   instant fires first (a tie that is common on the virtual clock).
+//! * **Items are opaque.** The operators never look inside an item: an `Err` of a
+//!   stream of `Result`s is an item like any other, delayed, dropped or sampled by the
+//!   same rules, and never a reason to stop. (To stop at the first error, put
+//!   `take_while` or a `try_` combinator of `futures` after the operator.)
+//! * **Completion.** What happens to an item still held when upstream ends is stated
+//!   per operator; after upstream ends, no operator waits longer than its own rule
+//!   says.
+//! * **Timers.** A deadline is an `Instant` in a field: moving it costs nothing. A
+//!   timer is created only when the stream is about to wait, and when it fires early
+//!   (the deadline moved later meanwhile) it is re-armed. No operator creates a timer
+//!   per item: a burst of a million items costs at most one.
+//! * **Memory.** Bounded by design: [`debounce`](ReactiveExt::debounce),
+//!   [`throttle`](ReactiveExt::throttle), [`sample`](ReactiveExt::sample) and
+//!   [`audit`](ReactiveExt::audit) hold at most one item (throttle two, for an
+//!   instant), [`chunks_timeout`](ReactiveExt::chunks_timeout) one chunk,
+//!   [`window_time`](ReactiveExt::window_time) none (a window pulls from upstream), and
+//!   [`delay`](ReactiveExt::delay) exactly the items that arrived in the last `d`.
 
 use futures_core::Stream;
+
+// Time operators
+use std::time::Duration;
+
+use crate::runtime::SharedRuntime;
+
+mod audit;
+mod chunks_timeout;
+mod debounce;
+mod delay;
+mod interval;
+mod sample;
+mod throttle;
+mod timeout;
+mod timer;
+mod window_time;
+
+pub use self::audit::Audit;
+pub(crate) use self::chunks_timeout::Chunker;
+pub use self::chunks_timeout::ChunksTimeout;
+pub use self::debounce::Debounce;
+pub use self::delay::Delay;
+pub use self::interval::{Interval, interval};
+pub use self::sample::Sample;
+pub use self::throttle::{Throttle, ThrottleConfig};
+pub use self::timeout::Timeout;
+pub use self::timer::{Timer, timer};
+pub use self::window_time::{Window, WindowTime};
+// End of time operators
 
 // Combining and stateful operators
 mod accumulate;
@@ -406,6 +476,421 @@ pub trait ReactiveExt: Stream {
         DedupeWithinByKey::new(self, window, rt, f)
     }
     // End of combining and stateful operators
+
+    // Time operators
+    //
+    // The examples share one source: items at 0, 30, 60 and 300 ms on the virtual
+    // clock, then the end at 300 ms.
+
+    /// Emits an item once `quiet` has passed with no newer item; an item followed by
+    /// a newer one within `quiet` is dropped. (RxJS's `debounceTime`.)
+    ///
+    /// Exactly: an item that arrives at `t` is held; it goes out at `t + quiet` if no
+    /// other item arrived before then, and is dropped the moment one does (the newer
+    /// item is held in its place, and its own quiet period starts). An item arriving
+    /// exactly at `t + quiet` comes too late to replace it: the held item goes out
+    /// first. When upstream ends, the held item goes out at once, then the stream ends.
+    /// An `Err` item is held and replaced like any other. Holds at most one item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .debounce(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `c` after 100 ms of quiet; `d` at once, as upstream ends.
+    /// assert_eq!(out, [('c', 160), ('d', 300)]);
+    /// ```
+    #[doc(alias = "debounceTime")]
+    fn debounce(self, quiet: Duration, rt: &SharedRuntime) -> Debounce<Self>
+    where
+        Self: Sized,
+    {
+        Debounce::new(self, quiet, rt.clone())
+    }
+
+    /// Lets the first item of each `window` through and drops the rest. (RxJS's
+    /// `throttleTime`, leading.) The same as
+    /// [`throttle_with`](Self::throttle_with)`(window, ThrottleConfig::LEADING, rt)`.
+    ///
+    /// Exactly: an item that arrives when no window is open goes out at once and opens
+    /// a window `[t, t + window)`; the items that arrive inside it are dropped. When
+    /// upstream ends, the stream ends at once. An `Err` item is let through or dropped
+    /// like any other. A zero window lets every item through.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .throttle(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(out, [('a', 0), ('d', 300)]);
+    /// ```
+    #[doc(alias = "throttleTime")]
+    fn throttle(self, window: Duration, rt: &SharedRuntime) -> Throttle<Self>
+    where
+        Self: Sized,
+    {
+        Throttle::new(self, window, ThrottleConfig::LEADING, rt.clone())
+    }
+
+    /// Lets at most one item through per `window`, the first one (`leading`), the last
+    /// one (`trailing`) or both. (RxJS's `throttleTime` with its config.)
+    ///
+    /// Exactly: an item that arrives when no window is open opens a window
+    /// `[t, t + window)` and, if `leading`, goes out at once. Items that arrive inside
+    /// the window are dropped, except that with `trailing` the newest of them is kept
+    /// and goes out when the window closes, at `t + window`, opening a new window there
+    /// (so with `trailing`, items keep coming out at most once per `window` while
+    /// upstream is busy). An item that arrives exactly as a window closes is outside
+    /// it. When upstream ends: with `trailing` and an item kept, it goes out when its
+    /// window closes, then the stream ends; otherwise the stream ends at once. With
+    /// neither `leading` nor `trailing`, nothing goes out. An `Err` item is treated like
+    /// any other. Holds at most one item (two for the instant a window closes while an
+    /// item arrives).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::{ReactiveExt, ThrottleConfig};
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .throttle_with(ms(100), ThrottleConfig::LEADING_AND_TRAILING, &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `c`, the last of the first window, when it closes.
+    /// assert_eq!(out, [('a', 0), ('c', 100), ('d', 300)]);
+    /// ```
+    #[doc(alias = "throttleTime")]
+    fn throttle_with(
+        self,
+        window: Duration,
+        config: ThrottleConfig,
+        rt: &SharedRuntime,
+    ) -> Throttle<Self>
+    where
+        Self: Sized,
+    {
+        Throttle::new(self, window, config, rt.clone())
+    }
+
+    /// At every tick of `period`, emits the newest item that arrived since the tick
+    /// before, if any. (RxJS's `sampleTime`.)
+    ///
+    /// Exactly: ticks fall at `start + k × period` (`k ≥ 1`), `start` being the first
+    /// poll. The tick at `T` emits the newest item that arrived in `[T - period, T)`;
+    /// older items of that span are dropped, and a tick with no new item emits nothing.
+    /// An item that arrives exactly at a tick belongs to the next one. When upstream
+    /// ends, the stream ends at once: as in RxJS, an item not sampled yet is dropped
+    /// (use [`audit`](Self::audit) to keep the last one). An `Err` item is sampled or
+    /// dropped like any other. A zero period is taken as one nanosecond. Holds at most
+    /// one item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .sample(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `d` came at 300 ms, for the tick at 400 ms; upstream ended first.
+    /// assert_eq!(out, [('c', 100)]);
+    /// ```
+    #[doc(alias = "sampleTime")]
+    fn sample(self, period: Duration, rt: &SharedRuntime) -> Sample<Self>
+    where
+        Self: Sized,
+    {
+        Sample::new(self, period, rt.clone())
+    }
+
+    /// Emits the newest item of each `window` when the window closes; a window opens
+    /// with the first item that arrives while none is open. (RxJS's `auditTime`.)
+    ///
+    /// Exactly: an item that arrives at `t` when no window is open is held and opens
+    /// the window `[t, t + window)`; items that arrive inside it replace the held item;
+    /// at `t + window` the held item goes out and the window closes (the next window
+    /// opens with the next item). An item that arrives exactly as a window closes opens
+    /// the next one. When upstream ends, a held item still goes out when its window
+    /// closes, then the stream ends. An `Err` item is held and replaced like any other.
+    /// Holds at most one item.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .audit(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // `d` waits for its window to close, though upstream ended at 300 ms.
+    /// assert_eq!(out, [('c', 100), ('d', 400)]);
+    /// ```
+    #[doc(alias = "auditTime")]
+    fn audit(self, window: Duration, rt: &SharedRuntime) -> Audit<Self>
+    where
+        Self: Sized,
+    {
+        Audit::new(self, window, rt.clone())
+    }
+
+    /// Groups items into `Vec`s of at most `max_len`, emitting a shorter one when
+    /// `max_wait` has passed since its first item. (tokio-stream's `chunks_timeout`;
+    /// RxJS's `bufferTime` with a maximum size, but without empty buffers.)
+    ///
+    /// Exactly: the first item that arrives when no chunk is in progress starts one at
+    /// `t`. The chunk goes out as soon as it holds `max_len` items, or at
+    /// `t + max_wait` with what it holds; an item that arrives exactly at
+    /// `t + max_wait` starts the next chunk. A chunk is never empty. When upstream
+    /// ends, the chunk in progress goes out at once, then the stream ends. `Err` items
+    /// are collected like any other. A `max_len` of 0 is taken as 1. Holds at most one
+    /// chunk. The pipeline's [`batch_timeout`](crate::pipeline::FlowStreamExt::batch_timeout)
+    /// groups flowing items by the same rules.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .chunks_timeout(2, ms(100), &rt)
+    ///         .map(|chunk| (chunk, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // Full at 30 ms; `c` alone after 100 ms; `d` at the end.
+    /// assert_eq!(
+    ///     out,
+    ///     [(vec!['a', 'b'], 30), (vec!['c'], 160), (vec!['d'], 300)]
+    /// );
+    /// ```
+    #[doc(alias = "bufferTime")]
+    #[doc(alias = "buffer_time")]
+    fn chunks_timeout(
+        self,
+        max_len: usize,
+        max_wait: Duration,
+        rt: &SharedRuntime,
+    ) -> ChunksTimeout<Self>
+    where
+        Self: Sized,
+    {
+        ChunksTimeout::new(self, max_len, max_wait, rt.clone())
+    }
+
+    /// Splits the stream into consecutive windows of length `span`, each a stream
+    /// ([`Window`]) of the items that arrive while it is open. (RxJS's `windowTime`.)
+    ///
+    /// Exactly: the first window opens at the first poll, at `start`, and is yielded at
+    /// once; window `k` covers `[start + k × span, start + (k + 1) × span)` and is
+    /// yielded when it opens, empty or not. A window ends when its time is up (an item
+    /// that arrives exactly then goes to the next window) or when upstream ends; when
+    /// upstream ends, the outer stream ends too, after the window that saw it.
+    ///
+    /// Windows hold nothing: the open window pulls its items from upstream when it is
+    /// polled, so nothing is buffered however many items come, and a slow reader slows
+    /// upstream down instead. The price: an item *arrives* when the open window pulls
+    /// it. Items nobody pulls while a window is open (because its `Window` was dropped
+    /// or not polled) stay in upstream for the next window, and upstream's end is seen
+    /// only through a window. When the outer stream is polled late, past several
+    /// boundaries, the windows wholly in the past are skipped (they could have received
+    /// nothing). For windows as `Vec`s, collect each one
+    /// (`.then(|window| window.collect::<Vec<_>>())`, as below) or use
+    /// [`chunks_timeout`](Self::chunks_timeout). `Err` items go into windows like any
+    /// other. A zero span is taken as one nanosecond.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .window_time(ms(100), &rt)
+    ///         .then(|window| window.collect::<Vec<_>>())
+    ///         .map(|items| (items, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // Each window is collected when it ends; `d`, at 300 ms, opens the fourth.
+    /// assert_eq!(
+    ///     out,
+    ///     [(vec!['a', 'b', 'c'], 100), (vec![], 200), (vec![], 300), (vec!['d'], 300)]
+    /// );
+    /// ```
+    #[doc(alias = "windowTime")]
+    fn window_time(self, span: Duration, rt: &SharedRuntime) -> WindowTime<Self>
+    where
+        Self: Sized,
+    {
+        WindowTime::new(self, span, rt.clone())
+    }
+
+    /// Emits every item `by` after it arrived, in order. (RxJS's `delay`.)
+    ///
+    /// Exactly: an item that arrives at `t` goes out at `t + by` (later only when the
+    /// consumer polls later); items keep their order. When upstream ends, the items in
+    /// flight still go out at their times, and the stream ends when upstream has ended
+    /// and the last of them is out. `Err` items are delayed like any other.
+    ///
+    /// Memory: the operator holds exactly the items that arrived in the last `by` and
+    /// are not out yet (it must, to shift them), no more than upstream gave it in that
+    /// span; [`Delay::in_flight`] tells how many. It pulls upstream whenever it is
+    /// polled, so thin a fast upstream out before it (with [`throttle`](Self::throttle)
+    /// or [`sample`](Self::sample), say) when `by` is long.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .delay(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// assert_eq!(out, [('a', 100), ('b', 130), ('c', 160), ('d', 400)]);
+    /// ```
+    fn delay(self, by: Duration, rt: &SharedRuntime) -> Delay<Self>
+    where
+        Self: Sized,
+    {
+        Delay::new(self, by, rt.clone())
+    }
+
+    /// Yields every item as `Ok`, and ends with `Err(`[`Elapsed`](crate::runtime::Elapsed)`)`
+    /// when upstream takes `limit` or longer to yield one. (RxJS's `timeout`.)
+    ///
+    /// Exactly: each wait for an item starts when the item is asked for, at the first
+    /// poll or at the first poll after the previous item was yielded (so a slow
+    /// consumer never causes a timeout), and lasts `limit`. If upstream yields an item
+    /// in `[asked, asked + limit)`, it comes out as `Ok(item)`; otherwise the stream
+    /// yields `Err(Elapsed)` at `asked + limit` and ends, dropping upstream's late item
+    /// if it comes exactly then. When upstream ends in time, the stream ends. An `Err`
+    /// item of upstream is an item: it comes out as `Ok(Err(..))`. A zero limit times
+    /// out at once.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use futures::{StreamExt, stream};
+    /// use riverbed::reactive::ReactiveExt;
+    /// use riverbed::runtime::{Elapsed, Runtime, SharedRuntime, VirtualRuntime};
+    ///
+    /// let clock = VirtualRuntime::new();
+    /// let rt: SharedRuntime = Arc::new(clock.clone());
+    /// let (start, ms) = (rt.now(), Duration::from_millis);
+    /// let source = stream::iter([(0, 'a'), (30, 'b'), (60, 'c'), (300, 'd')]).then(|(at, c)| {
+    ///     let due = rt.sleep_until(start + ms(at));
+    ///     async move { due.await; c }
+    /// });
+    /// let out: Vec<_> = clock.block_on(
+    ///     source
+    ///         .timeout(ms(100), &rt)
+    ///         .map(|c| (c, (rt.now() - start).as_millis()))
+    ///         .collect(),
+    /// );
+    /// // Nothing came within 100 ms of 60 ms.
+    /// assert_eq!(out, [(Ok('a'), 0), (Ok('b'), 30), (Ok('c'), 60), (Err(Elapsed), 160)]);
+    /// ```
+    fn timeout(self, limit: Duration, rt: &SharedRuntime) -> Timeout<Self>
+    where
+        Self: Sized,
+    {
+        Timeout::new(self, limit, rt.clone())
+    }
+    // End of time operators
 }
 
 impl<S: Stream + ?Sized> ReactiveExt for S {}

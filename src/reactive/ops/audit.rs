@@ -1,0 +1,145 @@
+//! [`Audit`]: the newest item of each window, when the window closes.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::runtime::{Deadline, SharedRuntime};
+
+pin_project! {
+    /// Emits the newest item of each window when the window closes; from
+    /// [`ReactiveExt::audit`](super::ReactiveExt::audit), where the exact semantics
+    /// are.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Audit<S: Stream> {
+        #[pin]
+        upstream: S,
+        window: Duration,
+        // The newest item of the open window.
+        held: Option<S::Item>,
+        // The end of the open window; a window is open exactly while an item is held.
+        end: Deadline,
+        upstream_done: bool,
+        done: bool,
+    }
+}
+
+impl<S: Stream> Audit<S> {
+    pub(crate) fn new(upstream: S, window: Duration, rt: SharedRuntime) -> Self {
+        Audit {
+            upstream,
+            window,
+            held: None,
+            end: Deadline::new(rt),
+            upstream_done: false,
+            done: false,
+        }
+    }
+
+    /// The upstream stream.
+    pub fn get_ref(&self) -> &S {
+        &self.upstream
+    }
+
+    /// The upstream stream, mutably; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.upstream
+    }
+
+    /// The upstream stream, pinned; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().upstream
+    }
+
+    /// The upstream stream; the held item, if any, is dropped.
+    pub fn into_inner(self) -> S {
+        self.upstream
+    }
+}
+
+impl<S: Stream> Stream for Audit<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        let mut now = None;
+        loop {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            if !*this.upstream_done {
+                match this.upstream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let arrived = this.end.now_cached(&mut now);
+                        if this.end.is_due(arrived) {
+                            // The window closed before this item: its item goes out,
+                            // and this one opens the next window.
+                            this.end.set_after(arrived, *this.window);
+                            return Poll::Ready(this.held.replace(item));
+                        }
+                        if this.held.is_none() {
+                            this.end.set_after(arrived, *this.window);
+                        }
+                        *this.held = Some(item);
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        *this.upstream_done = true;
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            // Upstream is pending or done: wait for the open window to close, if any.
+            if this.held.is_none() {
+                if *this.upstream_done {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+                return Poll::Pending;
+            }
+            let current = this.end.now_cached(&mut now);
+            if !this.end.is_due(current) && this.end.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.end.clear();
+            return Poll::Ready(this.held.take());
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let held = usize::from(self.held.is_some());
+        let upper = if self.upstream_done {
+            Some(0)
+        } else {
+            self.upstream.size_hint().1
+        };
+        (0, upper.and_then(|upper| upper.checked_add(held)))
+    }
+}
+
+impl<S: Stream> FusedStream for Audit<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<S: Stream> fmt::Debug for Audit<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Audit")
+            .field("window", &self.window)
+            .field("holding", &self.held.is_some())
+            .field("end", &self.end)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,163 @@
+//! [`Delay`]: every item shifted later by a fixed time.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::runtime::{Deadline, SharedRuntime};
+
+pin_project! {
+    /// Emits every item a fixed time after it arrived, in order; from
+    /// [`ReactiveExt::delay`](super::ReactiveExt::delay), where the exact semantics
+    /// are.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Delay<S: Stream> {
+        #[pin]
+        upstream: S,
+        by: Duration,
+        // The items on their way, each with when it goes out (`None`: never, past the
+        // end of representable time). Arrival order is due order.
+        queue: VecDeque<(Option<Instant>, S::Item)>,
+        // When the head of the queue goes out.
+        head: Deadline,
+        upstream_done: bool,
+        done: bool,
+    }
+}
+
+impl<S: Stream> Delay<S> {
+    pub(crate) fn new(upstream: S, by: Duration, rt: SharedRuntime) -> Self {
+        Delay {
+            upstream,
+            by,
+            queue: VecDeque::new(),
+            head: Deadline::new(rt),
+            upstream_done: false,
+            done: false,
+        }
+    }
+
+    /// The number of items received and not yet emitted.
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The upstream stream.
+    pub fn get_ref(&self) -> &S {
+        &self.upstream
+    }
+
+    /// The upstream stream, mutably; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.upstream
+    }
+
+    /// The upstream stream, pinned; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().upstream
+    }
+
+    /// The upstream stream; the items in flight are dropped.
+    pub fn into_inner(self) -> S {
+        self.upstream
+    }
+}
+
+impl<S: Stream> Stream for Delay<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        let mut now = None;
+        loop {
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            // The head goes out once its time has come.
+            if let Some(&(due, _)) = this.queue.front() {
+                let current = this.head.now_cached(&mut now);
+                if due.is_some_and(|due| due <= current) {
+                    return Poll::Ready(this.queue.pop_front().map(|(_, item)| item));
+                }
+            }
+            if !*this.upstream_done {
+                match this.upstream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(item)) => {
+                        let arrived = this.head.now_cached(&mut now);
+                        this.queue.push_back((arrived.checked_add(*this.by), item));
+                        continue;
+                    }
+                    Poll::Ready(None) => {
+                        *this.upstream_done = true;
+                        continue;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            // Upstream is pending or done: wait for the head.
+            match this.queue.front() {
+                None => {
+                    this.head.clear();
+                    if *this.upstream_done {
+                        *this.done = true;
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Pending;
+                }
+                Some(&(Some(due), _)) => {
+                    this.head.set(due);
+                    if this.head.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(this.queue.pop_front().map(|(_, item)| item));
+                }
+                // Never due: it, and everything after it, waits forever.
+                Some(&(None, _)) => return Poll::Pending,
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        let queued = self.queue.len();
+        let (lower, upper) = if self.upstream_done {
+            (0, Some(0))
+        } else {
+            self.upstream.size_hint()
+        };
+        // Items due past the end of representable time never come out.
+        let stuck = self.queue.back().is_some_and(|(due, _)| due.is_none());
+        let lower = if stuck {
+            0
+        } else {
+            lower.saturating_add(queued)
+        };
+        (lower, upper.and_then(|upper| upper.checked_add(queued)))
+    }
+}
+
+impl<S: Stream> FusedStream for Delay<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<S: Stream> fmt::Debug for Delay<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delay")
+            .field("by", &self.by)
+            .field("in_flight", &self.queue.len())
+            .field("head", &self.head)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,155 @@
+//! [`Sample`]: the newest item, at each tick of a fixed period.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use super::interval::tick_after;
+use crate::runtime::{Deadline, SharedRuntime};
+
+pin_project! {
+    /// Emits the newest item at each tick of a fixed period, when one arrived since
+    /// the tick before; from [`ReactiveExt::sample`](super::ReactiveExt::sample), where
+    /// the exact semantics are.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Sample<S: Stream> {
+        #[pin]
+        upstream: S,
+        period: Duration,
+        // The newest item since the last tick.
+        held: Option<S::Item>,
+        // The first poll.
+        start: Option<Instant>,
+        // The next tick.
+        tick: Deadline,
+        done: bool,
+    }
+}
+
+impl<S: Stream> Sample<S> {
+    pub(crate) fn new(upstream: S, period: Duration, rt: SharedRuntime) -> Self {
+        Sample {
+            upstream,
+            period: period.max(Duration::from_nanos(1)),
+            held: None,
+            start: None,
+            tick: Deadline::new(rt),
+            done: false,
+        }
+    }
+
+    /// The upstream stream.
+    pub fn get_ref(&self) -> &S {
+        &self.upstream
+    }
+
+    /// The upstream stream, mutably; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.upstream
+    }
+
+    /// The upstream stream, pinned; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().upstream
+    }
+
+    /// The upstream stream; the held item, if any, is dropped.
+    pub fn into_inner(self) -> S {
+        self.upstream
+    }
+}
+
+/// Moves `tick` to the first tick strictly after `after`.
+fn schedule(tick: &mut Deadline, start: Instant, period: Duration, after: Instant) {
+    match tick_after(start, period, after) {
+        Some(at) => tick.set(at),
+        None => tick.set_never(),
+    }
+}
+
+impl<S: Stream> Stream for Sample<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let mut now = None;
+        let start = match *this.start {
+            Some(start) => start,
+            None => {
+                let start = this.tick.now_cached(&mut now);
+                *this.start = Some(start);
+                schedule(this.tick, start, *this.period, start);
+                start
+            }
+        };
+        loop {
+            match this.upstream.as_mut().poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    let arrived = this.tick.now_cached(&mut now);
+                    if this.tick.is_due(arrived) {
+                        // A tick passed before this item: it takes what was held.
+                        schedule(this.tick, start, *this.period, arrived);
+                        if let Some(sampled) = this.held.replace(item) {
+                            return Poll::Ready(Some(sampled));
+                        }
+                    } else {
+                        *this.held = Some(item);
+                    }
+                }
+                Poll::Ready(None) => {
+                    // As RxJS's: an item not sampled yet is dropped.
+                    *this.done = true;
+                    *this.held = None;
+                    this.tick.clear();
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => {
+                    // Ticks with nothing held emit nothing; only a held item needs one.
+                    if this.held.is_none() {
+                        return Poll::Pending;
+                    }
+                    let current = this.tick.now_cached(&mut now);
+                    if !this.tick.is_due(current) && this.tick.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let ticked = this.tick.get().map_or(current, |tick| tick.max(current));
+                    schedule(this.tick, start, *this.period, ticked);
+                    return Poll::Ready(this.held.take());
+                }
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        (0, self.upstream.size_hint().1)
+    }
+}
+
+impl<S: Stream> FusedStream for Sample<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<S: Stream> fmt::Debug for Sample<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sample")
+            .field("period", &self.period)
+            .field("holding", &self.held.is_some())
+            .field("tick", &self.tick)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}

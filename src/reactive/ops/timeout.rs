@@ -1,0 +1,139 @@
+//! [`Timeout`]: a time limit on every wait for an item.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::{FusedStream, Stream};
+use pin_project_lite::pin_project;
+
+use crate::runtime::{Deadline, Elapsed, SharedRuntime};
+
+pin_project! {
+    /// Ends the stream with [`Elapsed`] when upstream takes too long to yield an item;
+    /// from [`ReactiveExt::timeout`](super::ReactiveExt::timeout), where the exact
+    /// semantics are.
+    #[must_use = "streams do nothing unless polled"]
+    pub struct Timeout<S> {
+        #[pin]
+        upstream: S,
+        limit: Duration,
+        // The end of the current wait. It stays set between waits, so the timer armed
+        // for one wait serves the next one (it is re-armed when it fires early).
+        due: Deadline,
+        // Whether a wait is in progress (`due` is its end).
+        waiting: bool,
+        done: bool,
+    }
+}
+
+impl<S> Timeout<S> {
+    pub(crate) fn new(upstream: S, limit: Duration, rt: SharedRuntime) -> Self {
+        Timeout {
+            upstream,
+            limit,
+            due: Deadline::new(rt),
+            waiting: false,
+            done: false,
+        }
+    }
+
+    /// The time limit of each wait.
+    pub fn limit(&self) -> Duration {
+        self.limit
+    }
+
+    /// The upstream stream.
+    pub fn get_ref(&self) -> &S {
+        &self.upstream
+    }
+
+    /// The upstream stream, mutably; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.upstream
+    }
+
+    /// The upstream stream, pinned; taking items from it directly bypasses the
+    /// operator.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
+        self.project().upstream
+    }
+
+    /// The upstream stream.
+    pub fn into_inner(self) -> S {
+        self.upstream
+    }
+}
+
+impl<S: Stream> Stream for Timeout<S> {
+    type Item = Result<S::Item, Elapsed>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        let mut now = None;
+        if !*this.waiting {
+            // The wait starts when the next item is asked for.
+            let asked = this.due.now_cached(&mut now);
+            this.due.set_after(asked, *this.limit);
+            *this.waiting = true;
+        }
+        match this.upstream.poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                let arrived = this.due.now_cached(&mut now);
+                if this.due.is_due(arrived) {
+                    // Too late: the limit passed before it came.
+                    *this.done = true;
+                    this.due.clear();
+                    return Poll::Ready(Some(Err(Elapsed)));
+                }
+                *this.waiting = false;
+                Poll::Ready(Some(Ok(item)))
+            }
+            Poll::Ready(None) => {
+                *this.done = true;
+                this.due.clear();
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let current = this.due.now_cached(&mut now);
+                if !this.due.is_due(current) && this.due.poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *this.done = true;
+                this.due.clear();
+                Poll::Ready(Some(Err(Elapsed)))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.done {
+            return (0, Some(0));
+        }
+        // Each item, or fewer and the `Elapsed`.
+        let (lower, upper) = self.upstream.size_hint();
+        (lower.min(1), upper.and_then(|upper| upper.checked_add(1)))
+    }
+}
+
+impl<S: Stream> FusedStream for Timeout<S> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
+
+impl<S> fmt::Debug for Timeout<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("limit", &self.limit)
+            .field("waiting", &self.waiting)
+            .field("due", &self.due)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}

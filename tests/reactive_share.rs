@@ -1,8 +1,13 @@
 //! `share` and `replay`: hot, multicast streams over one upstream, on every runtime of
-//! the matrix; exact times as marble diagrams on the virtual clock.
+//! the matrix; exact times as marble diagrams on the virtual clock; a bounded stress
+//! test with subscribers on several tasks.
+//!
+//! The stress tests repeat their scenario a bounded number of times;
+//! `RIVERBED_STRESS_ITERS` multiplies the repetitions for a longer soak.
 
 mod common;
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -171,6 +176,35 @@ where
     S::Item: Clone + Send + Sync + 'static,
 {
     rt.spawn(drain(share))
+}
+
+/// Gives other tasks a turn: pending once, waking itself.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+/// `base` repetitions, times `RIVERBED_STRESS_ITERS` if set.
+fn iterations(base: usize) -> usize {
+    let factor = std::env::var("RIVERBED_STRESS_ITERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    base * factor.max(1)
 }
 
 /// A payload that counts its live copies, to see when everything is let go.
@@ -534,6 +568,108 @@ matrix! {
         assert_eq!(drain(driver).await, [0, 1]);
     }
 
+    /// Stress: subscribers on tasks of their own, a producer on another, small
+    /// buffers; every subscriber receives every item, in order.
+    async fn stress_every_subscriber_receives_everything(rt) {
+        for round in 0..iterations(3) {
+            share_stress_once(&rt, 4 + round % 3, 2_000).await;
+        }
+    }
+
+    /// Stress: subscribers join mid-stream with `replay`, from tasks of their own;
+    /// each receives a run of consecutive items to the end, starting no later than
+    /// the item after the one its parent had read.
+    async fn stress_replay_joiners_get_no_gap_and_no_duplicate(rt) {
+        for _ in 0..iterations(3) {
+            replay_stress_once(&rt, 2_000).await;
+        }
+    }
+}
+
+async fn share_stress_once(rt: &SharedRuntime, subscribers: usize, n: u32) {
+    let (mut tx, rx) = mpsc::channel::<u32>(8);
+    let shared = rx.share_with(ShareOptions::new().capacity(4));
+    let readers: Vec<_> = (0..subscribers)
+        .map(|i| {
+            let mut sub = shared.clone();
+            rt.spawn(async move {
+                let mut got = Vec::with_capacity(n as usize);
+                while let Some(item) = sub.next().await {
+                    got.push(item);
+                    // Readers of different speeds.
+                    if got.len() % (i + 1) == 0 {
+                        yield_now().await;
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    // The handle made by `share` is a subscriber too: it must not hold the others.
+    drop(shared);
+    let producer = rt.spawn(async move {
+        for item in 0..n {
+            tx.send(item).await.expect("the shared stream is open");
+            if item % 16 == 0 {
+                yield_now().await;
+            }
+        }
+    });
+    producer.await.expect("producer");
+    let expected: Vec<u32> = (0..n).collect();
+    for (i, reader) in readers.into_iter().enumerate() {
+        assert_eq!(reader.await.expect("reader"), expected, "subscriber {i}");
+    }
+}
+
+/// What a stress reader returns: its items, and for each clone it made, the item it
+/// had read then and what the clone read.
+type Joined = (Vec<u32>, Vec<(u32, JoinHandle<Vec<u32>>)>);
+
+async fn replay_stress_once(rt: &SharedRuntime, n: u32) {
+    const REPLAY: usize = 8;
+    const CAP: usize = 4;
+    let (mut tx, rx) = mpsc::channel::<u32>(8);
+    let shared = rx.share_with(ShareOptions::new().capacity(CAP).replay(REPLAY));
+    let join_at = [100, n / 3, n / 2, n - 10];
+    let parents: Vec<JoinHandle<Joined>> = (0..2)
+        .map(|_| {
+            let mut sub = shared.clone();
+            let rt = rt.clone();
+            rt.clone().spawn(async move {
+                let mut got = Vec::new();
+                let mut joined = Vec::new();
+                while let Some(item) = sub.next().await {
+                    got.push(item);
+                    if join_at.contains(&item) {
+                        joined.push((item, spawn_drain(&rt, sub.clone())));
+                    }
+                    if item % 7 == 0 {
+                        yield_now().await;
+                    }
+                }
+                (got, joined)
+            })
+        })
+        .collect();
+    drop(shared);
+    let producer = rt.spawn(async move {
+        for item in 0..n {
+            tx.send(item).await.expect("the shared stream is open");
+        }
+    });
+    producer.await.expect("producer");
+    for parent in parents {
+        let (got, joined) = parent.await.expect("parent reader");
+        assert_eq!(got, (0..n).collect::<Vec<_>>());
+        assert_eq!(joined.len(), join_at.len());
+        for (at, joiner) in joined {
+            let seen = joiner.await.expect("joiner");
+            let first = *seen.first().expect("a joiner receives at least the replay");
+            assert!(first <= at + 1, "joined after {at}, started at {first}");
+            assert_eq!(seen, (first..n).collect::<Vec<_>>(), "joined after {at}");
+        }
+    }
 }
 
 /// On the virtual clock: a subscriber created later receives the items from then on,

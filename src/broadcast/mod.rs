@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use receiver::Receiver;
@@ -908,6 +908,13 @@ impl<T, L> Core<T, L> {
 
     pub(crate) fn next_seq(&self) -> u64 {
         lock(&self.inner).tail
+    }
+
+    /// A listener notified when a `Block` subscriber claims or leaves, or the core
+    /// closes: for a publisher that polls its own wait for room, after `try_publish`
+    /// failed with `Full` (listen, then try again, then wait).
+    pub(crate) fn listen_space(&self) -> EventListener {
+        self.space.listen()
     }
 }
 

@@ -74,6 +74,7 @@
 //! | `distinctUntilChanged()` / `distinctUntilKeyChanged(k)` | [`ReactiveExt::distinct_until_changed`] / [`distinct_until_changed_by_key`](ReactiveExt::distinct_until_changed_by_key) | added |
 //! | `pairwise()` | [`ReactiveExt::pairwise`] | added |
 //! | `bufferCount(n)` | `chunks(n)` | the last chunk may be shorter |
+//! | `share()` / `shareReplay(n)` | [`ReactiveExt::share`] / [`ReactiveExt::replay`] | added: one upstream, many subscribers (clones), hot; `Block` backpressure; see [`Share`] |
 //!
 //! riverbed also adds [`dedupe_within`](ReactiveExt::dedupe_within) (and
 //! [`dedupe_within_by_key`](ReactiveExt::dedupe_within_by_key)), which has no Rx
@@ -135,11 +136,13 @@
 
 mod chain;
 pub mod ops;
+mod share;
 mod subject;
 mod subscriber;
 mod subscription;
 
 pub use ops::ReactiveExt;
+pub use share::{Share, ShareOptions};
 pub use subject::{
     AlreadyTerminated, DEFAULT_CAPACITY, EmitError, ReactiveStats, ReactiveStream,
     ReactiveStreamBuilder, SharedError, StreamState, TryEmitError,

@@ -891,6 +891,108 @@ pub trait ReactiveExt: Stream {
         Timeout::new(self, limit, rt.clone())
     }
     // End of time operators
+
+    // Hot streams
+
+    /// Shares this stream among many subscribers: RxJS's `share()`. The result is a
+    /// subscriber; each clone of it is another, and all receive the same items, each
+    /// once, in order, from the point they were created on (hot).
+    ///
+    /// The upstream is polled when a subscriber first asks for an item, by whichever
+    /// subscriber has none waiting (nothing spawns), and dropped when it ends or when
+    /// the last subscriber is dropped. Each subscriber buffers up to 64 items; when one
+    /// is full, the upstream waits for it (backpressure: nothing is lost, and a
+    /// subscriber that is never read holds the others back). When the upstream ends,
+    /// every subscriber receives what it was sent, then ends. The details are on
+    /// [`Share`](crate::reactive::Share); [`share_with`](Self::share_with) sets the
+    /// capacity.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::ReactiveExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let readings = futures::stream::iter([3, 1, 4]).share();
+    /// let display = readings.clone();
+    /// // The two read concurrently; the upstream runs once for both.
+    /// let (sum, shown) = futures::join!(
+    ///     readings.fold(0, |sum, r| async move { sum + r }),
+    ///     display.collect::<Vec<_>>(),
+    /// );
+    /// assert_eq!((sum, shown), (8, vec![3, 1, 4]));
+    /// # });
+    /// ```
+    fn share(self) -> crate::reactive::Share<Self>
+    where
+        Self: Sized,
+        Self::Item: Clone + Send + Sync,
+    {
+        self.share_with(crate::reactive::ShareOptions::new())
+    }
+
+    /// As [`share`](Self::share), and a new subscriber (a clone) first receives the
+    /// last `n` items published before it was created, then the live ones with no gap
+    /// and no duplicate: RxJS's `shareReplay(n)`. A clone made after the upstream ended
+    /// receives the last `n` items, then the end. `replay(0)` is `share()`.
+    ///
+    /// The last `n` items are kept (cloned) as long as a subscriber is alive.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::ReactiveExt;
+    ///
+    /// # futures::executor::block_on(async {
+    /// let (moves, played) = futures::channel::mpsc::unbounded();
+    /// let mut game = played.replay(2);
+    /// for m in ["e4", "e5", "Nf3"] {
+    ///     moves.unbounded_send(m).unwrap();
+    /// }
+    /// // The driver publishes every move that is ready, not only the one it returns.
+    /// assert_eq!(game.next().await, Some("e4"));
+    /// // Joins late: the last two moves published first, then the live ones.
+    /// let viewer = game.clone();
+    /// moves.unbounded_send("Nc6").unwrap();
+    /// drop(moves);
+    /// assert_eq!(viewer.collect::<Vec<_>>().await, ["e5", "Nf3", "Nc6"]);
+    /// assert_eq!(game.collect::<Vec<_>>().await, ["e5", "Nf3", "Nc6"]);
+    /// # });
+    /// ```
+    #[doc(alias = "shareReplay")]
+    fn replay(self, n: usize) -> crate::reactive::Share<Self>
+    where
+        Self: Sized,
+        Self::Item: Clone + Send + Sync,
+    {
+        self.share_with(crate::reactive::ShareOptions::new().replay(n))
+    }
+
+    /// As [`share`](Self::share) or [`replay`](Self::replay), with the capacity of
+    /// each subscriber and the replay count taken from `options`.
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use riverbed::reactive::{ReactiveExt, ShareOptions};
+    ///
+    /// # futures::executor::block_on(async {
+    /// let ticks = futures::stream::iter(0..100).share_with(ShareOptions::new().capacity(8));
+    /// let mut fast = ticks.clone();
+    /// let slow = ticks;
+    /// // `slow` reads nothing yet: `fast` gets 8 items (what fits in `slow`'s buffer)
+    /// // and then would wait. Dropping `slow` lets it go on.
+    /// let first: Vec<_> = (&mut fast).take(8).collect().await;
+    /// assert_eq!(first, (0..8).collect::<Vec<_>>());
+    /// drop(slow);
+    /// assert_eq!(fast.count().await, 92);
+    /// # });
+    /// ```
+    fn share_with(self, options: crate::reactive::ShareOptions) -> crate::reactive::Share<Self>
+    where
+        Self: Sized,
+        Self::Item: Clone + Send + Sync,
+    {
+        crate::reactive::Share::new(self, options)
+    }
+    // End of hot streams
 }
 
 impl<S: Stream + ?Sized> ReactiveExt for S {}

@@ -1,5 +1,23 @@
-//! Reactive operator benchmarks, each group with its floor in the same run.
+//! Reactive benchmarks, each group with its peers or floor in the same run.
 //!
+//! * `reactive_fanout`: emit → one transformer → 4 subscribers, 1,000,000 `u64`s per
+//!   iteration, each subscriber (receiver) on its own task, the emitter on the bench
+//!   thread; the transformer is an integer hash. Throughput counts items
+//!   **delivered** (4 M per iteration when nothing is lost): each iteration's time is
+//!   scaled by `expected / delivered`, and the delivered share is printed once per
+//!   side. Sides:
+//!   - `riverbed_block`: a `ReactiveStream` with the transformer as a plain function
+//!     (`add_sync_transformer`), run once per item; `Block` subscribers of capacity
+//!     1024: lossless, the emitter waits for room;
+//!   - `riverbed_block_async_transformer`: the same with the transformer as an async
+//!     closure (`add_transformer`; its future is boxed);
+//!   - `riverbed_drop_oldest`: as `riverbed_block` with `DropOldest` subscribers:
+//!     lossy, like tokio's broadcast;
+//!   - `tokio_broadcast`: `tokio::sync::broadcast` of capacity 1024, the transformer
+//!     applied by each receiver (it has no shared step); lossy: a receiver that falls
+//!     behind skips what was overwritten;
+//!   - `async_broadcast`: `async-broadcast` of capacity 1024, the transformer applied
+//!     by each receiver; lossless, the sender waits for room.
 //! * `operator_overhead`: what a time operator costs per item, when time plays no
 //!   part. 1,000,000 `u64`s per iteration from `stream::iter` (always ready, so no
 //!   side ever waits on a timer), read to the end with `fold`. Sides:
@@ -26,17 +44,19 @@
 //! with 2 workers, the operators on the bench thread (inside the runtime's
 //! `block_on`).
 //!
-//! Run: `cargo bench --bench reactive -- operator_overhead` (add `--quick` for a fast
-//! pass).
+//! Run: `cargo bench --bench reactive` (or one group: `-- reactive_fanout`,
+//! `-- operator_overhead`; add `--quick` for a fast pass).
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt, stream};
-use riverbed::reactive::ReactiveExt;
+use riverbed::bus::Overflow;
+use riverbed::reactive::{ReactiveExt, ReactiveStream, SubscribeOptions};
 use riverbed::runtime::{Runtime, SharedRuntime, Sleep};
 
 /// Items per iteration of `operator_overhead`.
@@ -149,5 +169,189 @@ fn operator_overhead(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, operator_overhead);
+/// Items emitted per iteration of `reactive_fanout`.
+const FANOUT_ITEMS: u64 = 1_000_000;
+/// Subscribers (receivers) of `reactive_fanout`.
+const FANOUT_SUBS: usize = 4;
+/// Buffer per subscriber (riverbed) or channel capacity (peers).
+const FANOUT_CAPACITY: usize = 1024;
+
+/// The transformer every side applies: once per item (riverbed), once per item and
+/// receiver (the peers, which have no shared transform step).
+fn transform(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
+}
+
+/// Scales `elapsed` so that throughput reflects delivered items.
+fn scaled(elapsed: Duration, expected: u64, delivered: u64) -> Duration {
+    if delivered == 0 {
+        return elapsed * 1000;
+    }
+    elapsed.mul_f64(expected as f64 / delivered as f64)
+}
+
+/// Riverbed: one `ReactiveStream` with one transformer (a plain function, or the same
+/// as an async closure), `FANOUT_SUBS` subscriber streams read on their own tasks.
+async fn riverbed_fanout(overflow: Overflow, async_transformer: bool) -> u64 {
+    let stream: ReactiveStream<u64> = ReactiveStream::builder("fanout")
+        .capacity(FANOUT_CAPACITY)
+        .build();
+    if async_transformer {
+        stream.add_transformer(|n: u64| async move { transform(n) });
+    } else {
+        stream.add_sync_transformer(transform);
+    }
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..FANOUT_SUBS {
+        let mut sub = stream.subscribe_stream_with(SubscribeOptions::new().overflow(overflow));
+        let delivered = Arc::clone(&delivered);
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(item) = sub.next().await {
+                if let Ok(value) = item {
+                    black_box(value);
+                    n += 1;
+                }
+            }
+            delivered.fetch_add(n, Ordering::Relaxed);
+        }));
+    }
+    for i in 0..FANOUT_ITEMS {
+        stream.emit(i).await.expect("emit");
+    }
+    stream.complete().expect("complete");
+    for task in tasks {
+        task.await.expect("subscriber");
+    }
+    delivered.load(Ordering::Relaxed)
+}
+
+/// tokio's broadcast channel, the map applied by every receiver. Lossy: a receiver
+/// that falls behind skips what was overwritten (`Lagged`).
+async fn tokio_broadcast_fanout() -> u64 {
+    let (tx, _) = tokio::sync::broadcast::channel::<u64>(FANOUT_CAPACITY);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..FANOUT_SUBS {
+        let mut rx = tx.subscribe();
+        let delivered = Arc::clone(&delivered);
+        tasks.push(tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let mut n = 0;
+            loop {
+                match rx.recv().await {
+                    Ok(value) => {
+                        black_box(transform(value));
+                        n += 1;
+                    }
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => break,
+                }
+            }
+            delivered.fetch_add(n, Ordering::Relaxed);
+        }));
+    }
+    for i in 0..FANOUT_ITEMS {
+        let _ = tx.send(i);
+    }
+    drop(tx);
+    for task in tasks {
+        task.await.expect("receiver");
+    }
+    delivered.load(Ordering::Relaxed)
+}
+
+/// async-broadcast, the map applied by every receiver. Lossless: the sender waits
+/// for room.
+async fn async_broadcast_fanout() -> u64 {
+    let (tx, rx) = async_broadcast::broadcast::<u64>(FANOUT_CAPACITY);
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..FANOUT_SUBS {
+        let mut rx = rx.clone();
+        let delivered = Arc::clone(&delivered);
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0;
+            while let Some(value) = rx.next().await {
+                black_box(transform(value));
+                n += 1;
+            }
+            delivered.fetch_add(n, Ordering::Relaxed);
+        }));
+    }
+    drop(rx);
+    for i in 0..FANOUT_ITEMS {
+        tx.broadcast(i).await.expect("broadcast");
+    }
+    drop(tx);
+    for task in tasks {
+        task.await.expect("receiver");
+    }
+    delivered.load(Ordering::Relaxed)
+}
+
+/// Prints the delivered share once per side.
+fn report(key: &str, expected: u64, delivered: u64) {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    if seen.get_or_insert_with(HashSet::new).insert(key.to_owned()) {
+        println!(
+            "delivered {key}: {delivered}/{expected} ({:.1}%)",
+            100.0 * delivered as f64 / expected as f64
+        );
+    }
+}
+
+/// Times one fan-out side (an async expression returning the items delivered).
+macro_rules! fanout_side {
+    ($group:expr, $id:expr, $rt:expr, $run:expr) => {{
+        let expected = FANOUT_ITEMS * FANOUT_SUBS as u64;
+        $group.bench_function($id, |b| {
+            b.to_async($rt).iter_custom(|iters| async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let delivered = $run.await;
+                    total += scaled(start.elapsed(), expected, delivered);
+                    report($id, expected, delivered);
+                }
+                total
+            })
+        });
+    }};
+}
+
+fn fanout(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("reactive_fanout");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(FANOUT_ITEMS * FANOUT_SUBS as u64));
+    fanout_side!(
+        group,
+        "riverbed_block",
+        &rt,
+        riverbed_fanout(Overflow::Block, false)
+    );
+    fanout_side!(
+        group,
+        "riverbed_block_async_transformer",
+        &rt,
+        riverbed_fanout(Overflow::Block, true)
+    );
+    fanout_side!(
+        group,
+        "riverbed_drop_oldest",
+        &rt,
+        riverbed_fanout(Overflow::DropOldest, false)
+    );
+    fanout_side!(group, "tokio_broadcast", &rt, tokio_broadcast_fanout());
+    fanout_side!(group, "async_broadcast", &rt, async_broadcast_fanout());
+    group.finish();
+}
+
+criterion_group!(benches, fanout, operator_overhead);
 criterion_main!(benches);

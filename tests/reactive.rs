@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -397,6 +398,43 @@ matrix! {
             (stats.handled, stats.handler_failures, stats.handler_panics),
             (3, 1, 1)
         );
+    }
+
+    async fn a_handler_flow_unsubscribes_through_its_handle(rt) {
+        let stream = Numbers::builder("numbers").capacity(1).build();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        let (first_tx, first_rx) = futures::channel::oneshot::channel::<()>();
+        let first_tx = Mutex::new(Some(first_tx));
+        let flow = stream.subscribe(move |n: u32| {
+            sink.lock().unwrap().push(n);
+            if let Some(tx) = first_tx.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+            async {}
+        });
+        let handle = flow.unsubscribe_handle();
+        assert!(!handle.is_unsubscribed());
+        let flow = rt.spawn(flow.into_future());
+        stream.emit(1).await.unwrap();
+        first_rx.await.unwrap();
+        assert_eq!(stream.subscriber_count(), 1);
+        handle.unsubscribe();
+        // The flow ends by itself, with Ok: the stream is still open.
+        flow.await.unwrap().unwrap();
+        assert!(handle.is_unsubscribed());
+        assert_eq!(stream.subscriber_count(), 0);
+        // Nobody holds the emitter back any more, and nothing more is handled.
+        for n in 2..=5 {
+            stream.try_emit(n).unwrap();
+        }
+        assert_eq!(*seen.lock().unwrap(), [1]);
+        assert_eq!(stream.stats().state, StreamState::Open);
+        // A stream subscriber can say it too.
+        let sub = stream.subscribe_stream();
+        assert_eq!(stream.subscriber_count(), 1);
+        sub.unsubscribe();
+        assert_eq!(stream.subscriber_count(), 0);
     }
 
     async fn spawned_handler_flow_runs_invocations_concurrently(rt) {

@@ -147,7 +147,7 @@ pub use subject::{
     AlreadyTerminated, DEFAULT_CAPACITY, EmitError, ReactiveStats, ReactiveStream,
     ReactiveStreamBuilder, SharedError, StreamState, TryEmitError,
 };
-pub use subscriber::Subscriber;
+pub use subscriber::{Subscriber, Unsubscribe};
 pub use subscription::{StreamError, SubscribeOptions, Subscription};
 // Time sources and settings
 pub use ops::{ThrottleConfig, interval, timer};

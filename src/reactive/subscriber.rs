@@ -4,11 +4,13 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
 
 use super::subscription::{StreamError, Subscription};
 use crate::BoxError;
@@ -67,6 +69,36 @@ pub struct Subscriber<T: Clone + Send + Sync + 'static, E, F> {
     subscription: Subscription<T, E>,
     handler: Arc<F>,
     concurrency: usize,
+    stop: Arc<Stop>,
+}
+
+/// The flag behind an [`Unsubscribe`] handle, and the flow's waker.
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// Ends a [`Subscriber`] flow from outside it; from
+/// [`Subscriber::unsubscribe_handle`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Unsubscribe {
+    stop: Arc<Stop>,
+}
+
+impl Unsubscribe {
+    /// Unsubscribes the flow: it takes no more items, lets the invocations already
+    /// running finish, and then ends with `Ok(())`. Items waiting for it are released
+    /// with its subscription. Calling it again does nothing.
+    pub fn unsubscribe(&self) {
+        self.stop.stopped.store(true, Ordering::Release);
+        self.stop.waker.wake();
+    }
+
+    /// Whether [`unsubscribe`](Self::unsubscribe) was called.
+    pub fn is_unsubscribed(&self) -> bool {
+        self.stop.stopped.load(Ordering::Acquire)
+    }
 }
 
 /// How one invocation ended: its outcome, or the panic's message.
@@ -85,6 +117,15 @@ where
             subscription,
             handler: Arc::new(handler),
             concurrency: 1,
+            stop: Arc::default(),
+        }
+    }
+
+    /// A handle that ends this flow from outside (see [`Unsubscribe`]); aborting a
+    /// spawned flow's `JoinHandle` or dropping the flow also unsubscribes it, at once.
+    pub fn unsubscribe_handle(&self) -> Unsubscribe {
+        Unsubscribe {
+            stop: Arc::clone(&self.stop),
         }
     }
 
@@ -107,34 +148,26 @@ where
         runtime.spawn(self.drive(Some(rt)))
     }
 
-    fn invoke(&self, item: T, runtime: Option<&SharedRuntime>) -> Invocation {
-        let handler = Arc::clone(&self.handler);
-        let body = async move {
-            // The handler's synchronous part may panic too; catch it like the rest.
-            let future =
-                std::panic::catch_unwind(AssertUnwindSafe(|| handler(item))).map_err(|_| ())?;
-            AssertUnwindSafe(future)
-                .catch_unwind()
-                .await
-                .map(HandlerOutcome::into_result)
-                .map_err(|_| ())
-        };
-        match runtime {
-            None => body.boxed(),
-            Some(rt) => {
-                let handle = rt.spawn(body);
-                async move { handle.await.unwrap_or(Err(())) }.boxed()
-            }
-        }
-    }
-
-    async fn drive(mut self, runtime: Option<SharedRuntime>) -> Result<(), E> {
+    async fn drive(self, runtime: Option<SharedRuntime>) -> Result<(), E> {
         let mut running: FuturesUnordered<Invocation> = FuturesUnordered::new();
         let mut ended: Option<Result<(), E>> = None;
-        let counters = Arc::clone(&self.subscription.stream);
-        let counters = &counters.counters;
+        let stream = Arc::clone(&self.subscription.stream);
+        let counters = &stream.counters;
+        let Subscriber {
+            subscription,
+            handler,
+            concurrency,
+            stop,
+        } = self;
+        let mut subscription = Some(subscription);
         std::future::poll_fn(|cx| {
+            stop.waker.register(cx.waker());
             loop {
+                if subscription.is_some() && stop.stopped.load(Ordering::Acquire) {
+                    // Unsubscribed: leave the stream now, finish what runs.
+                    subscription = None;
+                    ended.get_or_insert(Ok(()));
+                }
                 while let Poll::Ready(Some(result)) = running.poll_next_unpin(cx) {
                     match result {
                         Ok(Ok(())) => counters.handled.inc(),
@@ -142,18 +175,25 @@ where
                         Err(()) => counters.handler_panics.inc(),
                     }
                 }
-                if ended.is_none() && running.len() < self.concurrency {
-                    match self.subscription.poll_next_unpin(cx) {
+                if let Some(sub) = subscription
+                    .as_mut()
+                    .filter(|_| running.len() < concurrency)
+                {
+                    match sub.poll_next_unpin(cx) {
                         Poll::Ready(Some(Ok(item))) => {
-                            running.push(self.invoke(item, runtime.as_ref()));
+                            running.push(invoke(&handler, item, runtime.as_ref()));
                             continue;
                         }
                         // Block subscribers never lag.
                         Poll::Ready(Some(Err(StreamError::Lagged(_)))) => continue,
                         Poll::Ready(Some(Err(StreamError::Failed(error)))) => {
+                            subscription = None;
                             ended = Some(Err(error));
                         }
-                        Poll::Ready(None) => ended = Some(Ok(())),
+                        Poll::Ready(None) => {
+                            subscription = None;
+                            ended = Some(Ok(()));
+                        }
                         Poll::Pending => {}
                     }
                 }
@@ -166,6 +206,35 @@ where
             }
         })
         .await
+    }
+}
+
+/// Runs the handler on one item, as a task of `runtime` if there is one, catching
+/// panics.
+fn invoke<T, F, Fut>(handler: &Arc<F>, item: T, runtime: Option<&SharedRuntime>) -> Invocation
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: HandlerOutcome,
+{
+    let handler = Arc::clone(handler);
+    let body = async move {
+        // The handler's synchronous part may panic too; catch it like the rest.
+        let future =
+            std::panic::catch_unwind(AssertUnwindSafe(|| handler(item))).map_err(|_| ())?;
+        AssertUnwindSafe(future)
+            .catch_unwind()
+            .await
+            .map(HandlerOutcome::into_result)
+            .map_err(|_| ())
+    };
+    match runtime {
+        None => body.boxed(),
+        Some(rt) => {
+            let handle = rt.spawn(body);
+            async move { handle.await.unwrap_or(Err(())) }.boxed()
+        }
     }
 }
 

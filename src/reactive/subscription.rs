@@ -90,6 +90,12 @@ impl<T: Clone + Send + Sync + 'static, E: Clone> Subscription<T, E> {
         }
     }
 
+    /// Unsubscribes now: the same as dropping the subscription, spelled out. What was
+    /// waiting for it is released and emitters stop waiting for it.
+    pub fn unsubscribe(self) {
+        drop(self);
+    }
+
     /// This subscriber's overflow policy.
     pub fn overflow(&self) -> Overflow {
         self.receiver.overflow()

@@ -176,6 +176,7 @@ pub mod bus;
 pub mod context;
 pub mod id;
 pub mod pipeline;
+pub mod queue;
 pub mod reactive;
 pub mod resilience;
 pub mod runtime;

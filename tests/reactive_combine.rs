@@ -510,7 +510,7 @@ matrix! {
         assert_eq!(history, [vec!["a"], vec!["a", "b"]]);
 
         let none = stream::empty::<u32>().accumulate(5, |a, b| a + b);
-        assert_eq!(none.collect::<Vec<u32>>().await, []);
+        assert_eq!(none.collect::<Vec<u32>>().await, Vec::<u32>::new());
 
         // An `Err` item is an ordinary item: the reducer decides what it does.
         let out: Vec<_> = stream::iter([Ok(1), Err("bad"), Ok(2)])

@@ -132,6 +132,34 @@ impl RetryPolicy {
         attempts < self.max_attempts.max(1)
     }
 
+    /// The delay before retry number `retry` (1 for the first retry), jittered from
+    /// `seed`: for callers that keep no [`Backoff`] between attempts, such as a queue
+    /// that knows only a message's attempt count. The same `retry` and `seed` give the
+    /// same delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use riverbed::resilience::{Jitter, RetryPolicy};
+    ///
+    /// let policy = RetryPolicy::exponential(Duration::from_millis(100)).jitter(Jitter::None);
+    /// assert_eq!(policy.delay_for(3, 42), Duration::from_millis(400));
+    /// let jittered = RetryPolicy::exponential(Duration::from_millis(100));
+    /// assert_eq!(jittered.delay_for(2, 7), jittered.delay_for(2, 7));
+    /// assert!(jittered.delay_for(2, 7) <= Duration::from_millis(200));
+    /// ```
+    pub fn delay_for(&self, retry: u32, seed: u64) -> Duration {
+        let mut rng = SplitMix64(seed ^ u64::from(retry).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.jittered(self.base_delay(retry), &mut rng)
+    }
+
+    fn jittered(&self, base: Duration, rng: &mut SplitMix64) -> Duration {
+        match self.jitter {
+            Jitter::None => base,
+            Jitter::Full => base.mul_f64(rng.unit()),
+            Jitter::Equal => base / 2 + (base / 2).mul_f64(rng.unit()),
+        }
+    }
+
     /// The delays before each retry, in order, jittered with a random seed.
     pub fn backoff(&self) -> Backoff {
         self.backoff_seeded(crate::id::unique_u64())
@@ -173,12 +201,7 @@ impl Iterator for Backoff {
         }
         self.retry += 1;
         let base = self.policy.base_delay(self.retry);
-        let delay = match self.policy.jitter {
-            Jitter::None => base,
-            Jitter::Full => base.mul_f64(self.rng.unit()),
-            Jitter::Equal => base / 2 + (base / 2).mul_f64(self.rng.unit()),
-        };
-        Some(delay)
+        Some(self.policy.jittered(base, &mut self.rng))
     }
 }
 

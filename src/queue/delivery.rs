@@ -1,0 +1,476 @@
+//! [`Deliveries`]: a consumer group's messages as a `Stream` of [`Delivery`]s, each
+//! answered through its [`Lease`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use futures_core::Stream;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde::de::DeserializeOwned;
+
+use super::backend::{BackendError, Claim, Claimed};
+use super::codec::Codec;
+use super::error::QueueError;
+use super::queue::Inner;
+use super::stats::GroupMetrics;
+use crate::runtime::Sleep;
+
+/// How many messages a consumer claims at once by default.
+pub const DEFAULT_CLAIM_BATCH: usize = 32;
+
+/// Gives each consumer a name of its own (backends that track consumers use it).
+static CONSUMERS: AtomicU64 = AtomicU64::new(0);
+
+/// A consumer group's messages, as a [`Stream`] of `Result<Delivery<M>, QueueError>`;
+/// from [`MessageQueue::consume`](super::MessageQueue::consume).
+///
+/// Each item is a message leased to this consumer: answer it through its
+/// [`Delivery`] (`ack`, `nack`, `retry`, `reject`), or it is delivered again when the
+/// lease runs out. Several `Deliveries` of one group compete: each message goes to one
+/// of them. The stream claims messages in batches (default
+/// [`DEFAULT_CLAIM_BATCH`]), so up to a batch may be leased to it before it yields
+/// them; when nothing is ready it waits for a new message, a nack, or the time the
+/// group's next delayed or retried message is due, on the queue's runtime.
+///
+/// A payload that does not decode never comes out: it goes to the group's dead letters
+/// with the decode error. A backend error comes out as an `Err` item; the stream then
+/// tries again when polled. The stream does not end by itself (a queue has no end):
+/// drop it, or use a [`Consumer`](super::Consumer) for a graceful stop.
+pub struct Deliveries<M, C: Codec> {
+    inner: Arc<Inner<C>>,
+    group: Arc<str>,
+    consumer: Arc<str>,
+    metrics: Arc<GroupMetrics>,
+    batch: usize,
+    buffer: VecDeque<Claimed>,
+    state: ClaimState,
+    message: PhantomData<fn() -> M>,
+}
+
+enum ClaimState {
+    /// Nothing under way: claim on the next poll.
+    Idle,
+    /// A claim is under way; the change listener was registered before it.
+    Claiming {
+        claim: BoxFuture<'static, Result<Claim, BackendError>>,
+        changed: BoxFuture<'static, ()>,
+    },
+    /// Nothing was ready: wait for a change or the next due time.
+    Waiting {
+        changed: BoxFuture<'static, ()>,
+        due: Option<Sleep>,
+    },
+}
+
+impl<M, C> Deliveries<M, C>
+where
+    M: DeserializeOwned + Send + 'static,
+    C: Codec,
+{
+    pub(crate) fn new(inner: Arc<Inner<C>>, group: &str) -> Self {
+        let n = CONSUMERS.fetch_add(1, Ordering::Relaxed);
+        let metrics = inner.metrics(group);
+        Deliveries {
+            consumer: Arc::from(format!("{}-{n}", inner.name)),
+            group: Arc::from(group),
+            inner,
+            metrics,
+            batch: DEFAULT_CLAIM_BATCH,
+            buffer: VecDeque::new(),
+            state: ClaimState::Idle,
+            message: PhantomData,
+        }
+    }
+
+    /// Claims up to `batch` messages at a time (at least 1; default
+    /// [`DEFAULT_CLAIM_BATCH`]). A smaller batch leases fewer messages ahead of the
+    /// handler; a larger one costs fewer backend calls.
+    pub fn claim_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// The group these deliveries come from.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Messages claimed and not yet yielded (already leased to this consumer).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Whether the last claim found nothing and nothing is buffered: the group had
+    /// nothing ready for this consumer.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.buffer.is_empty() && matches!(self.state, ClaimState::Waiting { .. })
+    }
+
+    fn start_claim(&mut self) {
+        let changed = self.inner.backend.changed();
+        let (inner, group, consumer) = (
+            Arc::clone(&self.inner),
+            Arc::clone(&self.group),
+            Arc::clone(&self.consumer),
+        );
+        let batch = self.batch;
+        let claim = async move {
+            let now = inner.now();
+            let lease_until = now + inner.lease;
+            inner
+                .backend
+                .claim(&group, &consumer, batch, now, lease_until)
+                .await
+        }
+        .boxed();
+        self.state = ClaimState::Claiming { claim, changed };
+    }
+
+    /// Turns a claimed message into a delivery, or dead-letters it if it does not
+    /// decode.
+    fn deliver(&self, claimed: Claimed) -> Option<Delivery<M>> {
+        self.metrics.delivered.inc();
+        if claimed.lease_expired {
+            self.metrics.redelivered.inc();
+        }
+        let lease = Lease {
+            inner: Arc::clone(&self.inner) as Arc<dyn LeaseTarget>,
+            group: Arc::clone(&self.group),
+            metrics: Arc::clone(&self.metrics),
+            id: claimed.message.id,
+            attempt: claimed.attempt,
+            enqueued_at: claimed.message.enqueued_at,
+            last_error: claimed.last_error,
+            answered: false,
+        };
+        match self.inner.codec.decode(&claimed.message.payload) {
+            Ok(message) => Some(Delivery { message, lease }),
+            Err(error) => {
+                lease.dead_letter_now(format!("decode error: {error}"));
+                None
+            }
+        }
+    }
+}
+
+impl<M, C> Stream for Deliveries<M, C>
+where
+    M: DeserializeOwned + Send + 'static,
+    C: Codec,
+{
+    type Item = Result<Delivery<M>, QueueError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            while let Some(claimed) = this.buffer.pop_front() {
+                if let Some(delivery) = this.deliver(claimed) {
+                    return Poll::Ready(Some(Ok(delivery)));
+                }
+            }
+            match &mut this.state {
+                ClaimState::Idle => this.start_claim(),
+                ClaimState::Claiming { claim, .. } => {
+                    let result = std::task::ready!(claim.as_mut().poll(cx));
+                    let ClaimState::Claiming { changed, .. } =
+                        std::mem::replace(&mut this.state, ClaimState::Idle)
+                    else {
+                        continue;
+                    };
+                    match result {
+                        Ok(claim) if claim.messages.is_empty() => {
+                            let due = claim.next_due.map(|at| {
+                                this.inner.runtime.sleep_until(this.inner.instant_at(at))
+                            });
+                            this.state = ClaimState::Waiting { changed, due };
+                        }
+                        Ok(claim) => this.buffer.extend(claim.messages),
+                        Err(error) => return Poll::Ready(Some(Err(error.into()))),
+                    }
+                }
+                ClaimState::Waiting { changed, due } => {
+                    let woke = changed.as_mut().poll(cx).is_ready()
+                        | due.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                    if !woke {
+                        return Poll::Pending;
+                    }
+                    this.state = ClaimState::Idle;
+                }
+            }
+        }
+    }
+}
+
+impl<M, C: Codec> Drop for Deliveries<M, C> {
+    fn drop(&mut self) {
+        // Messages claimed and never handed out go back at once, not at lease end.
+        let now = self.inner.now();
+        for claimed in self.buffer.drain(..) {
+            drop(self.inner.backend.nack(
+                &self.group,
+                claimed.message.id,
+                claimed.attempt,
+                now,
+                claimed.last_error,
+            ));
+        }
+    }
+}
+
+impl<M, C: Codec> fmt::Debug for Deliveries<M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deliveries")
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .field("buffered", &self.buffer.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message leased to a consumer, from [`Deliveries`]. Answer it with
+/// [`ack`](Self::ack) (done), [`retry`](Self::retry) (failed: try again after the
+/// queue's backoff), [`nack`](Self::nack) (try again after a given delay) or
+/// [`reject`](Self::reject) (to dead letters now); or take it apart with
+/// [`into_parts`](Self::into_parts) and answer through the [`Lease`].
+///
+/// A delivery dropped without an answer is retried as if it had failed ("dropped
+/// without an answer"), at once as far as the backend is concerned.
+pub struct Delivery<M> {
+    message: M,
+    lease: Lease,
+}
+
+impl<M> Delivery<M> {
+    /// The message.
+    pub fn message(&self) -> &M {
+        &self.message
+    }
+
+    /// The message, to change in place.
+    pub fn message_mut(&mut self) -> &mut M {
+        &mut self.message
+    }
+
+    /// The message and the lease that answers for it.
+    pub fn into_parts(self) -> (M, Lease) {
+        (self.message, self.lease)
+    }
+
+    /// The lease: id, attempt, times.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    /// Acknowledges the message: it leaves the group for good.
+    pub async fn ack(self) -> Result<(), QueueError> {
+        self.lease.ack().await
+    }
+
+    /// Failed: delivered again after `delay`, unless this was the last attempt the
+    /// queue's retry policy allows; then it goes to dead letters.
+    pub async fn nack(self, delay: Duration) -> Result<(), QueueError> {
+        self.lease.nack(delay).await
+    }
+
+    /// Failed with `error`: delivered again after the retry policy's backoff for this
+    /// attempt, or dead-lettered with `error` after the last attempt.
+    pub async fn retry(self, error: impl fmt::Display) -> Result<(), QueueError> {
+        self.lease.retry(error).await
+    }
+
+    /// Gives up on the message now: it goes to the group's dead letters with `error`.
+    pub async fn reject(self, error: impl fmt::Display) -> Result<(), QueueError> {
+        self.lease.reject(error).await
+    }
+
+    /// Extends the lease by `by` from now; `false` if the lease was lost meanwhile
+    /// (it ran out and the message went back to the group).
+    pub async fn extend_lease(&mut self, by: Duration) -> Result<bool, QueueError> {
+        self.lease.extend(by).await
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for Delivery<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("message", &self.message)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// What a [`Lease`] needs of its queue, whatever its codec.
+pub(crate) trait LeaseTarget: Send + Sync {
+    fn backend(&self) -> &dyn super::Backend;
+    fn now(&self) -> SystemTime;
+    fn retry_policy(&self) -> &crate::resilience::RetryPolicy;
+}
+
+impl<C: Codec> LeaseTarget for Inner<C> {
+    fn backend(&self) -> &dyn super::Backend {
+        &*self.backend
+    }
+    fn now(&self) -> SystemTime {
+        Inner::now(self)
+    }
+    fn retry_policy(&self) -> &crate::resilience::RetryPolicy {
+        &self.retry
+    }
+}
+
+/// The answer side of a [`Delivery`]: acknowledges, retries or dead-letters one
+/// message of one group. Dropped without an answer, it retries the message as failed.
+pub struct Lease {
+    inner: Arc<dyn LeaseTarget>,
+    group: Arc<str>,
+    metrics: Arc<GroupMetrics>,
+    id: u64,
+    attempt: u32,
+    enqueued_at: SystemTime,
+    last_error: Option<String>,
+    answered: bool,
+}
+
+impl Lease {
+    /// The message's id in the queue.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// This delivery's number for its group: 1 the first time.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the message was sent.
+    pub fn enqueued_at(&self) -> SystemTime {
+        self.enqueued_at
+    }
+
+    /// The error of the previous attempt, if there was one.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The group the message was delivered to.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Acknowledges the message: it leaves the group for good.
+    pub async fn ack(mut self) -> Result<(), QueueError> {
+        self.answered = true;
+        let ids = [self.id];
+        let done = self.inner.backend().ack(&self.group, &ids).await;
+        self.metrics.acked.inc();
+        let now = self.inner.now();
+        if let Ok(latency) = now.duration_since(self.enqueued_at) {
+            self.metrics.latency.record(latency);
+        }
+        Ok(done?)
+    }
+
+    /// Failed: delivered again after `delay`, or dead-lettered after the last attempt.
+    pub async fn nack(mut self, delay: Duration) -> Result<(), QueueError> {
+        self.answered = true;
+        let error = format!("nacked on attempt {}", self.attempt);
+        self.fail(error, Some(delay)).await
+    }
+
+    /// Failed with `error`: delivered again after the policy's backoff, or
+    /// dead-lettered with `error` after the last attempt.
+    pub async fn retry(mut self, error: impl fmt::Display) -> Result<(), QueueError> {
+        self.answered = true;
+        self.fail(error.to_string(), None).await
+    }
+
+    /// Gives up on the message now: to dead letters with `error`.
+    pub async fn reject(mut self, error: impl fmt::Display) -> Result<(), QueueError> {
+        self.answered = true;
+        let now = self.inner.now();
+        self.metrics.dead_lettered.inc();
+        Ok(self
+            .inner
+            .backend()
+            .dead_letter(&self.group, self.id, self.attempt, error.to_string(), now)
+            .await?)
+    }
+
+    /// Extends the lease by `by` from now; `false` if it was lost meanwhile.
+    pub async fn extend(&mut self, by: Duration) -> Result<bool, QueueError> {
+        let until = self.inner.now() + by;
+        Ok(self
+            .inner
+            .backend()
+            .extend_lease(&self.group, self.id, self.attempt, until)
+            .await?)
+    }
+
+    /// Retries (after `delay`, or the policy's backoff) or dead-letters.
+    fn fail(
+        &self,
+        error: String,
+        delay: Option<Duration>,
+    ) -> BoxFuture<'_, Result<(), QueueError>> {
+        let now = self.inner.now();
+        let policy = self.inner.retry_policy();
+        if policy.allows(self.attempt) {
+            self.metrics.nacked.inc();
+            let delay = delay.unwrap_or_else(|| policy.delay_for(self.attempt, self.id));
+            let nack = self.inner.backend().nack(
+                &self.group,
+                self.id,
+                self.attempt,
+                now + delay,
+                Some(error),
+            );
+            async move { Ok(nack.await?) }.boxed()
+        } else {
+            self.metrics.dead_lettered.inc();
+            let dead =
+                self.inner
+                    .backend()
+                    .dead_letter(&self.group, self.id, self.attempt, error, now);
+            async move { Ok(dead.await?) }.boxed()
+        }
+    }
+
+    /// Dead-letters at once, without waiting (the backend acts when called).
+    pub(crate) fn dead_letter_now(mut self, error: String) {
+        self.answered = true;
+        self.metrics.dead_lettered.inc();
+        let now = self.inner.now();
+        drop(
+            self.inner
+                .backend()
+                .dead_letter(&self.group, self.id, self.attempt, error, now),
+        );
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.answered {
+            // The backend acts when called: dropping the future still retries.
+            drop(self.fail("dropped without an answer".to_owned(), None));
+        }
+    }
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("group", &self.group)
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("answered", &self.answered)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,69 @@
+//! The queue's errors.
+
+use std::fmt;
+
+use super::backend::BackendError;
+use super::codec::CodecError;
+
+/// Why a [`send`](super::MessageQueue::send) failed; the message is handed back when
+/// it can be.
+#[derive(Debug)]
+pub enum SendError<M> {
+    /// The message could not be encoded.
+    Encode(M, CodecError),
+    /// The backend refused or failed; the message may not have been stored.
+    Backend(BackendError),
+}
+
+impl<M> SendError<M> {
+    /// The message, if it was handed back.
+    pub fn into_inner(self) -> Option<M> {
+        match self {
+            SendError::Encode(message, _) => Some(message),
+            SendError::Backend(_) => None,
+        }
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Encode(_, error) => write!(f, "could not encode the message: {error}"),
+            SendError::Backend(error) => write!(f, "could not send the message: {error}"),
+        }
+    }
+}
+
+impl<M: fmt::Debug> std::error::Error for SendError<M> {}
+
+/// An operation of the queue other than sending failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueError {
+    /// The backend failed.
+    Backend(BackendError),
+    /// A message could not be encoded.
+    Codec(CodecError),
+}
+
+impl From<BackendError> for QueueError {
+    fn from(error: BackendError) -> Self {
+        QueueError::Backend(error)
+    }
+}
+
+impl From<CodecError> for QueueError {
+    fn from(error: CodecError) -> Self {
+        QueueError::Codec(error)
+    }
+}
+
+impl fmt::Display for QueueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueError::Backend(error) => error.fmt(f),
+            QueueError::Codec(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for QueueError {}

@@ -1,0 +1,227 @@
+//! [`MemoryBackend`]: a bounded, in-process queue backend; fast, not durable.
+
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use event_listener::Event;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::backend::{
+    Backend, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom,
+};
+use super::state::State;
+
+/// Messages a [`MemoryBackend`] holds by default before `send` waits.
+pub const DEFAULT_MEMORY_CAPACITY: usize = 65_536;
+
+/// The in-memory backend: every operation takes effect at once under one lock; nothing
+/// survives the process.
+///
+/// It is **bounded**: it holds at most `capacity` messages (those not yet finished by
+/// every consumer group); an append that does not fit waits until acknowledgements
+/// make room (backpressure). A batch larger than the capacity is let in once the
+/// backend is empty, so it cannot wait forever. Dead letters are kept apart and do not
+/// count.
+///
+/// ```
+/// use std::sync::Arc;
+/// use riverbed::queue::{MemoryBackend, MessageQueue};
+/// use riverbed::runtime::{SharedRuntime, VirtualRuntime};
+///
+/// let rt: SharedRuntime = Arc::new(VirtualRuntime::new());
+/// let queue: MessageQueue<String> = MessageQueue::builder("jobs", &rt)
+///     .backend(MemoryBackend::with_capacity(1_000))
+///     .build();
+/// # let _ = queue;
+/// ```
+pub struct MemoryBackend {
+    state: Mutex<State>,
+    capacity: usize,
+    /// Appenders waiting for room.
+    room: Event,
+    /// Consumers waiting for something to claim.
+    changed: Event,
+}
+
+impl MemoryBackend {
+    /// A backend holding up to [`DEFAULT_MEMORY_CAPACITY`] messages.
+    pub fn new() -> Self {
+        MemoryBackend::with_capacity(DEFAULT_MEMORY_CAPACITY)
+    }
+
+    /// A backend holding up to `capacity` messages (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        MemoryBackend {
+            state: Mutex::new(State::new()),
+            capacity: capacity.max(1),
+            room: Event::new(),
+            changed: Event::new(),
+        }
+    }
+
+    /// The most messages it holds before appends wait.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // No user code runs under this lock; a poisoned lock still guards whole data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
+    fn try_append(&self, messages: &mut Option<Vec<NewMessage>>) -> Option<Vec<u64>> {
+        let mut state = self.state();
+        let wanted = messages.as_ref().map_or(0, Vec::len);
+        let held = state.len();
+        if held + wanted > self.capacity && held > 0 {
+            return None;
+        }
+        let ids = state.append(messages.take().unwrap_or_default(), &mut Vec::new());
+        drop(state);
+        self.changed.notify(usize::MAX);
+        Some(ids)
+    }
+
+    /// Runs `op` on the state, then wakes appenders if messages were dropped.
+    fn with<T>(&self, op: impl FnOnce(&mut State, &mut Vec<super::state::Change>) -> T) -> T {
+        let mut changes = Vec::new();
+        let (out, freed) = {
+            let mut state = self.state();
+            let before = state.len();
+            let out = op(&mut state, &mut changes);
+            (out, state.len() < before)
+        };
+        if freed {
+            self.room.notify(usize::MAX);
+        }
+        out
+    }
+}
+
+impl Default for MemoryBackend {
+    fn default() -> Self {
+        MemoryBackend::new()
+    }
+}
+
+impl fmt::Debug for MemoryBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryBackend")
+            .field("capacity", &self.capacity)
+            .field("held", &self.state().len())
+            .finish()
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn append(&self, messages: Vec<NewMessage>) -> BackendFuture<'_, Vec<u64>> {
+        async move {
+            let mut messages = Some(messages);
+            loop {
+                if let Some(ids) = self.try_append(&mut messages) {
+                    return Ok(ids);
+                }
+                // Listen, then try again: room made in between is not missed.
+                let listener = self.room.listen();
+                if let Some(ids) = self.try_append(&mut messages) {
+                    return Ok(ids);
+                }
+                listener.await;
+            }
+        }
+        .boxed()
+    }
+
+    fn create_group<'a>(&'a self, group: &'a str, start: StartFrom) -> BackendFuture<'a, bool> {
+        let created = self.with(|state, changes| state.create_group(group, start, changes));
+        if created {
+            self.changed.notify(usize::MAX);
+        }
+        std::future::ready(Ok(created)).boxed()
+    }
+
+    fn claim<'a>(
+        &'a self,
+        group: &'a str,
+        _consumer: &'a str,
+        max: usize,
+        now: SystemTime,
+        lease_until: SystemTime,
+    ) -> BackendFuture<'a, Claim> {
+        let claim = self.with(|state, changes| state.claim(group, max, now, lease_until, changes));
+        std::future::ready(claim).boxed()
+    }
+
+    fn ack<'a>(&'a self, group: &'a str, ids: &'a [u64]) -> BackendFuture<'a, ()> {
+        let done = self.with(|state, changes| state.ack(group, ids, changes));
+        std::future::ready(done).boxed()
+    }
+
+    fn nack<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        retry_at: SystemTime,
+        error: Option<String>,
+    ) -> BackendFuture<'a, ()> {
+        let done =
+            self.with(|state, changes| state.nack(group, id, attempt, retry_at, error, changes));
+        self.changed.notify(usize::MAX);
+        std::future::ready(done).boxed()
+    }
+
+    fn extend_lease<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        lease_until: SystemTime,
+    ) -> BackendFuture<'a, bool> {
+        let done = self
+            .with(|state, changes| state.extend_lease(group, id, attempt, lease_until, changes));
+        std::future::ready(done).boxed()
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        error: String,
+        now: SystemTime,
+    ) -> BackendFuture<'a, ()> {
+        let done =
+            self.with(|state, changes| state.dead_letter(group, id, attempt, error, now, changes));
+        std::future::ready(done).boxed()
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+        limit: usize,
+    ) -> BackendFuture<'a, Vec<DeadRecord>> {
+        std::future::ready(self.state().dead_letters(group, limit)).boxed()
+    }
+
+    fn requeue<'a>(&'a self, group: &'a str, id: u64, now: SystemTime) -> BackendFuture<'a, bool> {
+        let done = self.with(|state, changes| state.requeue(group, id, now, changes));
+        self.changed.notify(usize::MAX);
+        std::future::ready(done).boxed()
+    }
+
+    fn groups(&self) -> BackendFuture<'_, Vec<String>> {
+        std::future::ready(Ok(self.state().groups())).boxed()
+    }
+
+    fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts> {
+        std::future::ready(self.state().counts(group, now)).boxed()
+    }
+
+    fn changed(&self) -> BoxFuture<'static, ()> {
+        self.changed.listen().boxed()
+    }
+}

@@ -1,0 +1,60 @@
+//! [`MessageQueue`]: an at-least-once work queue with consumer groups, worker pools,
+//! leases, retries with backoff, delayed messages and dead letters, over a pluggable
+//! [`Backend`].
+//!
+//! # Promises
+//!
+//! * **At least once.** A message is removed from a consumer group only when a
+//!   consumer acknowledges it. One whose handler fails, panics or outlives its lease is
+//!   delivered again after a backoff (the same [`RetryPolicy`](crate::resilience::RetryPolicy)
+//!   the pipeline uses); after the policy's last attempt it goes to the group's dead
+//!   letters with its last error, attempt count and timestamps. Dead letters can be
+//!   listed and requeued.
+//! * **Consumer groups.** Every message reaches every group; inside a group, consumers
+//!   and their workers compete, so each message is handled once per group (at least
+//!   once: a retry or a lost lease hands it out again). A group created later starts
+//!   from [`StartFrom::Latest`] (new messages only) or [`StartFrom::Earliest`]
+//!   (everything the queue still holds), as its creator chooses.
+//! * **Backpressure.** `send` resolves once the backend holds the message under its
+//!   durability setting; the [`MemoryBackend`] is bounded and makes `send` wait when
+//!   full.
+//! * **Bad payloads** go to dead letters with the decode error; they never reach a
+//!   handler, crash a worker or block the queue.
+//! * **Graceful stop.** A [`Consumer`] stops taking messages, lets running handlers
+//!   finish within a grace period and returns the rest to the group: nothing is lost.
+//! * **Time** (leases, delays, backoff) runs on the queue's runtime: exact under the
+//!   [`VirtualRuntime`](crate::runtime::VirtualRuntime).
+//!
+//! Messages are any serde type; a [`Codec`] turns them into bytes for the backend
+//! ([`Postcard`], compact binary, by default; `Json`, with the `json` feature, to read
+//! what is stored).
+//!
+//! Two ways to consume, both first-class: [`MessageQueue::consume`] gives a `Stream`
+//! of [`Delivery`]s to answer one by one (`ack`, `nack(delay)`, `retry(error)`,
+//! `reject(error)`, `extend_lease`); [`MessageQueue::consumer`] runs a handler with a
+//! pool of workers.
+
+pub mod backend;
+mod codec;
+mod consumer;
+mod delivery;
+mod error;
+mod memory;
+#[allow(clippy::module_inception)]
+mod queue;
+pub(crate) mod state;
+mod stats;
+
+pub use backend::{
+    Backend, BackendError, BackendFuture, Claim, Claimed, DeadRecord, GroupCounts, NewMessage,
+    StartFrom, StoredMessage,
+};
+#[cfg(feature = "json")]
+pub use codec::Json;
+pub use codec::{Codec, CodecError, Postcard};
+pub use consumer::{Consumer, StopHandle};
+pub use delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery, Lease};
+pub use error::{QueueError, SendError};
+pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
+pub use queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink};
+pub use stats::{GroupStats, QueueStats};

@@ -1,0 +1,599 @@
+//! The state of a queue held in memory: messages, consumer groups, pending entries and
+//! dead letters, with every change reported as a [`Change`] so that a durable backend
+//! can write it down (the memory backend ignores them).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::{
+    BackendError, Claim, Claimed, DeadRecord, GroupCounts, NewMessage, StartFrom, StoredMessage,
+};
+
+/// One change of the state, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// A message was appended.
+    PutMessage(StoredMessage),
+    /// Every message with an id below this one was dropped (all groups are done).
+    DropMessagesBelow(u64),
+    /// A group was created, or its cursor moved.
+    PutGroup { group: Arc<str>, cursor: u64 },
+    /// A pending entry was created or changed.
+    PutPending {
+        group: Arc<str>,
+        id: u64,
+        entry: PendingEntry,
+    },
+    /// A pending entry left the group (acknowledged or dead-lettered).
+    DeletePending { group: Arc<str>, id: u64 },
+    /// A dead letter was added.
+    PutDead {
+        group: Arc<str>,
+        id: u64,
+        record: DeadRecord,
+    },
+    /// A dead letter was requeued.
+    DeleteDead { group: Arc<str>, id: u64 },
+}
+
+/// Where a pending entry is: leased to a consumer, or waiting until a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingEntry {
+    /// Deliveries so far.
+    pub attempts: u32,
+    /// Leased until this time (`leased`), or waiting until it.
+    pub until: SystemTime,
+    pub leased: bool,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// The message itself, when the shared log no longer holds it (a requeued dead
+    /// letter).
+    pub message: Option<StoredMessage>,
+}
+
+/// One consumer group.
+#[derive(Debug)]
+pub(crate) struct Group {
+    name: Arc<str>,
+    /// The next message id the group has never seen.
+    cursor: u64,
+    pending: BTreeMap<u64, Pending>,
+    /// When pending entries become due: (time, id, version), stale ones skipped.
+    due: BinaryHeap<Reverse<(SystemTime, u64, u64)>>,
+    /// Leases in the order they were taken, while their ends increase (the common
+    /// case, one lease length): cheaper than the heap for the hot path.
+    leases: VecDeque<(SystemTime, u64, u64)>,
+    dead: BTreeMap<u64, DeadRecord>,
+    /// Versions tell a due entry from a stale one.
+    version: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    entry: PendingEntry,
+    version: u64,
+}
+
+impl Pending {
+    /// Whether delivery `attempt` still holds the lease.
+    fn holds(&self, attempt: u32) -> bool {
+        self.entry.leased && self.entry.attempts == attempt
+    }
+}
+
+/// The whole state.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Messages `base..next_id`, oldest first.
+    messages: VecDeque<StoredMessage>,
+    base: u64,
+    next_id: u64,
+    groups: BTreeMap<Arc<str>, Group>,
+}
+
+impl Group {
+    fn new(name: Arc<str>, cursor: u64) -> Self {
+        Group {
+            name,
+            cursor,
+            pending: BTreeMap::new(),
+            due: BinaryHeap::new(),
+            leases: VecDeque::new(),
+            dead: BTreeMap::new(),
+            version: 0,
+        }
+    }
+
+    fn schedule(&mut self, id: u64, until: SystemTime, leased: bool) -> u64 {
+        self.version += 1;
+        let version = self.version;
+        let monotonic = self.leases.back().is_none_or(|&(last, _, _)| last <= until);
+        if leased && monotonic {
+            self.leases.push_back((until, id, version));
+        } else {
+            self.due.push(Reverse((until, id, version)));
+        }
+        version
+    }
+
+    fn is_current(&self, id: u64, version: u64) -> bool {
+        self.pending.get(&id).is_some_and(|p| p.version == version)
+    }
+
+    /// The earliest current due time, dropping stale entries on the way.
+    fn next_due(&mut self) -> Option<SystemTime> {
+        while let Some(&(_, id, version)) = self.leases.front() {
+            if self.is_current(id, version) {
+                break;
+            }
+            self.leases.pop_front();
+        }
+        while let Some(&Reverse((_, id, version))) = self.due.peek() {
+            if self.is_current(id, version) {
+                break;
+            }
+            self.due.pop();
+        }
+        let lease = self.leases.front().map(|&(t, _, _)| t);
+        let due = self.due.peek().map(|Reverse((t, _, _))| *t);
+        match (lease, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Pops one current entry due at `now`, if any.
+    fn pop_due(&mut self, now: SystemTime) -> Option<u64> {
+        self.next_due()?;
+        let lease = self.leases.front().copied();
+        let due = self.due.peek().map(|Reverse(e)| *e);
+        let take_lease = match (lease, due) {
+            (Some(l), Some(d)) => l.0 <= d.0,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if take_lease {
+            let (until, id, _) = lease?;
+            if until > now {
+                return None;
+            }
+            self.leases.pop_front();
+            Some(id)
+        } else {
+            let (until, id, _) = due?;
+            if until > now {
+                return None;
+            }
+            self.due.pop();
+            Some(id)
+        }
+    }
+
+    /// The lowest id the group still needs: its cursor or its oldest pending entry.
+    fn watermark(&self) -> u64 {
+        self.pending
+            .keys()
+            .next()
+            .map_or(self.cursor, |&id| id.min(self.cursor))
+    }
+}
+
+impl State {
+    pub(crate) fn new() -> Self {
+        State::default()
+    }
+
+    /// Messages held (not yet done with by every group).
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    fn message(&self, id: u64) -> Option<&StoredMessage> {
+        let index = usize::try_from(id.checked_sub(self.base)?).ok()?;
+        self.messages.get(index)
+    }
+
+    pub(crate) fn append(&mut self, new: Vec<NewMessage>, changes: &mut Vec<Change>) -> Vec<u64> {
+        let mut ids = Vec::with_capacity(new.len());
+        for message in new {
+            let id = self.next_id;
+            self.next_id += 1;
+            if self.messages.is_empty() {
+                self.base = id;
+            }
+            let stored = StoredMessage {
+                id,
+                payload: Arc::from(message.payload),
+                enqueued_at: message.enqueued_at,
+                not_before: message.not_before,
+            };
+            changes.push(Change::PutMessage(stored.clone()));
+            self.messages.push_back(stored);
+            ids.push(id);
+        }
+        ids
+    }
+
+    pub(crate) fn create_group(
+        &mut self,
+        group: &str,
+        start: StartFrom,
+        changes: &mut Vec<Change>,
+    ) -> bool {
+        if self.groups.contains_key(group) {
+            return false;
+        }
+        let cursor = match start {
+            StartFrom::Latest => self.next_id,
+            StartFrom::Earliest => self.base.min(self.next_id),
+        };
+        let name: Arc<str> = Arc::from(group);
+        changes.push(Change::PutGroup {
+            group: Arc::clone(&name),
+            cursor,
+        });
+        self.groups
+            .insert(Arc::clone(&name), Group::new(name, cursor));
+        true
+    }
+
+    pub(crate) fn claim(
+        &mut self,
+        group: &str,
+        max: usize,
+        now: SystemTime,
+        lease_until: SystemTime,
+        changes: &mut Vec<Change>,
+    ) -> Result<Claim, BackendError> {
+        let next_id = self.next_id;
+        let base = self.base;
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        let mut taken: Vec<(u64, PendingEntry)> = Vec::new();
+        // Entries due now first: retries, expired leases, delayed messages.
+        while taken.len() < max {
+            let Some(id) = g.pop_due(now) else { break };
+            let Some(pending) = g.pending.get(&id) else {
+                continue;
+            };
+            taken.push((id, pending.entry.clone()));
+        }
+        // Then messages the group has never seen.
+        let mut cursor_moved = false;
+        while taken.len() < max && g.cursor < next_id {
+            let id = g.cursor;
+            g.cursor += 1;
+            cursor_moved = true;
+            let index = usize::try_from(id - base).unwrap_or(usize::MAX);
+            let Some(message) = self.messages.get(index) else {
+                continue;
+            };
+            match message.not_before {
+                Some(at) if at > now => {
+                    // Delayed: it waits among the pending entries until due.
+                    let entry = PendingEntry {
+                        attempts: 0,
+                        until: at,
+                        leased: false,
+                        last_error: None,
+                        message: None,
+                    };
+                    let version = g.schedule(id, at, false);
+                    changes.push(Change::PutPending {
+                        group: Arc::clone(&name),
+                        id,
+                        entry: entry.clone(),
+                    });
+                    g.pending.insert(id, Pending { entry, version });
+                }
+                _ => taken.push((
+                    id,
+                    PendingEntry {
+                        attempts: 0,
+                        until: now,
+                        leased: false,
+                        last_error: None,
+                        message: None,
+                    },
+                )),
+            }
+        }
+        if cursor_moved {
+            changes.push(Change::PutGroup {
+                group: Arc::clone(&name),
+                cursor: g.cursor,
+            });
+        }
+        let mut messages = Vec::with_capacity(taken.len());
+        for (id, before) in taken {
+            let was_leased = before.leased;
+            let last_error = before.last_error.clone();
+            let entry = PendingEntry {
+                attempts: before.attempts.saturating_add(1),
+                until: lease_until,
+                leased: true,
+                ..before
+            };
+            let version = g.schedule(id, lease_until, true);
+            changes.push(Change::PutPending {
+                group: Arc::clone(&name),
+                id,
+                entry: entry.clone(),
+            });
+            let attempt = entry.attempts;
+            let message = entry.message.clone().or_else(|| {
+                let index = usize::try_from(id.checked_sub(base)?).ok()?;
+                self.messages.get(index).cloned()
+            });
+            g.pending.insert(id, Pending { entry, version });
+            if let Some(message) = message {
+                messages.push(Claimed {
+                    message,
+                    attempt,
+                    lease_expired: was_leased,
+                    last_error,
+                });
+            }
+        }
+        let next_due = g.next_due();
+        Ok(Claim { messages, next_due })
+    }
+
+    pub(crate) fn ack(
+        &mut self,
+        group: &str,
+        ids: &[u64],
+        changes: &mut Vec<Change>,
+    ) -> Result<(), BackendError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        for &id in ids {
+            if g.pending.remove(&id).is_some() {
+                changes.push(Change::DeletePending {
+                    group: Arc::clone(&name),
+                    id,
+                });
+            }
+        }
+        self.drop_done(changes);
+        Ok(())
+    }
+
+    pub(crate) fn nack(
+        &mut self,
+        group: &str,
+        id: u64,
+        attempt: u32,
+        retry_at: SystemTime,
+        error: Option<String>,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), BackendError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
+            return Ok(());
+        };
+        let mut entry = pending.entry.clone();
+        entry.leased = false;
+        entry.until = retry_at;
+        if error.is_some() {
+            entry.last_error = error;
+        }
+        let version = g.schedule(id, retry_at, false);
+        changes.push(Change::PutPending {
+            group: name,
+            id,
+            entry: entry.clone(),
+        });
+        g.pending.insert(id, Pending { entry, version });
+        Ok(())
+    }
+
+    pub(crate) fn extend_lease(
+        &mut self,
+        group: &str,
+        id: u64,
+        attempt: u32,
+        lease_until: SystemTime,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool, BackendError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
+            return Ok(false);
+        };
+        let mut entry = pending.entry.clone();
+        entry.until = lease_until;
+        let version = g.schedule(id, lease_until, true);
+        changes.push(Change::PutPending {
+            group: name,
+            id,
+            entry: entry.clone(),
+        });
+        g.pending.insert(id, Pending { entry, version });
+        Ok(true)
+    }
+
+    pub(crate) fn dead_letter(
+        &mut self,
+        group: &str,
+        id: u64,
+        attempt: u32,
+        error: String,
+        now: SystemTime,
+        changes: &mut Vec<Change>,
+    ) -> Result<(), BackendError> {
+        let held = self.message(id).cloned();
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        if !g.pending.get(&id).is_some_and(|p| p.holds(attempt)) {
+            return Ok(());
+        }
+        let Some(pending) = g.pending.remove(&id) else {
+            return Ok(());
+        };
+        let message = pending.entry.message.clone().or(held);
+        changes.push(Change::DeletePending {
+            group: Arc::clone(&name),
+            id,
+        });
+        if let Some(message) = message {
+            let record = DeadRecord {
+                message,
+                attempts: pending.entry.attempts,
+                error,
+                dead_at: now,
+            };
+            changes.push(Change::PutDead {
+                group: name,
+                id,
+                record: record.clone(),
+            });
+            g.dead.insert(id, record);
+        }
+        self.drop_done(changes);
+        Ok(())
+    }
+
+    pub(crate) fn dead_letters(
+        &self,
+        group: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadRecord>, BackendError> {
+        let g = self.groups.get(group).ok_or_else(|| unknown(group))?;
+        Ok(g.dead.values().take(limit).cloned().collect())
+    }
+
+    /// Requeues a dead letter: it becomes a pending entry of this group again, ready
+    /// at `now` with its count reset. The shared log may have dropped the message
+    /// meanwhile; then the entry keeps its own copy.
+    pub(crate) fn requeue(
+        &mut self,
+        group: &str,
+        id: u64,
+        now: SystemTime,
+        changes: &mut Vec<Change>,
+    ) -> Result<bool, BackendError> {
+        let held = self.message(id).is_some();
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        let Some(record) = g.dead.remove(&id) else {
+            return Ok(false);
+        };
+        changes.push(Change::DeleteDead {
+            group: Arc::clone(&name),
+            id,
+        });
+        let entry = PendingEntry {
+            attempts: 0,
+            until: now,
+            leased: false,
+            last_error: Some(record.error),
+            message: (!held).then_some(record.message),
+        };
+        let version = g.schedule(id, now, false);
+        changes.push(Change::PutPending {
+            group: name,
+            id,
+            entry: entry.clone(),
+        });
+        g.pending.insert(id, Pending { entry, version });
+        Ok(true)
+    }
+
+    pub(crate) fn groups(&self) -> Vec<String> {
+        self.groups.keys().map(|k| k.to_string()).collect()
+    }
+
+    pub(crate) fn counts(&self, group: &str, now: SystemTime) -> Result<GroupCounts, BackendError> {
+        let g = self.groups.get(group).ok_or_else(|| unknown(group))?;
+        let mut counts = GroupCounts {
+            dead: g.dead.len() as u64,
+            ..GroupCounts::default()
+        };
+        for pending in g.pending.values() {
+            if pending.entry.leased {
+                counts.in_flight += 1;
+            } else if pending.entry.until > now {
+                counts.delayed += 1;
+            } else {
+                counts.depth += 1;
+            }
+        }
+        // Messages the group has not reached yet.
+        for id in g.cursor..self.next_id {
+            match self.message(id).and_then(|m| m.not_before) {
+                Some(at) if at > now => counts.delayed += 1,
+                _ => counts.depth += 1,
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Drops the messages every group is done with (none while there is no group).
+    fn drop_done(&mut self, changes: &mut Vec<Change>) {
+        let Some(low) = self.groups.values().map(Group::watermark).min() else {
+            return;
+        };
+        let before = self.base;
+        while self.base < low && !self.messages.is_empty() {
+            self.messages.pop_front();
+            self.base += 1;
+        }
+        if self.messages.is_empty() {
+            self.base = self.next_id;
+        }
+        if self.base > before {
+            changes.push(Change::DropMessagesBelow(self.base));
+        }
+    }
+
+    /// Rebuilds a state from what a durable store kept: the messages, the groups'
+    /// cursors, their pending entries and dead letters.
+    #[allow(dead_code)] // for the durable backend, which replays its store through it
+    pub(crate) fn restore(
+        messages: impl IntoIterator<Item = StoredMessage>,
+        next_id: u64,
+        groups: impl IntoIterator<Item = (String, u64)>,
+        pending: impl IntoIterator<Item = (String, u64, PendingEntry)>,
+        dead: impl IntoIterator<Item = (String, u64, DeadRecord)>,
+    ) -> Self {
+        let mut state = State::new();
+        for message in messages {
+            if state.messages.is_empty() {
+                state.base = message.id;
+            }
+            state.messages.push_back(message);
+        }
+        state.next_id = next_id.max(state.base + state.messages.len() as u64);
+        if state.messages.is_empty() {
+            state.base = state.next_id;
+        }
+        for (name, cursor) in groups {
+            let name: Arc<str> = Arc::from(name);
+            state
+                .groups
+                .insert(Arc::clone(&name), Group::new(name, cursor));
+        }
+        for (name, id, entry) in pending {
+            if let Some(g) = state.groups.get_mut(name.as_str()) {
+                let version = g.schedule(id, entry.until, entry.leased);
+                g.pending.insert(id, Pending { entry, version });
+            }
+        }
+        for (name, id, record) in dead {
+            if let Some(g) = state.groups.get_mut(name.as_str()) {
+                g.dead.insert(id, record);
+            }
+        }
+        state
+    }
+}
+
+fn unknown(group: &str) -> BackendError {
+    BackendError::UnknownGroup(group.to_owned())
+}

@@ -1,0 +1,79 @@
+//! Queue statistics.
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::GroupCounts;
+use crate::stats::{Counter, Histogram, HistogramSnapshot};
+
+/// What this process counts for one group.
+#[derive(Debug, Default)]
+pub(crate) struct GroupMetrics {
+    pub delivered: Counter,
+    pub acked: Counter,
+    pub nacked: Counter,
+    pub redelivered: Counter,
+    pub dead_lettered: Counter,
+    /// Send → acknowledgement.
+    pub latency: Histogram,
+}
+
+/// One consumer group's statistics (serde-serialisable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStats {
+    /// The group's name.
+    pub group: String,
+    /// Messages waiting for the group (new, or due for a retry), from the backend.
+    pub depth: u64,
+    /// Delivered and not answered yet, from the backend.
+    pub in_flight: u64,
+    /// Sent with a delay, or waiting for a retry's backoff, from the backend.
+    pub delayed: u64,
+    /// In the group's dead letters now, from the backend.
+    pub dead_letters: u64,
+    /// Deliveries made by this process.
+    pub delivered: u64,
+    /// Acknowledged by this process's consumers.
+    pub acked: u64,
+    /// Answered with a failure (a retry, a nack, a panic, a drop) by this process.
+    pub nacked: u64,
+    /// Deliveries after a lease ran out without an answer.
+    pub redelivered: u64,
+    /// Sent to dead letters by this process (attempts used up, bad payloads).
+    pub dead_lettered: u64,
+    /// Time from send to acknowledgement, for the messages this process acknowledged.
+    pub latency: HistogramSnapshot,
+}
+
+impl GroupStats {
+    pub(crate) fn new(group: String, counts: GroupCounts, metrics: &GroupMetrics) -> Self {
+        GroupStats {
+            group,
+            depth: counts.depth,
+            in_flight: counts.in_flight,
+            delayed: counts.delayed,
+            dead_letters: counts.dead,
+            delivered: metrics.delivered.get(),
+            acked: metrics.acked.get(),
+            nacked: metrics.nacked.get(),
+            redelivered: metrics.redelivered.get(),
+            dead_lettered: metrics.dead_lettered.get(),
+            latency: metrics.latency.snapshot(),
+        }
+    }
+}
+
+/// A queue's statistics: one entry per consumer group (serde-serialisable).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// The queue's name.
+    pub name: String,
+    /// Per group, by name.
+    pub groups: Vec<GroupStats>,
+}
+
+impl QueueStats {
+    /// The statistics of `group`, if it exists.
+    pub fn group(&self, group: &str) -> Option<&GroupStats> {
+        self.groups.iter().find(|g| g.group == group)
+    }
+}

@@ -53,37 +53,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use futures::future::BoxFuture;
 use futures::{Stream, StreamExt, stream};
 use riverbed::bus::Overflow;
 use riverbed::reactive::{ReactiveExt, ReactiveStream, SubscribeOptions};
-use riverbed::runtime::{Runtime, SharedRuntime, Sleep};
+use riverbed::runtime::SharedRuntime;
+
+#[path = "support/runtime.rs"]
+mod support;
+use support::BenchRuntime;
 
 /// Items per iteration of `operator_overhead`.
 const ITEMS: u64 = 1_000_000;
 /// A window that never closes during a run.
 const LONG: Duration = Duration::from_secs(3600);
-
-/// Spawns and sleeps on a tokio runtime; reads the system's monotonic clock.
-#[derive(Debug)]
-struct BenchRuntime {
-    handle: tokio::runtime::Handle,
-}
-
-impl Runtime for BenchRuntime {
-    fn spawn_boxed(&self, task: BoxFuture<'static, ()>) {
-        drop(self.handle.spawn(task));
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Sleep {
-        let _context = self.handle.enter();
-        Box::pin(tokio::time::sleep_until(deadline.into()))
-    }
-
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -2,26 +2,26 @@
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use event_listener::{Event, EventListener};
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::task::AtomicWaker;
 use futures_util::{FutureExt, Stream};
 use serde::de::DeserializeOwned;
-use std::sync::Mutex;
 
-use super::backend::StartFrom;
+use super::backend::{BackendError, StartFrom};
 use super::codec::Codec;
-use super::delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery};
+use super::delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery, Lease};
 use super::error::QueueError;
 use super::queue::Inner;
 use crate::bus::HandlerOutcome;
-use crate::runtime::{RuntimeExt, SharedRuntime, Sleep, panic_message};
+use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, Sleep, panic_message};
 
 /// A consumer group's handler flow; from [`MessageQueue::consumer`](super::MessageQueue::consumer).
 ///
@@ -31,11 +31,13 @@ use crate::runtime::{RuntimeExt, SharedRuntime, Sleep, panic_message};
 /// finish within the lease is delivered again (to this or another consumer of the
 /// group).
 ///
-/// Up to [`workers`](Self::workers) messages are handled at once (default 1). Nothing
-/// runs until the flow is driven: [`run`](Self::run) (or `.await`) drives the workers
+/// The flow is a pool of [`workers`](Self::workers) (default 1). Each worker claims
+/// messages in batches (leasing them ahead, see [`claim_batch`](Self::claim_batch)),
+/// handles them one after the other, and acknowledges them in batches. Nothing runs
+/// until the flow is driven: [`run`](Self::run) (or `.await`) drives every worker
 /// inside the current task (concurrent, not parallel: runtime-agnostic);
-/// [`spawn`](Self::spawn) runs each handler call as a task of a runtime, so workers
-/// run in parallel on a multi-threaded executor.
+/// [`spawn`](Self::spawn) runs each worker as a task of a runtime, so they run in
+/// parallel on a multi-threaded executor.
 ///
 /// The flow runs until [`StopHandle::stop`] (from [`stop_handle`](Self::stop_handle)):
 /// it then takes no new message, lets the handlers running finish within the given
@@ -81,19 +83,35 @@ pub struct Consumer<M, C: Codec, F> {
     handler: Arc<F>,
     workers: usize,
     start: StartFrom,
-    batch: Option<usize>,
+    batch: usize,
     stop: Arc<Stop>,
-    message: std::marker::PhantomData<fn() -> M>,
+    message: PhantomData<fn() -> M>,
 }
 
 /// The shared side of a [`StopHandle`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Stop {
     requested: AtomicBool,
-    /// Stop only once nothing is ready or running (for tests and batch jobs).
+    /// Stop only once the group has nothing ready (draining).
     when_idle: AtomicBool,
-    grace: Mutex<Option<Duration>>,
-    waker: AtomicWaker,
+    /// When running handlers must have finished, on the runtime's clock.
+    deadline: Mutex<Option<Instant>>,
+    clock: SharedRuntime,
+    /// Workers waiting for a message also wait for this.
+    event: Event,
+}
+
+impl Stop {
+    fn requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    fn deadline(&self) -> Instant {
+        self.deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| self.clock.now())
+    }
 }
 
 /// Stops a [`Consumer`] gracefully; from [`Consumer::stop_handle`]. Cheap to clone.
@@ -106,14 +124,15 @@ impl StopHandle {
     /// Stops the flow: no new messages; running handlers get `grace` to finish, then
     /// are cancelled and their messages go back to the group.
     pub fn stop(&self, grace: Duration) {
-        *self.stop.grace.lock().unwrap_or_else(|p| p.into_inner()) = Some(grace);
+        let deadline = self.stop.clock.now() + grace;
+        *self.stop.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
         self.stop.requested.store(true, Ordering::Release);
-        self.stop.waker.wake();
+        self.stop.event.notify(usize::MAX);
     }
 
-    /// As [`stop`](Self::stop), but only once the group has nothing ready for this
-    /// consumer and no handler runs: drains what is there, then stops. Messages that
-    /// are delayed or waiting for a retry's backoff are not waited for.
+    /// As [`stop`](Self::stop), but each worker first drains what the group has ready
+    /// for it, and stops once a claim finds nothing. Messages that are delayed or
+    /// waiting for a retry's backoff are not waited for.
     pub fn stop_when_idle(&self, grace: Duration) {
         self.stop.when_idle.store(true, Ordering::Release);
         self.stop(grace);
@@ -121,11 +140,9 @@ impl StopHandle {
 
     /// Whether a stop was requested.
     pub fn is_stopping(&self) -> bool {
-        self.stop.requested.load(Ordering::Acquire)
+        self.stop.requested()
     }
 }
-
-type Invocation = BoxFuture<'static, ()>;
 
 impl<M, C, F, Fut> Consumer<M, C, F>
 where
@@ -136,19 +153,26 @@ where
     Fut::Output: HandlerOutcome,
 {
     pub(crate) fn new(inner: Arc<Inner<C>>, group: &str, handler: F) -> Self {
+        let stop = Arc::new(Stop {
+            requested: AtomicBool::new(false),
+            when_idle: AtomicBool::new(false),
+            deadline: Mutex::new(None),
+            clock: Arc::clone(&inner.runtime),
+            event: Event::new(),
+        });
         Consumer {
             inner,
             group: group.to_owned(),
             handler: Arc::new(handler),
             workers: 1,
             start: StartFrom::Latest,
-            batch: None,
-            stop: Arc::default(),
-            message: std::marker::PhantomData,
+            batch: DEFAULT_CLAIM_BATCH,
+            stop,
+            message: PhantomData,
         }
     }
 
-    /// How many messages are handled at once (at least 1; default 1).
+    /// How many workers handle messages at once (at least 1; default 1).
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers.max(1);
         self
@@ -163,10 +187,11 @@ where
         self
     }
 
-    /// How many messages are claimed at once (default: the number of workers, at most
-    /// [`DEFAULT_CLAIM_BATCH`]).
+    /// How many messages each worker claims (leases) at once, and acknowledges at
+    /// once (at least 1; default [`DEFAULT_CLAIM_BATCH`]). A claimed message waits for
+    /// its worker; its lease runs meanwhile.
     pub fn claim_batch(mut self, batch: usize) -> Self {
-        self.batch = Some(batch.max(1));
+        self.batch = batch.max(1);
         self
     }
 
@@ -177,146 +202,178 @@ where
         }
     }
 
-    /// Drives the flow in the current task until it is stopped.
+    /// Drives every worker in the current task until the flow is stopped.
     pub async fn run(self) -> Result<(), QueueError> {
-        self.drive(None).await
-    }
-
-    /// Spawns the flow on `runtime`, each handler call as a task of its own; await the
-    /// handle for the flow's end.
-    pub fn spawn(
-        self,
-        runtime: &SharedRuntime,
-    ) -> crate::runtime::JoinHandle<Result<(), QueueError>> {
-        let rt = Arc::clone(runtime);
-        runtime.spawn(self.drive(Some(rt)))
-    }
-
-    async fn drive(self, runtime: Option<SharedRuntime>) -> Result<(), QueueError> {
         self.inner
             .backend
             .create_group(&self.group, self.start)
             .await?;
-        let batch = self
-            .batch
-            .unwrap_or_else(|| self.workers.min(DEFAULT_CLAIM_BATCH));
-        let mut deliveries: Option<Deliveries<M, C>> =
-            Some(Deliveries::new(Arc::clone(&self.inner), &self.group).claim_batch(batch));
-        let mut running: FuturesUnordered<Invocation> = FuturesUnordered::new();
-        let mut grace: Option<Sleep> = None;
-        let clock = Arc::clone(&self.inner.runtime);
-        std::future::poll_fn(|cx| {
-            self.stop.waker.register(cx.waker());
-            loop {
-                while let Poll::Ready(Some(())) = running.poll_next_unpin(cx) {}
-                let stopping = self.stop.requested.load(Ordering::Acquire);
-                let when_idle = self.stop.when_idle.load(Ordering::Acquire);
-                if stopping && !when_idle && deliveries.is_some() {
-                    // No new messages; what was claimed ahead goes back now.
-                    deliveries = None;
-                }
-                if stopping && grace.is_none() {
-                    let period = self
-                        .stop
-                        .grace
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .unwrap_or(Duration::ZERO);
-                    if !when_idle {
-                        grace = Some(clock.sleep_until(clock.now() + period));
-                    }
-                }
-                if let Some(timer) = grace.as_mut() {
-                    if running.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    if timer.as_mut().poll(cx).is_ready() {
-                        // Out of time: cancelled handlers' leases retry their messages.
-                        running.clear();
-                        return Poll::Ready(Ok(()));
-                    }
-                }
-                let Some(stream) = deliveries.as_mut() else {
-                    if running.is_empty() {
-                        return Poll::Ready(Ok(()));
-                    }
-                    return Poll::Pending;
-                };
-                if running.len() >= self.workers {
-                    return Poll::Pending;
-                }
-                match Pin::new(&mut *stream).poll_next(cx) {
-                    Poll::Ready(Some(Ok(delivery))) => {
-                        running.push(self.invoke(delivery, runtime.as_ref()));
-                    }
-                    Poll::Ready(Some(Err(error))) => return Poll::Ready(Err(error)),
-                    Poll::Ready(None) => deliveries = None,
-                    Poll::Pending => {
-                        if stopping && when_idle && running.is_empty() && stream.is_idle() {
-                            // Drained: stop as asked.
-                            self.stop.when_idle.store(false, Ordering::Release);
-                            continue;
-                        }
-                        return Poll::Pending;
-                    }
-                }
-            }
-        })
-        .await
+        let workers: Vec<_> = (0..self.workers).map(|_| self.worker()).collect();
+        first_error(futures_util::future::join_all(workers).await)
     }
 
-    fn invoke(&self, delivery: Delivery<M>, runtime: Option<&SharedRuntime>) -> Invocation {
-        let handler = Arc::clone(&self.handler);
-        let body = async move {
-            let (message, lease) = delivery.into_parts();
-            let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message)));
-            let outcome = match called {
-                Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-                Err(panic) => Err(panic),
-            };
-            // A failed answer (the backend failed) leaves the lease to run out: the
-            // message is delivered again.
-            let _ = match outcome {
-                Ok(outcome) => match outcome.into_result() {
-                    Ok(()) => lease.ack().await,
-                    Err(error) => lease.retry(error).await,
-                },
-                Err(panic) => {
-                    let text = match panic_message(panic.as_ref()) {
-                        Some(message) => format!("handler panicked: {message}"),
-                        None => "handler panicked".to_owned(),
-                    };
-                    lease.retry(text).await
-                }
-            };
-        };
-        match runtime {
-            None => body.boxed(),
-            Some(rt) => {
-                let handle = rt.spawn(body);
-                // Dropping this future (a stop past its grace) aborts the task, whose
-                // lease then retries the message.
-                let abort = handle.abort_handle();
-                let guard = AbortOnDrop(abort);
-                async move {
-                    let _ = handle.await;
-                    drop(guard);
-                }
-                .boxed()
+    /// Spawns every worker as a task of `runtime`; await the handle for the flow's end.
+    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<Result<(), QueueError>> {
+        let rt = Arc::clone(runtime);
+        runtime.spawn(async move {
+            self.inner
+                .backend
+                .create_group(&self.group, self.start)
+                .await?;
+            let handles: Vec<_> = (0..self.workers).map(|_| rt.spawn(self.worker())).collect();
+            let mut results = Vec::with_capacity(handles.len());
+            for handle in handles {
+                results.push(handle.await.unwrap_or_else(|join| {
+                    Err(QueueError::Backend(BackendError::Storage(format!(
+                        "a worker task failed: {join}"
+                    ))))
+                }));
             }
+            first_error(results)
+        })
+    }
+
+    /// One worker: claims, handles one message at a time, acknowledges in batches.
+    fn worker(&self) -> BoxFuture<'static, Result<(), QueueError>> {
+        let mut deliveries: Deliveries<M, C> =
+            Deliveries::new(Arc::clone(&self.inner), &self.group).claim_batch(self.batch);
+        let handler = Arc::clone(&self.handler);
+        let stop = Arc::clone(&self.stop);
+        let batch = self.batch;
+        async move {
+            let mut done: Vec<Lease> = Vec::new();
+            let outcome = loop {
+                if !done.is_empty() && (done.len() >= batch || deliveries.buffered() == 0) {
+                    if let Err(error) = Lease::ack_all(std::mem::take(&mut done)).await {
+                        break Err(error);
+                    }
+                }
+                let delivery = match next_or_stop(&mut deliveries, &stop).await {
+                    Step::Deliver(delivery) => delivery,
+                    Step::Fail(error) => break Err(error),
+                    Step::Stop => break Ok(()),
+                };
+                let (message, lease) = delivery.into_parts();
+                match handle_within_grace(&handler, message, &stop).await {
+                    Some(Ok(())) => done.push(lease),
+                    // A failed answer leaves the lease to run out: delivered again.
+                    Some(Err(error)) => drop(lease.retry(error).await),
+                    // Cancelled at the end of the grace period: the lease retries it.
+                    None => {
+                        drop(lease);
+                        break Ok(());
+                    }
+                }
+            };
+            let acked = Lease::ack_all(done).await;
+            // What was claimed ahead goes back to the group as the stream drops.
+            drop(deliveries);
+            outcome.and(acked)
         }
+        .boxed()
     }
 }
 
-use std::pin::Pin;
+/// What a worker does next.
+enum Step<M> {
+    Deliver(Delivery<M>),
+    Fail(QueueError),
+    Stop,
+}
 
-/// Aborts a spawned handler call when the flow drops it.
-struct AbortOnDrop(futures_util::future::AbortHandle);
+/// The next delivery, unless the flow is stopping (or, when draining, the group has
+/// nothing ready any more).
+async fn next_or_stop<M, C>(deliveries: &mut Deliveries<M, C>, stop: &Stop) -> Step<M>
+where
+    M: DeserializeOwned + Send + 'static,
+    C: Codec,
+{
+    let mut listener: Option<EventListener> = None;
+    std::future::poll_fn(|cx| {
+        loop {
+            let draining = stop.when_idle.load(Ordering::Acquire);
+            if stop.requested() && !draining {
+                return Poll::Ready(Step::Stop);
+            }
+            match Pin::new(&mut *deliveries).poll_next(cx) {
+                Poll::Ready(Some(Ok(delivery))) => return Poll::Ready(Step::Deliver(delivery)),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Step::Fail(error)),
+                Poll::Ready(None) => return Poll::Ready(Step::Stop),
+                Poll::Pending => {}
+            }
+            if stop.requested() && deliveries.is_idle() {
+                return Poll::Ready(Step::Stop);
+            }
+            // Wake on a stop too; registered, then checked again above.
+            match listener.as_mut() {
+                None => listener = Some(stop.event.listen()),
+                Some(l) => match Pin::new(l).poll(cx) {
+                    Poll::Ready(()) => listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+    })
+    .await
+}
 
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Runs the handler on `message`, catching panics; `None` if the flow's grace period
+/// ran out first (the handler is dropped).
+async fn handle_within_grace<M, F, Fut>(
+    handler: &Arc<F>,
+    message: M,
+    stop: &Stop,
+) -> Option<Result<(), String>>
+where
+    F: Fn(M) -> Fut,
+    Fut: Future,
+    Fut::Output: HandlerOutcome,
+{
+    let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message)));
+    let handling = match called {
+        Ok(future) => AssertUnwindSafe(future).catch_unwind(),
+        Err(panic) => return Some(Err(panic_text(panic.as_ref()))),
+    };
+    let mut handling = std::pin::pin!(handling);
+    let mut listener: Option<EventListener> = None;
+    let mut grace: Option<Sleep> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(outcome) = handling.as_mut().poll(cx) {
+            return Poll::Ready(Some(match outcome {
+                Ok(outcome) => outcome.into_result().map_err(|e| e.to_string()),
+                Err(panic) => Err(panic_text(panic.as_ref())),
+            }));
+        }
+        loop {
+            if stop.requested() {
+                let timer = grace.get_or_insert_with(|| stop.clock.sleep_until(stop.deadline()));
+                return match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+            match listener.as_mut() {
+                None => listener = Some(stop.event.listen()),
+                Some(l) => match Pin::new(l).poll(cx) {
+                    Poll::Ready(()) => listener = None,
+                    Poll::Pending => return Poll::Pending,
+                },
+            }
+        }
+    })
+    .await
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    match panic_message(payload) {
+        Some(message) => format!("handler panicked: {message}"),
+        None => "handler panicked".to_owned(),
     }
+}
+
+/// The first error among the workers' results, if any.
+fn first_error(results: Vec<Result<(), QueueError>>) -> Result<(), QueueError> {
+    results.into_iter().collect()
 }
 
 impl<M, C, F, Fut> IntoFuture for Consumer<M, C, F>
@@ -342,6 +399,7 @@ impl<M, C: Codec, F> fmt::Debug for Consumer<M, C, F> {
             .field("group", &self.group)
             .field("workers", &self.workers)
             .field("start", &self.start)
+            .field("claim_batch", &self.batch)
             .finish_non_exhaustive()
     }
 }

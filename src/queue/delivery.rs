@@ -442,6 +442,32 @@ impl Lease {
         }
     }
 
+    /// Acknowledges `leases` (all of one group) in one backend call: one lock, or
+    /// one commit.
+    pub(crate) async fn ack_all(mut leases: Vec<Lease>) -> Result<(), QueueError> {
+        let Some(first) = leases.first() else {
+            return Ok(());
+        };
+        let (inner, group, metrics) = (
+            Arc::clone(&first.inner),
+            Arc::clone(&first.group),
+            Arc::clone(&first.metrics),
+        );
+        let now = inner.now();
+        let mut ids = Vec::with_capacity(leases.len());
+        for lease in &mut leases {
+            lease.answered = true;
+            ids.push(lease.id);
+            if let Ok(latency) = now.duration_since(lease.enqueued_at) {
+                metrics.latency.record(latency);
+            }
+        }
+        drop(leases);
+        let done = inner.backend().ack(&group, &ids).await;
+        metrics.acked.add(ids.len() as u64);
+        Ok(done?)
+    }
+
     /// Dead-letters at once, without waiting (the backend acts when called).
     pub(crate) fn dead_letter_now(mut self, error: String) {
         self.answered = true;

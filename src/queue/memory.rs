@@ -79,15 +79,15 @@ impl MemoryBackend {
         if held + wanted > self.capacity && held > 0 {
             return None;
         }
-        let ids = state.append(messages.take().unwrap_or_default(), &mut Vec::new());
+        let ids = state.append(messages.take().unwrap_or_default(), &mut ());
         drop(state);
         self.changed.notify(usize::MAX);
         Some(ids)
     }
 
     /// Runs `op` on the state, then wakes appenders if messages were dropped.
-    fn with<T>(&self, op: impl FnOnce(&mut State, &mut Vec<super::state::Change>) -> T) -> T {
-        let mut changes = Vec::new();
+    fn with<T>(&self, op: impl FnOnce(&mut State, &mut ()) -> T) -> T {
+        let mut changes = ();
         let (out, freed) = {
             let mut state = self.state();
             let before = state.len();

@@ -40,6 +40,23 @@ pub(crate) enum Change {
     DeleteDead { group: Arc<str>, id: u64 },
 }
 
+/// Where a state's changes go: nowhere for the memory backend (`()`, the change is
+/// not even built), into a list for a durable one (`Vec<Change>`).
+pub(crate) trait Journal {
+    fn record(&mut self, change: impl FnOnce() -> Change);
+}
+
+impl Journal for () {
+    #[inline(always)]
+    fn record(&mut self, _change: impl FnOnce() -> Change) {}
+}
+
+impl Journal for Vec<Change> {
+    fn record(&mut self, change: impl FnOnce() -> Change) {
+        self.push(change());
+    }
+}
+
 /// Where a pending entry is: leased to a consumer, or waiting until a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingEntry {
@@ -197,7 +214,7 @@ impl State {
         self.messages.get(index)
     }
 
-    pub(crate) fn append(&mut self, new: Vec<NewMessage>, changes: &mut Vec<Change>) -> Vec<u64> {
+    pub(crate) fn append(&mut self, new: Vec<NewMessage>, changes: &mut impl Journal) -> Vec<u64> {
         let mut ids = Vec::with_capacity(new.len());
         for message in new {
             let id = self.next_id;
@@ -211,7 +228,7 @@ impl State {
                 enqueued_at: message.enqueued_at,
                 not_before: message.not_before,
             };
-            changes.push(Change::PutMessage(stored.clone()));
+            changes.record(|| Change::PutMessage(stored.clone()));
             self.messages.push_back(stored);
             ids.push(id);
         }
@@ -222,7 +239,7 @@ impl State {
         &mut self,
         group: &str,
         start: StartFrom,
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> bool {
         if self.groups.contains_key(group) {
             return false;
@@ -232,7 +249,7 @@ impl State {
             StartFrom::Earliest => self.base.min(self.next_id),
         };
         let name: Arc<str> = Arc::from(group);
-        changes.push(Change::PutGroup {
+        changes.record(|| Change::PutGroup {
             group: Arc::clone(&name),
             cursor,
         });
@@ -247,7 +264,7 @@ impl State {
         max: usize,
         now: SystemTime,
         lease_until: SystemTime,
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> Result<Claim, BackendError> {
         let next_id = self.next_id;
         let base = self.base;
@@ -283,7 +300,7 @@ impl State {
                         message: None,
                     };
                     let version = g.schedule(id, at, false);
-                    changes.push(Change::PutPending {
+                    changes.record(|| Change::PutPending {
                         group: Arc::clone(&name),
                         id,
                         entry: entry.clone(),
@@ -303,7 +320,7 @@ impl State {
             }
         }
         if cursor_moved {
-            changes.push(Change::PutGroup {
+            changes.record(|| Change::PutGroup {
                 group: Arc::clone(&name),
                 cursor: g.cursor,
             });
@@ -319,7 +336,7 @@ impl State {
                 ..before
             };
             let version = g.schedule(id, lease_until, true);
-            changes.push(Change::PutPending {
+            changes.record(|| Change::PutPending {
                 group: Arc::clone(&name),
                 id,
                 entry: entry.clone(),
@@ -347,13 +364,13 @@ impl State {
         &mut self,
         group: &str,
         ids: &[u64],
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         for &id in ids {
             if g.pending.remove(&id).is_some() {
-                changes.push(Change::DeletePending {
+                changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
                     id,
                 });
@@ -370,7 +387,7 @@ impl State {
         attempt: u32,
         retry_at: SystemTime,
         error: Option<String>,
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
@@ -384,7 +401,7 @@ impl State {
             entry.last_error = error;
         }
         let version = g.schedule(id, retry_at, false);
-        changes.push(Change::PutPending {
+        changes.record(|| Change::PutPending {
             group: name,
             id,
             entry: entry.clone(),
@@ -399,7 +416,7 @@ impl State {
         id: u64,
         attempt: u32,
         lease_until: SystemTime,
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> Result<bool, BackendError> {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
@@ -409,7 +426,7 @@ impl State {
         let mut entry = pending.entry.clone();
         entry.until = lease_until;
         let version = g.schedule(id, lease_until, true);
-        changes.push(Change::PutPending {
+        changes.record(|| Change::PutPending {
             group: name,
             id,
             entry: entry.clone(),
@@ -425,7 +442,7 @@ impl State {
         attempt: u32,
         error: String,
         now: SystemTime,
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
         let held = self.message(id).cloned();
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
@@ -437,7 +454,7 @@ impl State {
             return Ok(());
         };
         let message = pending.entry.message.clone().or(held);
-        changes.push(Change::DeletePending {
+        changes.record(|| Change::DeletePending {
             group: Arc::clone(&name),
             id,
         });
@@ -448,7 +465,7 @@ impl State {
                 error,
                 dead_at: now,
             };
-            changes.push(Change::PutDead {
+            changes.record(|| Change::PutDead {
                 group: name,
                 id,
                 record: record.clone(),
@@ -476,7 +493,7 @@ impl State {
         group: &str,
         id: u64,
         now: SystemTime,
-        changes: &mut Vec<Change>,
+        changes: &mut impl Journal,
     ) -> Result<bool, BackendError> {
         let held = self.message(id).is_some();
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
@@ -484,7 +501,7 @@ impl State {
         let Some(record) = g.dead.remove(&id) else {
             return Ok(false);
         };
-        changes.push(Change::DeleteDead {
+        changes.record(|| Change::DeleteDead {
             group: Arc::clone(&name),
             id,
         });
@@ -496,7 +513,7 @@ impl State {
             message: (!held).then_some(record.message),
         };
         let version = g.schedule(id, now, false);
-        changes.push(Change::PutPending {
+        changes.record(|| Change::PutPending {
             group: name,
             id,
             entry: entry.clone(),
@@ -535,7 +552,7 @@ impl State {
     }
 
     /// Drops the messages every group is done with (none while there is no group).
-    fn drop_done(&mut self, changes: &mut Vec<Change>) {
+    fn drop_done(&mut self, changes: &mut impl Journal) {
         let Some(low) = self.groups.values().map(Group::watermark).min() else {
             return;
         };
@@ -548,7 +565,7 @@ impl State {
             self.base = self.next_id;
         }
         if self.base > before {
-            changes.push(Change::DropMessagesBelow(self.base));
+            changes.record(|| Change::DropMessagesBelow(self.base));
         }
     }
 

@@ -442,3 +442,28 @@ fn queue_errors_are_typed() {
         assert_eq!(error.to_string(), "no consumer group \"nobody\"");
     });
 }
+
+#[test]
+fn a_long_delayed_message_does_not_hold_a_bounded_queue_back() {
+    on_virtual_clock(|rt, start| async move {
+        let queue: Jobs = MessageQueue::builder("jobs", &rt)
+            .backend(MemoryBackend::with_capacity(4))
+            .build();
+        let mut stream = queue.consume("g").await.unwrap();
+        queue
+            .send_delayed(0, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        // Far more than the capacity flows past it, at once.
+        for n in 1..=20 {
+            queue.send(n).await.unwrap();
+            let delivery = next(&mut stream).await;
+            assert_eq!(*delivery.message(), n);
+            delivery.ack().await.unwrap();
+        }
+        assert_eq!(ms_since(&rt, start), 0);
+        let late = next(&mut stream).await;
+        assert_eq!((*late.message(), ms_since(&rt, start)), (0, 3_600_000));
+        late.ack().await.unwrap();
+    });
+}

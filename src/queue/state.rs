@@ -67,9 +67,9 @@ pub(crate) struct PendingEntry {
     pub leased: bool,
     /// The last attempt's error.
     pub last_error: Option<String>,
-    /// The message itself, when the shared log no longer holds it (a requeued dead
-    /// letter).
-    pub message: Option<StoredMessage>,
+    /// The message itself (its payload is shared, not copied), so that an entry
+    /// waiting for a long time does not keep the shared log from moving on.
+    pub message: StoredMessage,
 }
 
 /// One consumer group.
@@ -190,12 +190,10 @@ impl Group {
         }
     }
 
-    /// The lowest id the group still needs: its cursor or its oldest pending entry.
+    /// The lowest id the group still needs from the shared log: its cursor (pending
+    /// entries hold their own message).
     fn watermark(&self) -> u64 {
-        self.pending
-            .keys()
-            .next()
-            .map_or(self.cursor, |&id| id.min(self.cursor))
+        self.cursor
     }
 }
 
@@ -204,9 +202,10 @@ impl State {
         State::default()
     }
 
-    /// Messages held (not yet done with by every group).
+    /// Messages held: those in the shared log (some group has not reached them) and
+    /// every group's pending entries (each counted once per group).
     pub(crate) fn len(&self) -> usize {
-        self.messages.len()
+        self.messages.len() + self.groups.values().map(|g| g.pending.len()).sum::<usize>()
     }
 
     fn message(&self, id: u64) -> Option<&StoredMessage> {
@@ -297,7 +296,7 @@ impl State {
                         until: at,
                         leased: false,
                         last_error: None,
-                        message: None,
+                        message: message.clone(),
                     };
                     let version = g.schedule(id, at, false);
                     changes.record(|| Change::PutPending {
@@ -314,7 +313,7 @@ impl State {
                         until: now,
                         leased: false,
                         last_error: None,
-                        message: None,
+                        message: message.clone(),
                     },
                 )),
             }
@@ -342,19 +341,14 @@ impl State {
                 entry: entry.clone(),
             });
             let attempt = entry.attempts;
-            let message = entry.message.clone().or_else(|| {
-                let index = usize::try_from(id.checked_sub(base)?).ok()?;
-                self.messages.get(index).cloned()
-            });
+            let message = entry.message.clone();
             g.pending.insert(id, Pending { entry, version });
-            if let Some(message) = message {
-                messages.push(Claimed {
-                    message,
-                    attempt,
-                    lease_expired: was_leased,
-                    last_error,
-                });
-            }
+            messages.push(Claimed {
+                message,
+                attempt,
+                lease_expired: was_leased,
+                last_error,
+            });
         }
         let next_due = g.next_due();
         Ok(Claim { messages, next_due })
@@ -444,7 +438,6 @@ impl State {
         now: SystemTime,
         changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
-        let held = self.message(id).cloned();
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         if !g.pending.get(&id).is_some_and(|p| p.holds(attempt)) {
@@ -453,25 +446,23 @@ impl State {
         let Some(pending) = g.pending.remove(&id) else {
             return Ok(());
         };
-        let message = pending.entry.message.clone().or(held);
+        let message = pending.entry.message;
         changes.record(|| Change::DeletePending {
             group: Arc::clone(&name),
             id,
         });
-        if let Some(message) = message {
-            let record = DeadRecord {
-                message,
-                attempts: pending.entry.attempts,
-                error,
-                dead_at: now,
-            };
-            changes.record(|| Change::PutDead {
-                group: name,
-                id,
-                record: record.clone(),
-            });
-            g.dead.insert(id, record);
-        }
+        let record = DeadRecord {
+            message,
+            attempts: pending.entry.attempts,
+            error,
+            dead_at: now,
+        };
+        changes.record(|| Change::PutDead {
+            group: name,
+            id,
+            record: record.clone(),
+        });
+        g.dead.insert(id, record);
         self.drop_done(changes);
         Ok(())
     }
@@ -486,8 +477,7 @@ impl State {
     }
 
     /// Requeues a dead letter: it becomes a pending entry of this group again, ready
-    /// at `now` with its count reset. The shared log may have dropped the message
-    /// meanwhile; then the entry keeps its own copy.
+    /// at `now` with its count reset.
     pub(crate) fn requeue(
         &mut self,
         group: &str,
@@ -495,7 +485,6 @@ impl State {
         now: SystemTime,
         changes: &mut impl Journal,
     ) -> Result<bool, BackendError> {
-        let held = self.message(id).is_some();
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         let Some(record) = g.dead.remove(&id) else {
@@ -510,7 +499,7 @@ impl State {
             until: now,
             leased: false,
             last_error: Some(record.error),
-            message: (!held).then_some(record.message),
+            message: record.message,
         };
         let version = g.schedule(id, now, false);
         changes.record(|| Change::PutPending {

@@ -16,7 +16,7 @@
 //! | `Pipeline`: typed stages with concurrency and order, named pipelines, per-stage error policies (skip, retry, dead-letter, fail), batching, per-stage statistics | [`pipeline`] | available |
 //! | Resilience layers around any processor: retry, timeout, circuit breaker, rate limit, bulkhead | [`resilience`] | available |
 //! | `ReactiveStream`: a hot, multicast subject (plain, replay, latest) with transformers, terminal signals and per-subscriber overflow; operators usable on any `Stream` (time, combining, stateful, `share`/`replay`) | [`reactive`] | available |
-//! | `MessageQueue`: at-least-once work queue with consumers, workers and dead letters | — | planned |
+//! | `MessageQueue`: at-least-once work queue with consumer groups, worker pools, leases, retries, delayed messages and dead letters, over a pluggable backend | [`queue`] | available |
 //! | `Orchestrator`: named flows under supervision, with stats and health | — | planned |
 //!
 //! The [event bus](bus) in a few lines, driven by `futures`' tiny `block_on` (the same
@@ -127,6 +127,31 @@
 //! names to [`ReactiveExt`](reactive::ReactiveExt) and to the `futures` calls that
 //! already do the job.
 //!
+//! A [work queue](queue) in a few lines (the same example as in the README):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use futures::StreamExt;
+//! use riverbed::queue::MessageQueue;
+//! use riverbed::runtime::{SharedRuntime, VirtualRuntime};
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let clock = VirtualRuntime::new();
+//!     let rt: SharedRuntime = Arc::new(clock.clone());
+//!     clock.block_on(async {
+//!         // Leases, delays and retries keep time on the runtime the queue is given.
+//!         let queue: MessageQueue<String> = MessageQueue::new("emails", &rt);
+//!         let mut mailer = queue.consume("mailer").await?; // a consumer group
+//!         queue.send("welcome, alice".to_string()).await?;
+//!
+//!         let delivery = mailer.next().await.unwrap()?;
+//!         assert_eq!(delivery.message(), "welcome, alice");
+//!         delivery.ack().await?; // unanswered, it would be delivered again
+//!         Ok(())
+//!     })
+//! }
+//! ```
+//!
 //! ## Runtime abstraction
 //!
 //! Where a component needs to spawn, sleep or read the clock, it is handed a
@@ -215,6 +240,7 @@ pub mod prelude {
     };
     pub use crate::context::FlowContext;
     pub use crate::pipeline::{ErrorPolicy, FlowStreamExt, Pipeline, Processor};
+    pub use crate::queue::{Delivery, MessageQueue, StartFrom};
     pub use crate::reactive::{ReactiveExt, ReactiveStream};
     pub use crate::resilience::{ProcessorExt, RetryPolicy};
     pub use crate::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};

@@ -1,7 +1,8 @@
 //! [`MemoryBackend`]: a bounded, in-process queue backend; fast, not durable.
 
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use event_listener::Event;
@@ -9,7 +10,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::backend::{
-    Backend, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom,
+    Backend, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom, StoredMessage,
 };
 use super::state::State;
 
@@ -38,6 +39,12 @@ pub const DEFAULT_MEMORY_CAPACITY: usize = 65_536;
 /// ```
 pub struct MemoryBackend {
     state: Mutex<State>,
+    /// Sends land here under a lock of their own, held for a push, so that producers
+    /// do not wait for consumers' claims and acks; every state operation first moves
+    /// them into the state, in id order.
+    inbox: Mutex<Inbox>,
+    /// Messages the state held after its last operation.
+    held: AtomicUsize,
     capacity: usize,
     /// Appenders waiting for room.
     room: Event,
@@ -55,6 +62,8 @@ impl MemoryBackend {
     pub fn with_capacity(capacity: usize) -> Self {
         MemoryBackend {
             state: Mutex::new(State::new()),
+            inbox: Mutex::new(Inbox::default()),
+            held: AtomicUsize::new(0),
             capacity: capacity.max(1),
             room: Event::new(),
             changed: Event::new(),
@@ -66,21 +75,43 @@ impl MemoryBackend {
         self.capacity
     }
 
+    /// The state, with the sends waiting in the inbox moved in.
     fn state(&self) -> MutexGuard<'_, State> {
-        // No user code runs under this lock; a poisoned lock still guards whole data.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        // No user code runs under these locks; a poisoned lock still guards whole data.
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let arrived = std::mem::take(&mut self.inbox().messages);
+        if !arrived.is_empty() {
+            state.append_stored(arrived, &mut ());
+        }
+        state
+    }
+
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
     fn try_append(&self, messages: &mut Option<Vec<NewMessage>>) -> Option<Vec<u64>> {
-        let mut state = self.state();
         let wanted = messages.as_ref().map_or(0, Vec::len);
-        let held = state.len();
+        let mut inbox = self.inbox();
+        let held = self.held.load(Ordering::Acquire) + inbox.messages.len();
         if held + wanted > self.capacity && held > 0 {
             return None;
         }
-        let ids = state.append(messages.take().unwrap_or_default(), &mut ());
-        drop(state);
+        let batch = messages.take().unwrap_or_default();
+        let mut ids = Vec::with_capacity(batch.len());
+        for message in batch {
+            let id = inbox.next_id;
+            inbox.next_id += 1;
+            ids.push(id);
+            inbox.messages.push(StoredMessage {
+                id,
+                payload: Arc::from(message.payload),
+                enqueued_at: message.enqueued_at,
+                not_before: message.not_before,
+            });
+        }
+        drop(inbox);
         self.changed.notify(usize::MAX);
         Some(ids)
     }
@@ -92,13 +123,22 @@ impl MemoryBackend {
             let mut state = self.state();
             let before = state.len();
             let out = op(&mut state, &mut changes);
-            (out, state.len() < before)
+            let after = state.len();
+            self.held.store(after, Ordering::Release);
+            (out, after < before)
         };
         if freed {
             self.room.notify(usize::MAX);
         }
         out
     }
+}
+
+/// Sends not yet moved into the state.
+#[derive(Debug, Default)]
+struct Inbox {
+    next_id: u64,
+    messages: Vec<StoredMessage>,
 }
 
 impl Default for MemoryBackend {

@@ -213,6 +213,8 @@ impl State {
         self.messages.get(index)
     }
 
+    /// Appends messages, giving them the next ids.
+    #[allow(dead_code)] // the memory backend gives ids out itself (see `append_stored`)
     pub(crate) fn append(&mut self, new: Vec<NewMessage>, changes: &mut impl Journal) -> Vec<u64> {
         let mut ids = Vec::with_capacity(new.len());
         for message in new {
@@ -232,6 +234,19 @@ impl State {
             ids.push(id);
         }
         ids
+    }
+
+    /// Appends messages whose ids were given out already (in order, from
+    /// `next_id` on), by a backend that takes sends outside the state's lock.
+    pub(crate) fn append_stored(&mut self, stored: Vec<StoredMessage>, changes: &mut impl Journal) {
+        for message in stored {
+            if self.messages.is_empty() {
+                self.base = message.id;
+            }
+            self.next_id = self.next_id.max(message.id + 1);
+            changes.record(|| Change::PutMessage(message.clone()));
+            self.messages.push_back(message);
+        }
     }
 
     pub(crate) fn create_group(

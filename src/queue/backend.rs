@@ -186,6 +186,22 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         error: Option<String>,
     ) -> BackendFuture<'a, ()>;
 
+    /// Gives entry `id` of `group`, leased for delivery `attempt` but never handed to a
+    /// handler (a consumer claimed it ahead and stopped), back at once, ready at `now`,
+    /// with that delivery not counted. Ignored if that lease is gone.
+    ///
+    /// The default nacks it to `now`, which counts the delivery; backends override it
+    /// to leave the count as it was.
+    fn release<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        now: SystemTime,
+    ) -> BackendFuture<'a, ()> {
+        self.nack(group, id, attempt, now, None)
+    }
+
     /// Extends the lease of entry `id` of `group` for delivery `attempt` to
     /// `lease_until`; `false` if that lease is gone (answered, or it ran out and the
     /// entry went back or was delivered again).

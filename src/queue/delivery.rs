@@ -210,16 +210,15 @@ where
 
 impl<M, C: Codec> Drop for Deliveries<M, C> {
     fn drop(&mut self) {
-        // Messages claimed and never handed out go back at once, not at lease end.
+        // Messages claimed and never handed out go back at once, not at lease end,
+        // with that delivery not counted.
         let now = self.inner.now();
         for claimed in self.buffer.drain(..) {
-            drop(self.inner.backend.nack(
-                &self.group,
-                claimed.message.id,
-                claimed.attempt,
-                now,
-                claimed.last_error,
-            ));
+            drop(
+                self.inner
+                    .backend
+                    .release(&self.group, claimed.message.id, claimed.attempt, now),
+            );
         }
     }
 }

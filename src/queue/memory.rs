@@ -214,6 +214,18 @@ impl Backend for MemoryBackend {
         std::future::ready(done).boxed()
     }
 
+    fn release<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        now: SystemTime,
+    ) -> BackendFuture<'a, ()> {
+        let done = self.with(|state, changes| state.release(group, id, attempt, now, changes));
+        self.changed.notify(usize::MAX);
+        std::future::ready(done).boxed()
+    }
+
     fn extend_lease<'a>(
         &'a self,
         group: &'a str,

@@ -419,6 +419,34 @@ impl State {
         Ok(())
     }
 
+    /// Gives a leased entry back, ready at `now`, uncounting its delivery.
+    pub(crate) fn release(
+        &mut self,
+        group: &str,
+        id: u64,
+        attempt: u32,
+        now: SystemTime,
+        changes: &mut impl Journal,
+    ) -> Result<(), BackendError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let name = Arc::clone(&g.name);
+        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
+            return Ok(());
+        };
+        let mut entry = pending.entry.clone();
+        entry.leased = false;
+        entry.until = now;
+        entry.attempts = entry.attempts.saturating_sub(1);
+        let version = g.schedule(id, now, false);
+        changes.record(|| Change::PutPending {
+            group: name,
+            id,
+            entry: entry.clone(),
+        });
+        g.pending.insert(id, Pending { entry, version });
+        Ok(())
+    }
+
     pub(crate) fn extend_lease(
         &mut self,
         group: &str,

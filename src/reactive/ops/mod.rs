@@ -57,6 +57,7 @@ mod sample;
 mod throttle;
 mod timeout;
 mod timer;
+mod upstream;
 mod window_time;
 
 pub use self::audit::Audit;

@@ -9,6 +9,7 @@ use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
 use super::interval::tick_after;
+use super::upstream::upstream_access;
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {
@@ -42,27 +43,10 @@ impl<S: Stream> Sample<S> {
         }
     }
 
-    /// The upstream stream.
-    pub fn get_ref(&self) -> &S {
-        &self.upstream
-    }
-
-    /// The upstream stream, mutably; taking items from it directly bypasses the
-    /// operator.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.upstream
-    }
-
-    /// The upstream stream, pinned; taking items from it directly bypasses the
-    /// operator.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().upstream
-    }
-
-    /// The upstream stream; the held item, if any, is dropped.
-    pub fn into_inner(self) -> S {
-        self.upstream
-    }
+    upstream_access!(
+        upstream: S,
+        /// The upstream stream; the held item, if any, is dropped.
+    );
 }
 
 /// Moves `tick` to the first tick strictly after `after`.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use super::upstream::upstream_access;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// Which items of a throttle window go out; for
@@ -91,27 +92,10 @@ impl<S: Stream> Throttle<S> {
         }
     }
 
-    /// The upstream stream.
-    pub fn get_ref(&self) -> &S {
-        &self.upstream
-    }
-
-    /// The upstream stream, mutably; taking items from it directly bypasses the
-    /// operator.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.upstream
-    }
-
-    /// The upstream stream, pinned; taking items from it directly bypasses the
-    /// operator.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().upstream
-    }
-
-    /// The upstream stream; items held for a trailing emission are dropped.
-    pub fn into_inner(self) -> S {
-        self.upstream
-    }
+    upstream_access!(
+        upstream: S,
+        /// The upstream stream; items held for a trailing emission are dropped.
+    );
 }
 
 impl<S: Stream> Stream for Throttle<S> {

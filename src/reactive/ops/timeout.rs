@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
+use super::upstream::upstream_access;
 use crate::runtime::{Deadline, Elapsed, SharedRuntime};
 
 pin_project! {
@@ -44,27 +45,10 @@ impl<S> Timeout<S> {
         self.limit
     }
 
-    /// The upstream stream.
-    pub fn get_ref(&self) -> &S {
-        &self.upstream
-    }
-
-    /// The upstream stream, mutably; taking items from it directly bypasses the
-    /// operator.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.upstream
-    }
-
-    /// The upstream stream, pinned; taking items from it directly bypasses the
-    /// operator.
-    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut S> {
-        self.project().upstream
-    }
-
-    /// The upstream stream.
-    pub fn into_inner(self) -> S {
-        self.upstream
-    }
+    upstream_access!(
+        upstream: S,
+        /// The upstream stream.
+    );
 }
 
 impl<S: Stream> Stream for Timeout<S> {

@@ -5,10 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::upstream::upstream_access;
+use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {
@@ -88,10 +89,7 @@ impl<S: Stream> Stream for Audit<S> {
                 }
                 return Poll::Pending;
             }
-            let current = this.end.now_cached(&mut now);
-            if !this.end.is_due(current) && this.end.poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+            ready!(poll_due(this.end, cx, &mut now));
             this.end.clear();
             return Poll::Ready(this.held.take());
         }

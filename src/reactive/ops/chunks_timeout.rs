@@ -6,10 +6,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::upstream::upstream_access;
+use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// Capacity reserved for a chunk up front, at most: a huge `max_len` must not
@@ -101,10 +102,7 @@ impl<T> Chunker<T> {
         if self.items.is_empty() {
             return Poll::Pending;
         }
-        let current = due.now_cached(now);
-        if !due.is_due(current) && due.poll(cx).is_pending() {
-            return Poll::Pending;
-        }
+        ready!(poll_due(due, cx, now));
         Poll::Ready(self.take())
     }
 

@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 
+use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// The smallest period: a zero period is taken as one nanosecond.
@@ -109,10 +110,7 @@ impl Stream for Interval {
                 start
             }
         };
-        let current = this.next.now_cached(&mut now);
-        if !this.next.is_due(current) && this.next.poll(cx).is_pending() {
-            return Poll::Pending;
-        }
+        let current = ready!(poll_due(&mut this.next, cx, &mut now));
         // Number the latest tick due; the next one stays on the schedule.
         let due = this.next.get().map_or(current, |due| due.max(current));
         let ticks_due = due.saturating_duration_since(start).as_nanos() / this.period.as_nanos();

@@ -58,6 +58,7 @@ mod throttle;
 mod timeout;
 mod timer;
 mod upstream;
+mod wait;
 mod window_time;
 
 pub use self::audit::Audit;

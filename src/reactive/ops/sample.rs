@@ -5,11 +5,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::interval::tick_after;
 use super::upstream::upstream_access;
+use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {
@@ -101,10 +102,7 @@ impl<S: Stream> Stream for Sample<S> {
                     if this.held.is_none() {
                         return Poll::Pending;
                     }
-                    let current = this.tick.now_cached(&mut now);
-                    if !this.tick.is_due(current) && this.tick.poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
+                    let current = ready!(poll_due(this.tick, cx, &mut now));
                     let ticked = this.tick.get().map_or(current, |tick| tick.max(current));
                     schedule(this.tick, start, *this.period, ticked);
                     return Poll::Ready(this.held.take());

@@ -5,10 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::upstream::upstream_access;
+use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// Which items of a throttle window go out; for
@@ -117,10 +118,7 @@ impl<S: Stream> Stream for Throttle<S> {
                     *this.done = true;
                     return Poll::Ready(None);
                 }
-                let current = this.end.now_cached(&mut now);
-                if !this.end.is_due(current) && this.end.poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
+                ready!(poll_due(this.end, cx, &mut now));
                 this.end.clear();
                 return Poll::Ready(this.held.take());
             } else {
@@ -136,10 +134,7 @@ impl<S: Stream> Stream for Throttle<S> {
                         if this.held.is_none() {
                             return Poll::Pending;
                         }
-                        let current = this.end.now_cached(&mut now);
-                        if !this.end.is_due(current) && this.end.poll(cx).is_pending() {
-                            return Poll::Pending;
-                        }
+                        ready!(poll_due(this.end, cx, &mut now));
                         // The trailing item goes out and a new window opens with it.
                         if let Some(closed) = this.end.get() {
                             this.end.set_after(closed, *this.window);

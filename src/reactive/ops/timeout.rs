@@ -5,10 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::upstream::upstream_access;
+use super::wait::poll_due;
 use crate::runtime::{Deadline, Elapsed, SharedRuntime};
 
 pin_project! {
@@ -84,10 +85,7 @@ impl<S: Stream> Stream for Timeout<S> {
                 Poll::Ready(None)
             }
             Poll::Pending => {
-                let current = this.due.now_cached(&mut now);
-                if !this.due.is_due(current) && this.due.poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
+                ready!(poll_due(this.due, cx, &mut now));
                 *this.done = true;
                 this.due.clear();
                 Poll::Ready(Some(Err(Elapsed)))

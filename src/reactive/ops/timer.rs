@@ -5,8 +5,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream};
+use futures_core::{FusedStream, Stream, ready};
 
+use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// A stream that yields `()` once, `delay` after its first poll on `rt`'s clock, and
@@ -62,10 +63,7 @@ impl Stream for Timer {
             let start = this.due.now_cached(&mut now);
             this.due.set_after(start, this.delay);
         }
-        let current = this.due.now_cached(&mut now);
-        if !this.due.is_due(current) && this.due.poll(cx).is_pending() {
-            return Poll::Pending;
-        }
+        ready!(poll_due(&mut this.due, cx, &mut now));
         this.done = true;
         this.due.clear();
         Poll::Ready(Some(()))

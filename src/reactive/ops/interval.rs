@@ -125,9 +125,9 @@ impl Stream for Interval {
     }
 }
 
-/// Sets `next` to the first tick after `after` (never, past the end of representable
-/// time).
-fn schedule(next: &mut Deadline, start: Instant, period: Duration, after: Instant) {
+/// Sets `next` to the first tick of the schedule strictly after `after` (never, past
+/// the end of representable time); shared with [`Sample`](super::Sample).
+pub(crate) fn schedule(next: &mut Deadline, start: Instant, period: Duration, after: Instant) {
     match tick_after(start, period, after) {
         Some(at) => next.set(at),
         None => next.set_never(),

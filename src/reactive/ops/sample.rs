@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::interval::tick_after;
+use super::interval::schedule;
 use super::upstream::upstream_access;
 use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
@@ -48,14 +48,6 @@ impl<S: Stream> Sample<S> {
         upstream: S,
         /// The upstream stream; the held item, if any, is dropped.
     );
-}
-
-/// Moves `tick` to the first tick strictly after `after`.
-fn schedule(tick: &mut Deadline, start: Instant, period: Duration, after: Instant) {
-    match tick_after(start, period, after) {
-        Some(at) => tick.set(at),
-        None => tick.set_never(),
-    }
 }
 
 impl<S: Stream> Stream for Sample<S> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::upstream_access;
+use super::upstream::{upstream_access, upstream_hint};
 use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -195,11 +195,7 @@ impl<S: Stream> Stream for ChunksTimeout<S> {
             return (0, Some(0));
         }
         let buffered = self.chunker.len();
-        let (lower, upper) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
+        let (lower, upper) = upstream_hint(&self.upstream, self.upstream_done);
         // At least one chunk when any item is to come; at most one per item.
         let lower = usize::from(lower > 0 || buffered > 0);
         (lower, upper.and_then(|upper| upper.checked_add(buffered)))

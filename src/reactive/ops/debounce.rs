@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::upstream_access;
+use super::upstream::{upstream_access, upstream_hint};
 use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -94,11 +94,7 @@ impl<S: Stream> Stream for Debounce<S> {
             return (0, Some(0));
         }
         let held = usize::from(self.held.is_some());
-        let (lower, upper) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
+        let (lower, upper) = upstream_hint(&self.upstream, self.upstream_done);
         // The last item always comes out; any other may be replaced.
         let lower = (lower + held).min(1);
         (lower, upper.and_then(|upper| upper.checked_add(held)))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::upstream::upstream_access;
+use super::upstream::{upstream_access, upstream_hint};
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {
@@ -113,11 +113,7 @@ impl<S: Stream> Stream for Delay<S> {
             return (0, Some(0));
         }
         let queued = self.queue.len();
-        let (lower, upper) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
+        let (lower, upper) = upstream_hint(&self.upstream, self.upstream_done);
         // Items due past the end of representable time never come out.
         let stuck = self.queue.back().is_some_and(|(due, _)| due.is_none());
         let lower = if stuck {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::upstream_access;
+use super::upstream::{upstream_access, upstream_hint};
 use super::wait::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -178,11 +178,7 @@ impl<S: Stream> Stream for Throttle<S> {
             return (0, Some(0));
         }
         let kept = usize::from(self.held.is_some()) + usize::from(self.lookahead.is_some());
-        let upper = if self.upstream_done {
-            Some(0)
-        } else {
-            self.upstream.size_hint().1
-        };
+        let upper = upstream_hint(&self.upstream, self.upstream_done).1;
         (0, upper.and_then(|upper| upper.checked_add(kept)))
     }
 }

@@ -1,4 +1,7 @@
-//! `upstream_access!`: the accessors of an operator's upstream stream.
+//! What the operators over one upstream stream share: `upstream_access!`, the
+//! accessors of that stream, and `upstream_hint`, what it may still yield.
+
+use futures_core::Stream;
 
 /// Declares `get_ref`, `get_mut`, `get_pin_mut` and `into_inner` for an operator
 /// whose upstream stream is the pinned field `$field` of type `$inner`; invoked in
@@ -34,3 +37,15 @@ macro_rules! upstream_access {
 }
 
 pub(crate) use upstream_access;
+
+/// The size hint of what upstream may still yield: nothing once it has ended.
+pub(crate) fn upstream_hint<S: Stream>(
+    upstream: &S,
+    upstream_done: bool,
+) -> (usize, Option<usize>) {
+    if upstream_done {
+        (0, Some(0))
+    } else {
+        upstream.size_hint()
+    }
+}

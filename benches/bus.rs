@@ -30,6 +30,11 @@ use riverbed::bus::{EventBus, Filter, Overflow, SubscribeOptions};
 use riverbed::stats::Histogram;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
+#[path = "support/timing.rs"]
+#[allow(dead_code)] // the benches that check counts use the rest
+mod timing;
+use timing::{runtime, time_delivered};
+
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
@@ -61,22 +66,6 @@ fn peer_event(i: u64) -> PeerEvent {
 
 fn bare(i: u64) -> u64 {
     i
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-/// Scales `elapsed` so that throughput reflects delivered events.
-fn scaled(elapsed: Duration, expected: u64, delivered: u64) -> Duration {
-    if delivered == 0 {
-        return elapsed * 1000;
-    }
-    elapsed.mul_f64(expected as f64 / delivered as f64)
 }
 
 async fn riverbed_fanout(subs: usize, overflow: Overflow) -> u64 {
@@ -188,58 +177,27 @@ async fn async_channel_1to1<T: Send + 'static>(make: fn(u64) -> T) -> u64 {
     consumer.await.expect("consumer")
 }
 
-/// Times `run` (which returns how many events were delivered) like for like.
-macro_rules! bench_side {
-    ($group:expr, $id:expr, $rt:expr, $expected:expr, $label:expr, $run:expr) => {{
-        let label: String = ($label).to_string();
-        $group.bench_function($id, |b| {
-            b.to_async($rt).iter_custom(|iters| {
-                let label = label.clone();
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let start = Instant::now();
-                        let delivered = $run.await;
-                        total += scaled(start.elapsed(), $expected, delivered);
-                        report(&label, $expected, delivered);
-                    }
-                    total
-                }
-            })
-        });
-    }};
-}
-
 fn one_to_one(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("bus_1to1");
     group
         .sample_size(10)
         .throughput(Throughput::Elements(EVENTS));
-    bench_side!(
-        group,
-        "riverbed",
-        &rt,
-        EVENTS,
-        "1to1/riverbed",
-        riverbed_fanout(1, Overflow::Block)
-    );
-    bench_side!(
-        group,
-        "async_channel_event",
-        &rt,
-        EVENTS,
-        "1to1/async_channel_event",
-        async_channel_1to1(peer_event)
-    );
-    bench_side!(
-        group,
-        "async_channel_u64",
-        &rt,
-        EVENTS,
-        "1to1/async_channel_u64",
-        async_channel_1to1(bare)
-    );
+    group.bench_function("riverbed", |b| {
+        time_delivered(b, &rt, EVENTS, "1to1/riverbed", || {
+            riverbed_fanout(1, Overflow::Block)
+        })
+    });
+    group.bench_function("async_channel_event", |b| {
+        time_delivered(b, &rt, EVENTS, "1to1/async_channel_event", || {
+            async_channel_1to1(peer_event)
+        })
+    });
+    group.bench_function("async_channel_u64", |b| {
+        time_delivered(b, &rt, EVENTS, "1to1/async_channel_u64", || {
+            async_channel_1to1(bare)
+        })
+    });
     group.finish();
 }
 
@@ -262,49 +220,26 @@ fn fanout(c: &mut Criterion) {
             let expected = EVENTS * subs as u64;
             group.throughput(Throughput::Elements(expected));
             let label = |side: &str| format!("{name}/{side}/{subs}");
-            bench_side!(
-                group,
-                BenchmarkId::new("riverbed", subs),
-                &rt,
-                expected,
-                &label("riverbed"),
-                riverbed_fanout(subs, policy)
-            );
+            group.bench_function(BenchmarkId::new("riverbed", subs), |b| {
+                time_delivered(b, &rt, expected, &label("riverbed"), || {
+                    riverbed_fanout(subs, policy)
+                })
+            });
             for (suffix, event) in [("event", true), ("u64", false)] {
                 let side = format!("{peer}_{suffix}");
-                bench_side!(
-                    group,
-                    BenchmarkId::new(side.as_str(), subs),
-                    &rt,
-                    expected,
-                    &label(&side),
-                    async {
+                group.bench_function(BenchmarkId::new(side.as_str(), subs), |b| {
+                    time_delivered(b, &rt, expected, &label(&side), move || async move {
                         match (lossy, event) {
                             (true, true) => tokio_broadcast_fanout(subs, peer_event).await,
                             (true, false) => tokio_broadcast_fanout(subs, bare).await,
                             (false, true) => async_broadcast_fanout(subs, peer_event).await,
                             (false, false) => async_broadcast_fanout(subs, bare).await,
                         }
-                    }
-                );
+                    })
+                });
             }
         }
         group.finish();
-    }
-}
-
-/// Prints the delivered share once per side.
-fn report(key: &str, expected: u64, delivered: u64) {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-    let key = key.to_owned();
-    let mut seen = SEEN.lock().expect("lock");
-    if seen.get_or_insert_with(HashSet::new).insert(key.clone()) {
-        println!(
-            "delivered {key}: {delivered}/{expected} ({:.1}%)",
-            100.0 * delivered as f64 / expected as f64
-        );
     }
 }
 

@@ -28,14 +28,21 @@
 //! Run: `cargo bench --bench pipeline` (add `-- --quick` for a fast pass).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use criterion::measurement::WallTime;
 use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main,
 };
 use futures::{Stream, StreamExt, stream};
 use riverbed::FlowContext;
 use riverbed::pipeline::{FlowStreamExt, Flowing, Processor, Stage, map};
+
+#[path = "support/timing.rs"]
+#[allow(dead_code)] // the benches that count delivered items use the rest
+mod timing;
+use timing::{runtime, time_counted, time_counted_with};
 
 /// Items per iteration of `pipeline_3_stages`.
 const ITEMS: u64 = 1_000_000;
@@ -45,14 +52,6 @@ const IO_ITEMS: u64 = 2_000;
 const IO: Duration = Duration::from_micros(50);
 /// Capacity of each channel of `async_channel_tasks`.
 const CAPACITY: usize = 1024;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// The input of one iteration, built before the clock starts.
 fn input(n: u64) -> Vec<String> {
@@ -191,24 +190,20 @@ async fn riverbed_io(ctx: &FlowContext, concurrency: usize) -> u64 {
         .await
 }
 
-/// Times `$run` (an async expression returning the number of outputs) per iteration,
-/// building its input with `$setup` before the clock starts.
-macro_rules! bench_side {
-    ($group:expr, $id:expr, $rt:expr, $expected:expr, $setup:expr, |$input:ident| $run:expr) => {{
-        $group.bench_function($id, |b| {
-            b.to_async($rt).iter_custom(|iters| async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let $input = $setup;
-                    let start = Instant::now();
-                    let produced = $run.await;
-                    total += start.elapsed();
-                    assert_eq!(produced, $expected, "every item comes out");
-                }
-                total
-            })
-        });
-    }};
+/// Times one side of `pipeline_3_stages` (an async function of the input strings,
+/// returning the number of outputs), on an input built before the clock starts.
+fn stages_side<F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    rt: &tokio::runtime::Runtime,
+    run: F,
+) where
+    F: Fn(Vec<String>) -> Fut,
+    Fut: Future<Output = u64>,
+{
+    group.bench_function(id, |b| {
+        time_counted_with(b, rt, ITEMS, || input(ITEMS), &run)
+    });
 }
 
 fn three_stages(c: &mut Criterion) {
@@ -219,46 +214,17 @@ fn three_stages(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(ITEMS));
-    bench_side!(
-        group,
-        "riverbed_stats_on",
-        &rt,
-        ITEMS,
-        input(ITEMS),
-        |strings| { riverbed_3_stages(strings, ctx, true) }
-    );
-    bench_side!(
-        group,
-        "riverbed_stats_off",
-        &rt,
-        ITEMS,
-        input(ITEMS),
-        |strings| { riverbed_3_stages(strings, ctx, false) }
-    );
-    bench_side!(
-        group,
-        "streamext_chain",
-        &rt,
-        ITEMS,
-        input(ITEMS),
-        |strings| { streamext_chain(strings) }
-    );
-    bench_side!(
-        group,
-        "streamext_chain_with_context",
-        &rt,
-        ITEMS,
-        input(ITEMS),
-        |strings| { streamext_chain_with_context(strings, ctx) }
-    );
-    bench_side!(
-        group,
-        "async_channel_tasks",
-        &rt,
-        ITEMS,
-        input(ITEMS),
-        |strings| { async_channel_tasks(strings) }
-    );
+    stages_side(&mut group, "riverbed_stats_on", &rt, |strings| {
+        riverbed_3_stages(strings, ctx, true)
+    });
+    stages_side(&mut group, "riverbed_stats_off", &rt, |strings| {
+        riverbed_3_stages(strings, ctx, false)
+    });
+    stages_side(&mut group, "streamext_chain", &rt, streamext_chain);
+    stages_side(&mut group, "streamext_chain_with_context", &rt, |strings| {
+        streamext_chain_with_context(strings, ctx)
+    });
+    stages_side(&mut group, "async_channel_tasks", &rt, async_channel_tasks);
     group.finish();
 }
 
@@ -275,14 +241,9 @@ fn concurrency(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(20))
         .throughput(Throughput::Elements(IO_ITEMS));
     for n in [1usize, 8] {
-        bench_side!(
-            group,
-            BenchmarkId::new("riverbed", n),
-            &rt,
-            IO_ITEMS,
-            (),
-            |_unit| riverbed_io(ctx, n)
-        );
+        group.bench_function(BenchmarkId::new("riverbed", n), |b| {
+            time_counted(b, &rt, IO_ITEMS, || riverbed_io(ctx, n))
+        });
     }
     group.finish();
 }

@@ -50,9 +50,10 @@
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use futures::{Stream, StreamExt, stream};
 use riverbed::bus::Overflow;
 use riverbed::reactive::{ReactiveExt, ReactiveStream, SubscribeOptions};
@@ -61,19 +62,14 @@ use riverbed::runtime::SharedRuntime;
 #[path = "support/runtime.rs"]
 mod support;
 use support::BenchRuntime;
+#[path = "support/timing.rs"]
+mod timing;
+use timing::{runtime, time_counted, time_delivered};
 
 /// Items per iteration of `operator_overhead`.
 const ITEMS: u64 = 1_000_000;
 /// A window that never closes during a run.
 const LONG: Duration = Duration::from_secs(3600);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// The input of one iteration.
 fn input() -> impl Stream<Item = u64> {
@@ -90,25 +86,6 @@ async fn drain(stream: impl Stream<Item = u64>) -> u64 {
         .await
 }
 
-/// Times `$run` (an async expression returning the number of outputs) per iteration
-/// and checks that number.
-macro_rules! bench_side {
-    ($group:expr, $id:expr, $rt:expr, $expected:expr, $run:expr) => {{
-        $group.bench_function($id, |b| {
-            b.to_async($rt).iter_custom(|iters| async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let produced = $run.await;
-                    total += start.elapsed();
-                    assert_eq!(produced, $expected, "the expected items come out");
-                }
-                total
-            })
-        });
-    }};
-}
-
 fn operator_overhead(c: &mut Criterion) {
     let rt = runtime();
     let clock: SharedRuntime = Arc::new(BenchRuntime {
@@ -119,35 +96,25 @@ fn operator_overhead(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(ITEMS));
-    bench_side!(group, "passthrough", &rt, ITEMS, drain(input()));
-    bench_side!(
-        group,
-        "debounce_long",
-        &rt,
-        1,
-        drain(input().debounce(LONG, clock))
-    );
-    bench_side!(
-        group,
-        "debounce_zero",
-        &rt,
-        ITEMS,
-        drain(input().debounce(Duration::ZERO, clock))
-    );
-    bench_side!(
-        group,
-        "throttle_long",
-        &rt,
-        1,
-        drain(input().throttle(LONG, clock))
-    );
-    bench_side!(
-        group,
-        "throttle_zero",
-        &rt,
-        ITEMS,
-        drain(input().throttle(Duration::ZERO, clock))
-    );
+    group.bench_function("passthrough", |b| {
+        time_counted(b, &rt, ITEMS, || drain(input()))
+    });
+    group.bench_function("debounce_long", |b| {
+        time_counted(b, &rt, 1, || drain(input().debounce(LONG, clock)))
+    });
+    group.bench_function("debounce_zero", |b| {
+        time_counted(b, &rt, ITEMS, || {
+            drain(input().debounce(Duration::ZERO, clock))
+        })
+    });
+    group.bench_function("throttle_long", |b| {
+        time_counted(b, &rt, 1, || drain(input().throttle(LONG, clock)))
+    });
+    group.bench_function("throttle_zero", |b| {
+        time_counted(b, &rt, ITEMS, || {
+            drain(input().throttle(Duration::ZERO, clock))
+        })
+    });
     group.finish();
 }
 
@@ -162,14 +129,6 @@ const FANOUT_CAPACITY: usize = 1024;
 /// receiver (the peers, which have no shared transform step).
 fn transform(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 7
-}
-
-/// Scales `elapsed` so that throughput reflects delivered items.
-fn scaled(elapsed: Duration, expected: u64, delivered: u64) -> Duration {
-    if delivered == 0 {
-        return elapsed * 1000;
-    }
-    elapsed.mul_f64(expected as f64 / delivered as f64)
 }
 
 /// Riverbed: one `ReactiveStream` with one transformer (a plain function, or the same
@@ -273,37 +232,18 @@ async fn async_broadcast_fanout() -> u64 {
     delivered.load(Ordering::Relaxed)
 }
 
-/// Prints the delivered share once per side.
-fn report(key: &str, expected: u64, delivered: u64) {
-    use std::collections::HashSet;
-    use std::sync::Mutex;
-    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
-    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    if seen.get_or_insert_with(HashSet::new).insert(key.to_owned()) {
-        println!(
-            "delivered {key}: {delivered}/{expected} ({:.1}%)",
-            100.0 * delivered as f64 / expected as f64
-        );
-    }
-}
-
-/// Times one fan-out side (an async expression returning the items delivered).
-macro_rules! fanout_side {
-    ($group:expr, $id:expr, $rt:expr, $run:expr) => {{
-        let expected = FANOUT_ITEMS * FANOUT_SUBS as u64;
-        $group.bench_function($id, |b| {
-            b.to_async($rt).iter_custom(|iters| async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let start = Instant::now();
-                    let delivered = $run.await;
-                    total += scaled(start.elapsed(), expected, delivered);
-                    report($id, expected, delivered);
-                }
-                total
-            })
-        });
-    }};
+/// Times one fan-out side (an async function returning the items delivered).
+fn fanout_side<F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    rt: &tokio::runtime::Runtime,
+    run: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = u64>,
+{
+    let expected = FANOUT_ITEMS * FANOUT_SUBS as u64;
+    group.bench_function(id, |b| time_delivered(b, rt, expected, id, &run));
 }
 
 fn fanout(c: &mut Criterion) {
@@ -312,26 +252,17 @@ fn fanout(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(FANOUT_ITEMS * FANOUT_SUBS as u64));
-    fanout_side!(
-        group,
-        "riverbed_block",
-        &rt,
+    fanout_side(&mut group, "riverbed_block", &rt, || {
         riverbed_fanout(Overflow::Block, false)
-    );
-    fanout_side!(
-        group,
-        "riverbed_block_async_transformer",
-        &rt,
+    });
+    fanout_side(&mut group, "riverbed_block_async_transformer", &rt, || {
         riverbed_fanout(Overflow::Block, true)
-    );
-    fanout_side!(
-        group,
-        "riverbed_drop_oldest",
-        &rt,
+    });
+    fanout_side(&mut group, "riverbed_drop_oldest", &rt, || {
         riverbed_fanout(Overflow::DropOldest, false)
-    );
-    fanout_side!(group, "tokio_broadcast", &rt, tokio_broadcast_fanout());
-    fanout_side!(group, "async_broadcast", &rt, async_broadcast_fanout());
+    });
+    fanout_side(&mut group, "tokio_broadcast", &rt, tokio_broadcast_fanout);
+    fanout_side(&mut group, "async_broadcast", &rt, async_broadcast_fanout);
     group.finish();
 }
 

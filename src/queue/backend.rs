@@ -155,6 +155,17 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// promises.
     fn append(&self, messages: Vec<NewMessage>) -> BackendFuture<'_, Vec<u64>>;
 
+    /// Appends one message: [`append`](Self::append) of one, which backends may make
+    /// cheaper (no batch to build).
+    fn append_one(&self, message: NewMessage) -> BackendFuture<'_, u64> {
+        let append = self.append(vec![message]);
+        Box::pin(async move {
+            append.await?.first().copied().ok_or_else(|| {
+                BackendError::Storage("the backend returned no id for a message".into())
+            })
+        })
+    }
+
     /// Creates consumer group `group`, starting at `start`, unless it exists; returns
     /// whether it was created.
     fn create_group<'a>(&'a self, group: &'a str, start: StartFrom) -> BackendFuture<'a, bool>;

@@ -48,6 +48,8 @@ pub struct Deliveries<M, C: Codec> {
     group: Arc<str>,
     consumer: Arc<str>,
     metrics: Arc<GroupMetrics>,
+    /// What every lease of this stream answers through (one `Arc` per lease).
+    answers: Arc<Answers>,
     batch: usize,
     buffer: VecDeque<Claimed>,
     state: ClaimState,
@@ -77,7 +79,13 @@ where
     pub(crate) fn new(inner: Arc<Inner<C>>, group: &str) -> Self {
         let n = CONSUMERS.fetch_add(1, Ordering::Relaxed);
         let metrics = inner.metrics(group);
+        let answers = Arc::new(Answers {
+            inner: Arc::clone(&inner) as Arc<dyn LeaseTarget>,
+            group: Arc::from(group),
+            metrics: Arc::clone(&metrics),
+        });
         Deliveries {
+            answers,
             consumer: Arc::from(format!("{}-{n}", inner.name)),
             group: Arc::from(group),
             inner,
@@ -141,9 +149,7 @@ where
             self.metrics.redelivered.inc();
         }
         let lease = Lease {
-            inner: Arc::clone(&self.inner) as Arc<dyn LeaseTarget>,
-            group: Arc::clone(&self.group),
-            metrics: Arc::clone(&self.metrics),
+            to: Arc::clone(&self.answers),
             id: claimed.message.id,
             attempt: claimed.attempt,
             enqueued_at: claimed.message.enqueued_at,
@@ -327,14 +333,19 @@ impl<C: Codec> LeaseTarget for Inner<C> {
 /// The answer side of a [`Delivery`]: acknowledges, retries or dead-letters one
 /// message of one group. Dropped without an answer, it retries the message as failed.
 pub struct Lease {
-    inner: Arc<dyn LeaseTarget>,
-    group: Arc<str>,
-    metrics: Arc<GroupMetrics>,
+    to: Arc<Answers>,
     id: u64,
     attempt: u32,
     enqueued_at: SystemTime,
     last_error: Option<String>,
     answered: bool,
+}
+
+/// Where a lease's answers go: the queue, the group, the group's counters.
+struct Answers {
+    inner: Arc<dyn LeaseTarget>,
+    group: Arc<str>,
+    metrics: Arc<GroupMetrics>,
 }
 
 impl Lease {
@@ -360,18 +371,18 @@ impl Lease {
 
     /// The group the message was delivered to.
     pub fn group(&self) -> &str {
-        &self.group
+        &self.to.group
     }
 
     /// Acknowledges the message: it leaves the group for good.
     pub async fn ack(mut self) -> Result<(), QueueError> {
         self.answered = true;
         let ids = [self.id];
-        let done = self.inner.backend().ack(&self.group, &ids).await;
-        self.metrics.acked.inc();
-        let now = self.inner.now();
+        let done = self.to.inner.backend().ack(&self.to.group, &ids).await;
+        self.to.metrics.acked.inc();
+        let now = self.to.inner.now();
         if let Ok(latency) = now.duration_since(self.enqueued_at) {
-            self.metrics.latency.record(latency);
+            self.to.metrics.latency.record(latency);
         }
         Ok(done?)
     }
@@ -393,22 +404,30 @@ impl Lease {
     /// Gives up on the message now: to dead letters with `error`.
     pub async fn reject(mut self, error: impl fmt::Display) -> Result<(), QueueError> {
         self.answered = true;
-        let now = self.inner.now();
-        self.metrics.dead_lettered.inc();
+        let now = self.to.inner.now();
+        self.to.metrics.dead_lettered.inc();
         Ok(self
+            .to
             .inner
             .backend()
-            .dead_letter(&self.group, self.id, self.attempt, error.to_string(), now)
+            .dead_letter(
+                &self.to.group,
+                self.id,
+                self.attempt,
+                error.to_string(),
+                now,
+            )
             .await?)
     }
 
     /// Extends the lease by `by` from now; `false` if it was lost meanwhile.
     pub async fn extend(&mut self, by: Duration) -> Result<bool, QueueError> {
-        let until = self.inner.now() + by;
+        let until = self.to.inner.now() + by;
         Ok(self
+            .to
             .inner
             .backend()
-            .extend_lease(&self.group, self.id, self.attempt, until)
+            .extend_lease(&self.to.group, self.id, self.attempt, until)
             .await?)
     }
 
@@ -418,13 +437,13 @@ impl Lease {
         error: String,
         delay: Option<Duration>,
     ) -> BoxFuture<'_, Result<(), QueueError>> {
-        let now = self.inner.now();
-        let policy = self.inner.retry_policy();
+        let now = self.to.inner.now();
+        let policy = self.to.inner.retry_policy();
         if policy.allows(self.attempt) {
-            self.metrics.nacked.inc();
+            self.to.metrics.nacked.inc();
             let delay = delay.unwrap_or_else(|| policy.delay_for(self.attempt, self.id));
-            let nack = self.inner.backend().nack(
-                &self.group,
+            let nack = self.to.inner.backend().nack(
+                &self.to.group,
                 self.id,
                 self.attempt,
                 now + delay,
@@ -432,11 +451,14 @@ impl Lease {
             );
             async move { Ok(nack.await?) }.boxed()
         } else {
-            self.metrics.dead_lettered.inc();
-            let dead =
-                self.inner
-                    .backend()
-                    .dead_letter(&self.group, self.id, self.attempt, error, now);
+            self.to.metrics.dead_lettered.inc();
+            let dead = self.to.inner.backend().dead_letter(
+                &self.to.group,
+                self.id,
+                self.attempt,
+                error,
+                now,
+            );
             async move { Ok(dead.await?) }.boxed()
         }
     }
@@ -447,11 +469,8 @@ impl Lease {
         let Some(first) = leases.first() else {
             return Ok(());
         };
-        let (inner, group, metrics) = (
-            Arc::clone(&first.inner),
-            Arc::clone(&first.group),
-            Arc::clone(&first.metrics),
-        );
+        let to = Arc::clone(&first.to);
+        let (inner, group, metrics) = (&to.inner, &to.group, &to.metrics);
         let now = inner.now();
         let mut ids = Vec::with_capacity(leases.len());
         for lease in &mut leases {
@@ -462,7 +481,7 @@ impl Lease {
             }
         }
         drop(leases);
-        let done = inner.backend().ack(&group, &ids).await;
+        let done = inner.backend().ack(group, &ids).await;
         metrics.acked.add(ids.len() as u64);
         Ok(done?)
     }
@@ -470,13 +489,15 @@ impl Lease {
     /// Dead-letters at once, without waiting (the backend acts when called).
     pub(crate) fn dead_letter_now(mut self, error: String) {
         self.answered = true;
-        self.metrics.dead_lettered.inc();
-        let now = self.inner.now();
-        drop(
-            self.inner
-                .backend()
-                .dead_letter(&self.group, self.id, self.attempt, error, now),
-        );
+        self.to.metrics.dead_lettered.inc();
+        let now = self.to.inner.now();
+        drop(self.to.inner.backend().dead_letter(
+            &self.to.group,
+            self.id,
+            self.attempt,
+            error,
+            now,
+        ));
     }
 }
 
@@ -492,7 +513,7 @@ impl Drop for Lease {
 impl fmt::Debug for Lease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lease")
-            .field("group", &self.group)
+            .field("group", &self.to.group)
             .field("id", &self.id)
             .field("attempt", &self.attempt)
             .field("answered", &self.answered)

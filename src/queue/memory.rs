@@ -94,26 +94,35 @@ impl MemoryBackend {
     fn try_append(&self, messages: &mut Option<Vec<NewMessage>>) -> Option<Vec<u64>> {
         let wanted = messages.as_ref().map_or(0, Vec::len);
         let mut inbox = self.inbox();
-        let held = self.held.load(Ordering::Acquire) + inbox.messages.len();
-        if held + wanted > self.capacity && held > 0 {
+        if !self.fits(&inbox, wanted) {
             return None;
         }
         let batch = messages.take().unwrap_or_default();
-        let mut ids = Vec::with_capacity(batch.len());
-        for message in batch {
-            let id = inbox.next_id;
-            inbox.next_id += 1;
-            ids.push(id);
-            inbox.messages.push(StoredMessage {
-                id,
-                payload: Arc::from(message.payload),
-                enqueued_at: message.enqueued_at,
-                not_before: message.not_before,
-            });
-        }
+        let ids = batch
+            .into_iter()
+            .map(|message| inbox.push(message))
+            .collect();
         drop(inbox);
         self.changed.notify(usize::MAX);
         Some(ids)
+    }
+
+    /// [`try_append`](Self::try_append) for one message, with no batch to build.
+    fn try_append_one(&self, message: &mut Option<NewMessage>) -> Option<u64> {
+        let mut inbox = self.inbox();
+        if !self.fits(&inbox, 1) {
+            return None;
+        }
+        let id = inbox.push(message.take()?);
+        drop(inbox);
+        self.changed.notify(usize::MAX);
+        Some(id)
+    }
+
+    /// Whether `wanted` more messages fit (or the backend is empty).
+    fn fits(&self, inbox: &Inbox, wanted: usize) -> bool {
+        let held = self.held.load(Ordering::Acquire) + inbox.messages.len();
+        held + wanted <= self.capacity || held == 0
     }
 
     /// Runs `op` on the state, then wakes appenders if messages were dropped.
@@ -139,6 +148,21 @@ impl MemoryBackend {
 struct Inbox {
     next_id: u64,
     messages: Vec<StoredMessage>,
+}
+
+impl Inbox {
+    /// Gives `message` the next id and keeps it.
+    fn push(&mut self, message: NewMessage) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.messages.push(StoredMessage {
+            id,
+            payload: Arc::from(message.payload),
+            enqueued_at: message.enqueued_at,
+            not_before: message.not_before,
+        });
+        id
+    }
 }
 
 impl Default for MemoryBackend {
@@ -168,6 +192,24 @@ impl Backend for MemoryBackend {
                 let listener = self.room.listen();
                 if let Some(ids) = self.try_append(&mut messages) {
                     return Ok(ids);
+                }
+                listener.await;
+            }
+        }
+        .boxed()
+    }
+
+    fn append_one(&self, message: NewMessage) -> BackendFuture<'_, u64> {
+        let mut message = Some(message);
+        // The common case, room now, needs no async state machine.
+        if let Some(id) = self.try_append_one(&mut message) {
+            return std::future::ready(Ok(id)).boxed();
+        }
+        async move {
+            loop {
+                let listener = self.room.listen();
+                if let Some(id) = self.try_append_one(&mut message) {
+                    return Ok(id);
                 }
                 listener.await;
             }

@@ -265,17 +265,11 @@ where
             enqueued_at: self.inner.now(),
             not_before,
         };
-        let ids = self
-            .inner
+        self.inner
             .backend
-            .append(vec![new])
+            .append_one(new)
             .await
-            .map_err(SendError::Backend)?;
-        ids.first()
-            .copied()
-            .ok_or(SendError::Backend(BackendError::Storage(
-                "the backend returned no id".into(),
-            )))
+            .map_err(SendError::Backend)
     }
 
     /// Sends `messages` in one append (one commit for a durable backend); resolves with

@@ -468,3 +468,35 @@ fn a_long_delayed_message_does_not_hold_a_bounded_queue_back() {
         late.ack().await.unwrap();
     });
 }
+
+#[test]
+fn a_slow_worker_claims_no_more_than_it_handles_within_a_lease() {
+    on_virtual_clock(|rt, _start| async move {
+        let queue: Jobs = MessageQueue::builder("jobs", &rt)
+            .lease(Duration::from_secs(8))
+            .build();
+        queue.create_group("g", StartFrom::Latest).await.unwrap();
+        queue.send_batch(0..12).await.unwrap();
+        let clock = Arc::clone(&rt);
+        // One second per message: a lease holds 8, a quarter of it 2.
+        let consumer = queue.consumer("g", move |_n: u32| {
+            let clock = Arc::clone(&clock);
+            async move { clock.sleep(Duration::from_secs(1)).await }
+        });
+        let stop = consumer.stop_handle();
+        let flow = consumer.spawn(&rt);
+        let mut most_in_flight = 0;
+        for _ in 0..10 {
+            rt.sleep(Duration::from_millis(1_100)).await;
+            let stats = queue.stats().await.unwrap();
+            most_in_flight = most_in_flight.max(stats.group("g").unwrap().in_flight);
+        }
+        stop.stop_when_idle(Duration::from_secs(5));
+        flow.await.unwrap().unwrap();
+        let stats = queue.stats().await.unwrap();
+        let g = stats.group("g").unwrap();
+        assert!(most_in_flight <= 2, "claimed {most_in_flight} ahead");
+        // With a claim of more than 8 ahead, leases would have run out: redeliveries.
+        assert_eq!((g.acked, g.redelivered), (12, 0));
+    });
+}

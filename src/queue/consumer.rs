@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 
 use super::backend::{BackendError, StartFrom};
 use super::codec::Codec;
-use super::delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery, Lease};
+use super::delivery::{Deliveries, Delivery, Lease};
+
+/// The most messages a [`Consumer`]'s worker claims at once by default.
+pub const DEFAULT_MAX_CLAIM: usize = 128;
 use super::error::QueueError;
 use super::queue::Inner;
 use crate::bus::HandlerOutcome;
@@ -166,7 +169,7 @@ where
             handler: Arc::new(handler),
             workers: 1,
             start: StartFrom::Latest,
-            batch: DEFAULT_CLAIM_BATCH,
+            batch: DEFAULT_MAX_CLAIM,
             stop,
             message: PhantomData,
         }
@@ -187,9 +190,11 @@ where
         self
     }
 
-    /// How many messages each worker claims (leases) at once, and acknowledges at
-    /// once (at least 1; default [`DEFAULT_CLAIM_BATCH`]). A claimed message waits for
-    /// its worker; its lease runs meanwhile.
+    /// The most messages each worker claims (leases) at once, and acknowledges at
+    /// once (at least 1; default [`DEFAULT_MAX_CLAIM`]). A claimed message waits for
+    /// its worker while its lease runs, so a worker claims fewer when its handler is
+    /// slow: as many as it handles in a quarter of a lease at its recent pace (one at
+    /// first).
     pub fn claim_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
@@ -236,23 +241,31 @@ where
     /// One worker: claims, handles one message at a time, acknowledges in batches.
     fn worker(&self) -> BoxFuture<'static, Result<(), QueueError>> {
         let mut deliveries: Deliveries<M, C> =
-            Deliveries::new(Arc::clone(&self.inner), &self.group).claim_batch(self.batch);
+            Deliveries::new(Arc::clone(&self.inner), &self.group).claim_batch(1);
         let handler = Arc::clone(&self.handler);
         let stop = Arc::clone(&self.stop);
-        let batch = self.batch;
+        let mut pace = Pace::new(
+            self.batch,
+            self.inner.lease,
+            Arc::clone(&self.inner.runtime),
+        );
         async move {
             let mut done: Vec<Lease> = Vec::new();
             let outcome = loop {
-                if !done.is_empty() && (done.len() >= batch || deliveries.buffered() == 0) {
+                if deliveries.buffered() == 0 {
+                    // About to claim again: acknowledge what is done, and size the
+                    // next claim to what this worker handles within a lease.
                     if let Err(error) = Lease::ack_all(std::mem::take(&mut done)).await {
                         break Err(error);
                     }
+                    deliveries.set_claim_batch(pace.next_batch());
                 }
                 let delivery = match next_or_stop(&mut deliveries, &stop).await {
                     Step::Deliver(delivery) => delivery,
                     Step::Fail(error) => break Err(error),
                     Step::Stop => break Ok(()),
                 };
+                pace.handled += 1;
                 let (message, lease) = delivery.into_parts();
                 match handle_within_grace(&handler, message, &stop).await {
                     Some(Ok(())) => done.push(lease),
@@ -271,6 +284,50 @@ where
             outcome.and(acked)
         }
         .boxed()
+    }
+}
+
+/// How many messages a worker claims at once: as many as it handles in a quarter of a
+/// lease at its recent pace, between 1 and the configured batch. Claiming ahead saves
+/// backend calls; claiming more than a lease's worth would let leases run out while
+/// messages wait in the worker, and hand them to someone else too.
+struct Pace {
+    max: usize,
+    lease: Duration,
+    clock: SharedRuntime,
+    /// Since the last claim: when it was made, and how many were handled since.
+    since: Instant,
+    handled: u64,
+    batch: usize,
+}
+
+impl Pace {
+    fn new(max: usize, lease: Duration, clock: SharedRuntime) -> Self {
+        Pace {
+            max,
+            lease,
+            since: clock.now(),
+            clock,
+            handled: 0,
+            batch: 1,
+        }
+    }
+
+    /// The size of the next claim, from the pace since the last one.
+    fn next_batch(&mut self) -> usize {
+        let now = self.clock.now();
+        if self.handled > 0 {
+            let elapsed = now.saturating_duration_since(self.since).as_nanos();
+            let per_message = elapsed / u128::from(self.handled);
+            let fit = (self.lease / 4)
+                .as_nanos()
+                .checked_div(per_message)
+                .map_or(self.max, |fit| usize::try_from(fit).unwrap_or(usize::MAX));
+            self.batch = fit.clamp(1, self.max);
+        }
+        self.since = now;
+        self.handled = 0;
+        self.batch
     }
 }
 

@@ -22,8 +22,10 @@ use super::queue::Inner;
 use super::stats::GroupMetrics;
 use crate::runtime::Sleep;
 
-/// How many messages a consumer claims at once by default.
-pub const DEFAULT_CLAIM_BATCH: usize = 32;
+/// How many messages a [`Deliveries`] stream claims at once by default. (A
+/// [`Consumer`](super::Consumer) sizes its claims by its pace, up to
+/// [`DEFAULT_MAX_CLAIM`](super::DEFAULT_MAX_CLAIM).)
+pub const DEFAULT_CLAIM_BATCH: usize = 16;
 
 /// Gives each consumer a name of its own (backends that track consumers use it).
 static CONSUMERS: AtomicU64 = AtomicU64::new(0);
@@ -103,6 +105,11 @@ where
     pub fn claim_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
+    }
+
+    /// Changes how many messages the next claims take (at least 1).
+    pub fn set_claim_batch(&mut self, batch: usize) {
+        self.batch = batch.max(1);
     }
 
     /// The group these deliveries come from.

@@ -52,7 +52,7 @@ pub use backend::{
 #[cfg(feature = "json")]
 pub use codec::Json;
 pub use codec::{Codec, CodecError, Postcard};
-pub use consumer::{Consumer, StopHandle};
+pub use consumer::{Consumer, DEFAULT_MAX_CLAIM, StopHandle};
 pub use delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery, Lease};
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};

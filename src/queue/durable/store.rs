@@ -33,6 +33,9 @@ use crate::queue::state::{Change, PendingEntry, State};
 const FORMAT: &[u8] = b"riverbed queue store 1";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_ID_KEY: &[u8] = b"next_id";
+/// fjall flushes the journal's changes to data files once the journals hold this much
+/// (its default is 512 MiB; 24 MiB is its least).
+const JOURNAL_LIMIT: u64 = 32 * 1024 * 1024;
 /// The file fjall writes first in a directory it owns.
 const FJALL_MARKER: &str = "version";
 
@@ -94,6 +97,10 @@ impl Store {
     pub(super) fn open(dir: &Path) -> Result<Opened, OpenError> {
         let keyspace = Config::new(dir)
             .manual_journal_persist(true)
+            // Opening replays the journal, which holds every change since the last
+            // flush: most of a queue's rows are deleted soon after they are written,
+            // so flushing them to data files early keeps restarts short.
+            .max_journaling_size(JOURNAL_LIMIT)
             .open()
             .map_err(|e| OpenError::from_store(dir, e))?;
         let foreign: Vec<String> = keyspace

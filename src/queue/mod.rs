@@ -38,6 +38,9 @@ pub mod backend;
 mod codec;
 mod consumer;
 mod delivery;
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+mod durable;
 mod error;
 mod memory;
 #[allow(clippy::module_inception)]
@@ -54,6 +57,12 @@ pub use codec::Json;
 pub use codec::{Codec, CodecError, Postcard};
 pub use consumer::{Consumer, DEFAULT_MAX_CLAIM, StopHandle};
 pub use delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery, Lease};
+#[cfg(feature = "durable")]
+#[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
+pub use durable::{
+    CommitHold, DEFAULT_DURABLE_CAPACITY, Durability, DurableBackend, DurableOptions, DurableStats,
+    OpenError,
+};
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
 pub use queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink};

@@ -603,7 +603,7 @@ impl State {
 
     /// Rebuilds a state from what a durable store kept: the messages, the groups'
     /// cursors, their pending entries and dead letters.
-    #[allow(dead_code)] // for the durable backend, which replays its store through it
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn restore(
         messages: impl IntoIterator<Item = StoredMessage>,
         next_id: u64,

@@ -1,0 +1,175 @@
+//! [`OpenError`]: why a durable queue store could not be opened.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why [`DurableBackend::open`](super::DurableBackend::open) failed.
+///
+/// A store that is damaged (a truncated file, bytes overwritten, a row that does not
+/// decode) is reported as [`Corrupted`](Self::Corrupted), never by a panic: restore
+/// the directory from a backup, or move it aside and start empty.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The path is not a queue store: a file, or a directory that holds other things.
+    NotAStore {
+        /// The path given to `open`.
+        path: PathBuf,
+        /// What was found there.
+        reason: String,
+    },
+    /// The store is damaged: a file is truncated or overwritten, a checksum does not
+    /// match, a row does not decode, or the rows contradict each other.
+    Corrupted {
+        /// The store's directory.
+        path: PathBuf,
+        /// What is wrong, as far as it is known.
+        detail: String,
+    },
+    /// The store is already open in this process: share that [`DurableBackend`]
+    /// (clone it) instead of opening the directory twice.
+    ///
+    /// [`DurableBackend`]: super::DurableBackend
+    InUse {
+        /// The store's directory.
+        path: PathBuf,
+    },
+    /// Reading or creating the store failed for a reason other than its content
+    /// (permissions, a missing device, no space left, ...).
+    Io {
+        /// The store's directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+impl OpenError {
+    /// The path the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            OpenError::NotAStore { path, .. }
+            | OpenError::Corrupted { path, .. }
+            | OpenError::InUse { path }
+            | OpenError::Io { path, .. } => path,
+        }
+    }
+
+    /// Whether the store is damaged (as opposed to absent, foreign or unreachable).
+    pub fn is_corrupted(&self) -> bool {
+        matches!(self, OpenError::Corrupted { .. })
+    }
+
+    pub(super) fn corrupted(path: &Path, detail: impl Into<String>) -> Self {
+        OpenError::Corrupted {
+            path: path.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(super) fn not_a_store(path: &Path, reason: impl Into<String>) -> Self {
+        OpenError::NotAStore {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An I/O error: damage when the data ran short or made no sense, otherwise a
+    /// plain I/O failure.
+    pub(super) fn io(path: &Path, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => OpenError::corrupted(
+                path,
+                format!("a file ends early or holds invalid data ({source})"),
+            ),
+            _ => OpenError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        }
+    }
+
+    /// Maps what the store engine reported while opening or reading the store.
+    pub(super) fn from_store(path: &Path, error: fjall::Error) -> Self {
+        use fjall::{Error, LsmError, RecoveryError};
+        let detail = match error {
+            // Offsets read from a damaged file make reads and seeks invalid.
+            Error::Io(source) | Error::Storage(LsmError::Io(source))
+                if source.kind() == io::ErrorKind::InvalidInput =>
+            {
+                format!("a file holds invalid offsets ({source})")
+            }
+            Error::Io(source) | Error::Storage(LsmError::Io(source)) => {
+                return OpenError::io(path, source);
+            }
+            Error::JournalRecovery(RecoveryError::ChecksumMismatch) => {
+                "the journal is damaged: a batch's checksum does not match its content".to_owned()
+            }
+            Error::JournalRecovery(RecoveryError::InsufficientLength) => {
+                "the journal is damaged: a batch has fewer items than its header says".to_owned()
+            }
+            Error::JournalRecovery(RecoveryError::TooManyItems) => {
+                "the journal is damaged: a batch has more items than its header says".to_owned()
+            }
+            Error::InvalidVersion(version) => {
+                return OpenError::not_a_store(
+                    path,
+                    format!("the store's format version ({version:?}) is not fjall's version 2"),
+                );
+            }
+            Error::Storage(LsmError::InvalidChecksum((got, expected))) => format!(
+                "a data block's checksum does not match (read {got:?}, expected {expected:?})"
+            ),
+            Error::Storage(LsmError::Unrecoverable) => {
+                "some data files could not be recovered".to_owned()
+            }
+            Error::Storage(LsmError::Decompress(kind)) => {
+                format!("a data block does not decompress ({kind:?})")
+            }
+            Error::Storage(LsmError::Decode(error)) | Error::Decode(error) => {
+                format!("a data file does not decode: {error:?}")
+            }
+            other => format!("the store engine reported: {other:?}"),
+        };
+        OpenError::corrupted(path, detail)
+    }
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::NotAStore { path, reason } => {
+                write!(f, "{} is not a queue store: {reason}", path.display())
+            }
+            OpenError::Corrupted { path, detail } => {
+                write!(
+                    f,
+                    "the queue store at {} is corrupted: {detail}",
+                    path.display()
+                )
+            }
+            OpenError::InUse { path } => write!(
+                f,
+                "the queue store at {} is already open in this process",
+                path.display()
+            ),
+            OpenError::Io { path, source } => {
+                write!(
+                    f,
+                    "could not open the queue store at {}: {source}",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,665 @@
+//! [`DurableBackend`]: the queue on local disk, over fjall (feature `durable`). The
+//! design is described on the type, where the rendered docs show it.
+
+mod error;
+mod store;
+mod writer;
+
+use std::fmt;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use event_listener::Event;
+use fjall::PersistMode;
+use futures_channel::oneshot;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use self::error::OpenError;
+use self::store::Store;
+use self::writer::{Request, WriterShared};
+use super::backend::{
+    Backend, BackendError, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom,
+};
+use super::state::{Change, State};
+use crate::runtime::panic_message;
+
+/// Messages a [`DurableBackend`] holds by default before `send` waits: its queue is
+/// kept in memory as well as on disk.
+pub const DEFAULT_DURABLE_CAPACITY: usize = 65_536;
+
+/// How far a commit goes before an operation's future resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Durability {
+    /// Each group of operations is written and `fsync`ed (fjall's
+    /// `PersistMode::SyncAll`): an operation that resolved survives a crash of the
+    /// process **and a power loss** or a crash of the operating system. The default.
+    #[default]
+    SyncAll,
+    /// Each group is written to the operating system without `fsync` (fjall's
+    /// `PersistMode::Buffer`): an operation that resolved survives a crash of the
+    /// process (even `kill -9`), **not a power loss** or an OS crash, which may lose
+    /// the last groups (the store stays consistent: it loses a suffix, never a hole).
+    /// Much faster where `fsync` is slow. Closing the backend syncs.
+    Relaxed,
+}
+
+/// How to open a [`DurableBackend`]: durability and capacity.
+///
+/// ```
+/// use riverbed::queue::{Durability, DurableOptions};
+///
+/// let options = DurableOptions::new().durability(Durability::Relaxed).capacity(10_000);
+/// assert_eq!(options.get_capacity(), Some(10_000));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DurableOptions {
+    durability: Durability,
+    capacity: Option<usize>,
+}
+
+impl DurableOptions {
+    /// [`Durability::SyncAll`], a capacity of [`DEFAULT_DURABLE_CAPACITY`].
+    pub fn new() -> Self {
+        DurableOptions {
+            durability: Durability::SyncAll,
+            capacity: Some(DEFAULT_DURABLE_CAPACITY),
+        }
+    }
+
+    /// How far each commit goes (default [`Durability::SyncAll`]).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Holds at most `capacity` messages (at least 1), counted as the
+    /// [`MemoryBackend`](super::MemoryBackend) counts them; `send` waits for room
+    /// beyond (backpressure).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// No capacity: `send` never waits. The queue is held in memory too, so memory
+    /// grows with the backlog.
+    pub fn unbounded(mut self) -> Self {
+        self.capacity = None;
+        self
+    }
+
+    /// The durability chosen.
+    pub fn get_durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// The capacity chosen (`None`: unbounded).
+    pub fn get_capacity(&self) -> Option<usize> {
+        self.capacity
+    }
+}
+
+impl Default for DurableOptions {
+    fn default() -> Self {
+        DurableOptions::new()
+    }
+}
+
+/// What a [`DurableBackend`]'s writer has done since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurableStats {
+    /// fjall commits (one `fsync` each under [`Durability::SyncAll`]).
+    pub commits: u64,
+    /// Operations whose changes were committed (or failed): sends, claims,
+    /// acknowledgements, ... Operations ÷ commits is the average group size.
+    pub operations: u64,
+}
+
+/// A queue backend on local disk, over the [fjall](https://docs.rs/fjall) LSM store: it
+/// keeps every message across a crash of the process, and across a power loss under
+/// the default [`Durability::SyncAll`]. Feature `durable`.
+///
+/// # Design
+///
+/// * **The queue lives in memory, in the same state as the
+///   [`MemoryBackend`](super::MemoryBackend)'s** (messages, groups, pending entries,
+///   dead letters): claims, counts and listings are memory-fast, and the queue's rules
+///   (leases, retries, delays, dead letters) have one implementation for both
+///   backends.
+/// * **Every change the state makes is written to fjall before the operation's future
+///   resolves.** The state reports each mutation as a change, and an operation queues
+///   its changes for the writer while it still holds the state's lock: the disk sees
+///   the changes in the order the state made them, so replaying the disk gives back a
+///   state the memory once had.
+/// * **Group commit.** One writer thread (a plain `std::thread`: no executor is
+///   assumed) takes every operation queued, writes them all as one atomic fjall batch,
+///   commits it once (under `SyncAll`, one `fsync` for the whole group) and completes
+///   them all; the next group gathers meanwhile. Many producers and consumers share
+///   each `fsync`, and the busier the queue, the larger the groups.
+///   [`stats`](Self::stats) counts commits and operations.
+/// * **Recovery** reads every row back and rebuilds the state. A lease taken before a
+///   crash runs out after the restart and its message is delivered again (at least
+///   once: only messages in flight at the crash can be handled twice); delayed
+///   messages come at their time; dead letters stay listed and can be requeued.
+///
+/// Operations take effect in memory when called, as the [`Backend`] promises, and
+/// resolve once durable: a claim leases its messages at once and resolves once the
+/// lease is on disk, which is after the messages' own appends, so no handler ever
+/// sees a message whose `send` could still be lost.
+///
+/// # Opening, failures and closing
+///
+/// [`open`](Self::open) creates the store in an empty or missing directory, or reads
+/// an existing one back. A damaged store is an [`OpenError`], not a panic: fjall's own
+/// checks (journal batches, data blocks) and the backend's (every row carries a
+/// checksum, and the rows must agree with each other) report it. Two limits come from
+/// fjall 2: a journal whose tail is damaged is cut at the damage, as a torn write after
+/// a crash is, so the last batches are lost without an error; and a few kinds of
+/// damage inside fjall's data files make it panic while it holds a lock, which Rust
+/// turns into an abort that no guard can catch.
+///
+/// A storage error after opening (a full disk, an I/O error) fails the operations
+/// whose commit failed, and every later one, with [`BackendError::Storage`]: the
+/// memory may then be ahead of the disk. Reopen the store to go on from the disk.
+///
+/// Cloning gives another handle to the same store; a directory can be open once per
+/// process ([`OpenError::InUse`]), and in one process at a time. When the last handle
+/// is dropped, the writer commits what is queued and the store closes; the drop waits
+/// for that (fjall's background threads take up to a quarter of a second to stop).
+///
+/// Under the [`VirtualRuntime`](crate::runtime::VirtualRuntime), `block_on` moves the
+/// clock to the next timer whenever nothing can run, and a commit is waited for on
+/// another thread: a test whose other tasks wait on timers while it awaits a commit
+/// sees them fire early. Exact-time tests work with one consumer at a time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use riverbed::queue::{DurableBackend, MessageQueue};
+/// use riverbed::runtime::{SharedRuntime, VirtualRuntime};
+///
+/// let dir = tempfile::tempdir()?;
+/// let clock = VirtualRuntime::new();
+/// let rt: SharedRuntime = Arc::new(clock.clone());
+/// clock.block_on(async {
+///     let backend = DurableBackend::open(dir.path())?;
+///     let queue: MessageQueue<String> =
+///         MessageQueue::builder("emails", &rt).backend(backend).build();
+///     queue.create_group("mailer", Default::default()).await?;
+///     queue.send("welcome alice".to_string()).await?; // on disk when this resolves
+///     Ok::<_, Box<dyn std::error::Error>>(())
+/// })?;
+///
+/// // Later (or after a crash), the message is still there.
+/// clock.block_on(async {
+///     let backend = DurableBackend::open(dir.path())?;
+///     let queue: MessageQueue<String> =
+///         MessageQueue::builder("emails", &rt).backend(backend).build();
+///     let mut mailer = queue.consume("mailer").await?;
+///     let delivery = futures::StreamExt::next(&mut mailer).await.unwrap()?;
+///     assert_eq!(delivery.message(), "welcome alice");
+///     delivery.ack().await?;
+///     Ok::<_, Box<dyn std::error::Error>>(())
+/// })?;
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct DurableBackend {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    options: DurableOptions,
+    locked: Mutex<Locked>,
+    /// Appenders waiting for room.
+    room: Event,
+    /// Consumers waiting for something to claim.
+    changed: Event,
+    writer: Arc<WriterShared>,
+    thread: Option<JoinHandle<()>>,
+    /// Released after the writer has closed the store (fields drop after `drop`).
+    _open: OpenDir,
+}
+
+/// The directories of the stores open in this process: two stores over one directory
+/// would overwrite each other's files.
+static OPEN_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// A directory claimed in [`OPEN_DIRS`] while it lives.
+struct OpenDir(PathBuf);
+
+impl OpenDir {
+    fn claim(dir: &Path) -> Result<Self, OpenError> {
+        store::check_directory(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| OpenError::io(dir, e))?;
+        let canonical = dir.canonicalize().map_err(|e| OpenError::io(dir, e))?;
+        let mut open = OPEN_DIRS.lock().unwrap_or_else(|p| p.into_inner());
+        if open.contains(&canonical) {
+            return Err(OpenError::InUse {
+                path: dir.to_owned(),
+            });
+        }
+        open.push(canonical.clone());
+        Ok(OpenDir(canonical))
+    }
+}
+
+impl Drop for OpenDir {
+    fn drop(&mut self) {
+        let mut open = OPEN_DIRS.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|dir| *dir != self.0);
+    }
+}
+
+/// What the state's lock guards: the state, and the way to the writer (so that
+/// changes are queued in the order they are made).
+struct Locked {
+    state: State,
+    to_writer: Option<Sender<Request>>,
+}
+
+/// What an operation waits for after it took effect in memory.
+enum Commit {
+    /// It changed nothing.
+    Nothing,
+    /// Its changes are queued for the writer.
+    Queued(oneshot::Receiver<Result<(), BackendError>>),
+    /// They could not be queued.
+    Failed(BackendError),
+}
+
+impl DurableBackend {
+    /// Opens the store in directory `dir` (created if missing) with the default
+    /// [`DurableOptions`]: `fsync` on every commit, a capacity of
+    /// [`DEFAULT_DURABLE_CAPACITY`].
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, OpenError> {
+        DurableBackend::open_with(dir, DurableOptions::default())
+    }
+
+    /// Opens the store in directory `dir` (created if missing) with `options`.
+    ///
+    /// A directory that holds other things than a store is refused
+    /// ([`OpenError::NotAStore`]); a damaged store (truncated or overwritten files, a
+    /// row that does not decode, rows that contradict each other) is
+    /// [`OpenError::Corrupted`]; a store this process has open already is
+    /// [`OpenError::InUse`] (clone the backend to share it). The store engine is also run under a panic guard
+    /// while it reads the store, so that a damaged file it does not check is reported
+    /// as `Corrupted` too (unless the program is built with `panic = "abort"`).
+    pub fn open_with(dir: impl AsRef<Path>, options: DurableOptions) -> Result<Self, OpenError> {
+        let dir = dir.as_ref();
+        let claim = OpenDir::claim(dir)?;
+        let opened = match std::panic::catch_unwind(AssertUnwindSafe(|| Store::open(dir))) {
+            Ok(opened) => opened?,
+            Err(panic) => {
+                return Err(OpenError::corrupted(
+                    dir,
+                    format!(
+                        "the store engine panicked while reading it: {}",
+                        panic_message(panic.as_ref()).unwrap_or("no message")
+                    ),
+                ));
+            }
+        };
+        let mode = match options.durability {
+            Durability::SyncAll => PersistMode::SyncAll,
+            Durability::Relaxed => PersistMode::Buffer,
+        };
+        let writer = Arc::new(WriterShared::default());
+        let (sender, thread) =
+            writer::spawn(opened.store, mode, Arc::clone(&writer)).map_err(|source| {
+                OpenError::Io {
+                    path: dir.to_owned(),
+                    source,
+                }
+            })?;
+        Ok(DurableBackend {
+            shared: Arc::new(Shared {
+                dir: dir.to_owned(),
+                options,
+                locked: Mutex::new(Locked {
+                    state: opened.state,
+                    to_writer: Some(sender),
+                }),
+                room: Event::new(),
+                changed: Event::new(),
+                writer,
+                thread: Some(thread),
+                _open: claim,
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> DurableOptions {
+        self.shared.options
+    }
+
+    /// Commits and operations so far: operations ÷ commits is the average number of
+    /// operations sharing one commit (one `fsync`).
+    pub fn stats(&self) -> DurableStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        DurableStats {
+            commits: self.shared.writer.commits.load(Relaxed),
+            operations: self.shared.writer.operations.load(Relaxed),
+        }
+    }
+
+    /// Holds the writer's commits until the returned guard is dropped: operations take
+    /// effect in memory and wait. For tests of group commit and of the
+    /// resolve-once-durable promise.
+    #[doc(hidden)]
+    pub fn hold_commits(&self) -> CommitHold {
+        self.shared.writer.hold(true);
+        CommitHold {
+            writer: Arc::clone(&self.shared.writer),
+        }
+    }
+
+    /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
+    fn try_append(
+        &self,
+        messages: &mut Option<Vec<NewMessage>>,
+    ) -> Option<(Result<Vec<u64>, BackendError>, Commit)> {
+        let shared = &*self.shared;
+        let mut locked = shared.lock();
+        if let Err(error) = shared.healthy() {
+            return Some((Err(error), Commit::Nothing));
+        }
+        let wanted = messages.as_ref().map_or(0, Vec::len);
+        let held = locked.state.len();
+        if shared
+            .options
+            .capacity
+            .is_some_and(|capacity| held + wanted > capacity && held > 0)
+        {
+            return None;
+        }
+        let mut changes = Vec::new();
+        let ids = locked
+            .state
+            .append(messages.take().unwrap_or_default(), &mut changes);
+        let commit = locked.submit(changes, &shared.writer);
+        drop(locked);
+        shared.changed.notify(usize::MAX);
+        Some((Ok(ids), commit))
+    }
+
+    /// Runs `op` on the state and queues its changes for the writer, both under the
+    /// lock; wakes appenders if messages were dropped. Returns a future that resolves
+    /// with `op`'s result once its changes are committed.
+    fn apply<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut State, &mut Vec<Change>) -> Result<T, BackendError>,
+    ) -> BackendFuture<'static, T> {
+        let shared = &*self.shared;
+        let mut locked = shared.lock();
+        if let Err(error) = shared.healthy() {
+            return std::future::ready(Err(error)).boxed();
+        }
+        let before = locked.state.len();
+        let mut changes = Vec::new();
+        let out = op(&mut locked.state, &mut changes);
+        let freed = locked.state.len() < before;
+        let commit = locked.submit(changes, &shared.writer);
+        drop(locked);
+        if freed {
+            shared.room.notify(usize::MAX);
+        }
+        finish(out, commit).boxed()
+    }
+
+    /// Reads the state (no change, nothing to wait for).
+    fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&State) -> Result<T, BackendError>,
+    ) -> BackendFuture<'static, T> {
+        let shared = &*self.shared;
+        let out = shared.healthy().and_then(|()| op(&shared.lock().state));
+        std::future::ready(out).boxed()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Locked> {
+        // No user code runs under this lock; a poisoned lock still guards whole data.
+        self.locked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `Err` once the store failed: the state in memory may be ahead of the disk.
+    fn healthy(&self) -> Result<(), BackendError> {
+        match self.writer.failure.get() {
+            Some(failure) => Err(BackendError::Storage(failure.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Locked {
+    /// Queues `changes` for the writer.
+    fn submit(&mut self, changes: Vec<Change>, writer: &WriterShared) -> Commit {
+        if changes.is_empty() {
+            return Commit::Nothing;
+        }
+        let (done, committed) = oneshot::channel();
+        let request = Request { changes, done };
+        match self.to_writer.as_ref().map(|to| to.send(request)) {
+            Some(Ok(())) => Commit::Queued(committed),
+            _ => Commit::Failed(BackendError::Storage(
+                writer.fail("the store's writer thread has stopped".to_owned()),
+            )),
+        }
+    }
+}
+
+/// `out`, once `commit` is done.
+async fn finish<T>(out: Result<T, BackendError>, commit: Commit) -> Result<T, BackendError> {
+    match commit {
+        Commit::Nothing => out,
+        Commit::Queued(committed) => match committed.await {
+            Ok(Ok(())) => out,
+            Ok(Err(error)) => Err(error),
+            Err(oneshot::Canceled) => Err(BackendError::Storage(
+                "the store's writer thread stopped before committing".to_owned(),
+            )),
+        },
+        Commit::Failed(error) => Err(error),
+    }
+}
+
+/// Times are stored as time since the Unix epoch: one before it cannot be.
+fn storable(times: &[SystemTime]) -> Result<(), BackendError> {
+    if times.iter().all(|t| t.duration_since(UNIX_EPOCH).is_ok()) {
+        Ok(())
+    } else {
+        Err(BackendError::Storage(
+            "a time before 1970 cannot be stored".to_owned(),
+        ))
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has committed what is queued; a
+        // test's hold must not keep it waiting.
+        self.locked
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .to_writer = None;
+        self.writer.hold(false);
+        if let Some(thread) = self.thread.take() {
+            // A writer that panicked has already failed its operations.
+            let _joined = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for DurableBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DurableBackend")
+            .field("path", &self.shared.dir)
+            .field("options", &self.shared.options)
+            .field("held", &self.shared.lock().state.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Holds a [`DurableBackend`]'s commits while it lives; from
+/// `DurableBackend::hold_commits` (a test hook).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct CommitHold {
+    writer: Arc<WriterShared>,
+}
+
+impl Drop for CommitHold {
+    fn drop(&mut self) {
+        self.writer.hold(false);
+    }
+}
+
+impl Backend for DurableBackend {
+    fn append(&self, messages: Vec<NewMessage>) -> BackendFuture<'_, Vec<u64>> {
+        let times: Vec<SystemTime> = messages
+            .iter()
+            .flat_map(|m| std::iter::once(m.enqueued_at).chain(m.not_before))
+            .collect();
+        if let Err(error) = storable(&times) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        // Takes effect now if there is room; waits for room otherwise.
+        let mut messages = Some(messages);
+        let first = self.try_append(&mut messages);
+        async move {
+            let (out, commit) = match first {
+                Some(done) => done,
+                None => loop {
+                    // Listen, then try again: room made in between is not missed.
+                    let listener = self.shared.room.listen();
+                    if let Some(done) = self.try_append(&mut messages) {
+                        break done;
+                    }
+                    listener.await;
+                    if let Some(done) = self.try_append(&mut messages) {
+                        break done;
+                    }
+                },
+            };
+            finish(out, commit).await
+        }
+        .boxed()
+    }
+
+    fn create_group<'a>(&'a self, group: &'a str, start: StartFrom) -> BackendFuture<'a, bool> {
+        let mut created = false;
+        let done = self.apply(|state, changes| {
+            created = state.create_group(group, start, changes);
+            Ok(created)
+        });
+        if created {
+            self.shared.changed.notify(usize::MAX);
+        }
+        done
+    }
+
+    fn claim<'a>(
+        &'a self,
+        group: &'a str,
+        _consumer: &'a str,
+        max: usize,
+        now: SystemTime,
+        lease_until: SystemTime,
+    ) -> BackendFuture<'a, Claim> {
+        if let Err(error) = storable(&[now, lease_until]) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        self.apply(|state, changes| state.claim(group, max, now, lease_until, changes))
+    }
+
+    fn ack<'a>(&'a self, group: &'a str, ids: &'a [u64]) -> BackendFuture<'a, ()> {
+        self.apply(|state, changes| state.ack(group, ids, changes))
+    }
+
+    fn nack<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        retry_at: SystemTime,
+        error: Option<String>,
+    ) -> BackendFuture<'a, ()> {
+        if let Err(error) = storable(&[retry_at]) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        let done =
+            self.apply(|state, changes| state.nack(group, id, attempt, retry_at, error, changes));
+        self.shared.changed.notify(usize::MAX);
+        done
+    }
+
+    fn extend_lease<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        lease_until: SystemTime,
+    ) -> BackendFuture<'a, bool> {
+        if let Err(error) = storable(&[lease_until]) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        self.apply(|state, changes| state.extend_lease(group, id, attempt, lease_until, changes))
+    }
+
+    fn dead_letter<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        error: String,
+        now: SystemTime,
+    ) -> BackendFuture<'a, ()> {
+        if let Err(error) = storable(&[now]) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        self.apply(|state, changes| state.dead_letter(group, id, attempt, error, now, changes))
+    }
+
+    fn dead_letters<'a>(
+        &'a self,
+        group: &'a str,
+        limit: usize,
+    ) -> BackendFuture<'a, Vec<DeadRecord>> {
+        self.read(|state| state.dead_letters(group, limit))
+    }
+
+    fn requeue<'a>(&'a self, group: &'a str, id: u64, now: SystemTime) -> BackendFuture<'a, bool> {
+        if let Err(error) = storable(&[now]) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        let done = self.apply(|state, changes| state.requeue(group, id, now, changes));
+        self.shared.changed.notify(usize::MAX);
+        done
+    }
+
+    fn groups(&self) -> BackendFuture<'_, Vec<String>> {
+        self.read(|state| Ok(state.groups()))
+    }
+
+    fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts> {
+        self.read(|state| state.counts(group, now))
+    }
+
+    fn changed(&self) -> BoxFuture<'static, ()> {
+        self.shared.changed.listen().boxed()
+    }
+}

@@ -1,0 +1,510 @@
+//! The durable backend's layout in fjall: reading a store back into a [`State`], and
+//! writing a group of [`Change`]s as one atomic batch.
+//!
+//! Five partitions:
+//!
+//! | partition | key | value (postcard) |
+//! |---|---|---|
+//! | `messages` | id, big-endian (byte order is id order) | [`StoredMessage`] |
+//! | `groups` | group name | cursor (`u64`) |
+//! | `pending` | group name, a 0 byte, id big-endian | [`PendingEntry`] |
+//! | `dead` | group name, a 0 byte, id big-endian | [`DeadRecord`] |
+//! | `meta` | `format`, `next_id` | the format's name, the next message id (`u64`) |
+//!
+//! A group name may itself hold a 0 byte: entry keys are read from the end, where the
+//! id has a fixed length.
+//!
+//! Every value ends with an 8-byte checksum (FNV-1a, 64 bits) of the partition, the key
+//! and the value, checked when the store is read back: a byte changed on disk, which
+//! the store engine does not always notice, is reported instead of delivered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::OpenError;
+use crate::queue::backend::{DeadRecord, StoredMessage};
+use crate::queue::state::{Change, PendingEntry, State};
+
+/// The value of the `format` row: what wrote the store.
+const FORMAT: &[u8] = b"riverbed queue store 1";
+const FORMAT_KEY: &[u8] = b"format";
+const NEXT_ID_KEY: &[u8] = b"next_id";
+/// fjall flushes the journal's changes to data files once the journals hold this much
+/// (its default is 512 MiB; 24 MiB is its least).
+const JOURNAL_LIMIT: u64 = 32 * 1024 * 1024;
+/// The file fjall writes first in a directory it owns.
+const FJALL_MARKER: &str = "version";
+
+/// The partitions, by role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Part {
+    Messages,
+    Groups,
+    Pending,
+    Dead,
+    Meta,
+}
+
+const PARTS: [(Part, &str); 5] = [
+    (Part::Messages, "messages"),
+    (Part::Groups, "groups"),
+    (Part::Pending, "pending"),
+    (Part::Dead, "dead"),
+    (Part::Meta, "meta"),
+];
+
+impl Part {
+    fn index(self) -> usize {
+        match self {
+            Part::Messages => 0,
+            Part::Groups => 1,
+            Part::Pending => 2,
+            Part::Dead => 3,
+            Part::Meta => 4,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        PARTS[self.index()].1
+    }
+}
+
+/// A row's key and value.
+type Row = (Vec<u8>, Vec<u8>);
+
+/// An open store: the keyspace and its partitions.
+pub(super) struct Store {
+    keyspace: Keyspace,
+    partitions: [PartitionHandle; 5],
+    /// The lowest message id that may still have a row: `DropMessagesBelow` deletes
+    /// from here (looking the first key up is slow after many deletes).
+    low: u64,
+}
+
+/// What [`Store::open`] read back.
+pub(super) struct Opened {
+    pub store: Store,
+    pub state: State,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and reads it back.
+    /// The directory has passed [`check_directory`].
+    pub(super) fn open(dir: &Path) -> Result<Opened, OpenError> {
+        let keyspace = Config::new(dir)
+            .manual_journal_persist(true)
+            // Opening replays the journal, which holds every change since the last
+            // flush: most of a queue's rows are deleted soon after they are written,
+            // so flushing them to data files early keeps restarts short.
+            .max_journaling_size(JOURNAL_LIMIT)
+            .open()
+            .map_err(|e| OpenError::from_store(dir, e))?;
+        let foreign: Vec<String> = keyspace
+            .list_partitions()
+            .iter()
+            .map(|name| name.to_string())
+            .filter(|name| !PARTS.iter().any(|(_, ours)| ours == name))
+            .collect();
+        if !foreign.is_empty() {
+            return Err(OpenError::not_a_store(
+                dir,
+                format!(
+                    "an fjall store with other partitions ({})",
+                    foreign.join(", ")
+                ),
+            ));
+        }
+        let open = |name: &str| {
+            keyspace
+                .open_partition(name, PartitionCreateOptions::default())
+                .map_err(|e| OpenError::from_store(dir, e))
+        };
+        let partitions = [
+            open(PARTS[0].1)?,
+            open(PARTS[1].1)?,
+            open(PARTS[2].1)?,
+            open(PARTS[3].1)?,
+            open(PARTS[4].1)?,
+        ];
+        let mut store = Store {
+            keyspace,
+            partitions,
+            low: 0,
+        };
+        let state = store.load(dir)?;
+        Ok(Opened { store, state })
+    }
+
+    fn partition(&self, part: Part) -> &PartitionHandle {
+        &self.partitions[part.index()]
+    }
+
+    /// Every row of `part`, in key order, its checksum checked and taken off.
+    fn rows(&self, dir: &Path, part: Part) -> Result<Vec<Row>, OpenError> {
+        self.partition(part)
+            .iter()
+            .map(|row| {
+                let (key, value) = row.map_err(|e| OpenError::from_store(dir, e))?;
+                let value = unseal(part, &key, &value).ok_or_else(|| {
+                    OpenError::corrupted(
+                        dir,
+                        format!(
+                            "a row of the {:?} partition fails its checksum (key {:02x?})",
+                            part.name(),
+                            &key[..]
+                        ),
+                    )
+                })?;
+                Ok((key.to_vec(), value.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Reads the store back and checks that its rows agree with each other.
+    fn load(&mut self, dir: &Path) -> Result<State, OpenError> {
+        let meta: BTreeMap<Vec<u8>, Vec<u8>> = self.rows(dir, Part::Meta)?.into_iter().collect();
+        match meta.get(FORMAT_KEY) {
+            Some(format) if format.as_slice() == FORMAT => {}
+            Some(format) => {
+                return Err(OpenError::not_a_store(
+                    dir,
+                    format!(
+                        "its format is {:?}, not {:?}",
+                        String::from_utf8_lossy(format),
+                        String::from_utf8_lossy(FORMAT)
+                    ),
+                ));
+            }
+            None => return self.initialise(dir),
+        }
+        let stored_next: u64 = match meta.get(NEXT_ID_KEY) {
+            Some(bytes) => decode(dir, "the next message id", bytes)?,
+            None => 0,
+        };
+
+        let mut messages = Vec::new();
+        for (key, value) in self.rows(dir, Part::Messages)? {
+            let id = message_key(dir, &key)?;
+            let message: StoredMessage = decode(dir, "a message", &value)?;
+            if message.id != id {
+                return Err(OpenError::corrupted(
+                    dir,
+                    format!("the message row {id} holds message {}", message.id),
+                ));
+            }
+            if let Some(last) = messages.last().map(|m: &StoredMessage| m.id) {
+                if id != last + 1 {
+                    return Err(OpenError::corrupted(
+                        dir,
+                        format!("messages {} to {} are missing", last + 1, id - 1),
+                    ));
+                }
+            }
+            messages.push(message);
+        }
+        let next_id = messages
+            .last()
+            .map_or(stored_next, |m| stored_next.max(m.id + 1));
+        let base = messages.first().map_or(next_id, |m| m.id);
+
+        let mut groups = Vec::new();
+        for (key, value) in self.rows(dir, Part::Groups)? {
+            let name = utf8(dir, &key)?;
+            let cursor: u64 = decode(dir, "a group's cursor", &value)?;
+            if cursor < base || cursor > next_id {
+                return Err(OpenError::corrupted(
+                    dir,
+                    format!(
+                        "group {name:?} is at message {cursor}, outside the stored messages \
+                         {base}..{next_id}"
+                    ),
+                ));
+            }
+            groups.push((name, cursor));
+        }
+        let known = |dir: &Path, group: &str, what: &str| -> Result<(), OpenError> {
+            if groups.iter().any(|(name, _)| name == group) {
+                Ok(())
+            } else {
+                Err(OpenError::corrupted(
+                    dir,
+                    format!("{what} of an unknown group {group:?}"),
+                ))
+            }
+        };
+        let mut pending = Vec::new();
+        for (key, value) in self.rows(dir, Part::Pending)? {
+            let (group, id) = entry_key(dir, &key)?;
+            known(dir, &group, "a pending entry")?;
+            let entry: PendingEntry = decode(dir, "a pending entry", &value)?;
+            pending.push((group, id, entry));
+        }
+        let mut dead = Vec::new();
+        for (key, value) in self.rows(dir, Part::Dead)? {
+            let (group, id) = entry_key(dir, &key)?;
+            known(dir, &group, "a dead letter")?;
+            let record: DeadRecord = decode(dir, "a dead letter", &value)?;
+            dead.push((group, id, record));
+        }
+        self.low = base;
+        Ok(State::restore(messages, next_id, groups, pending, dead))
+    }
+
+    /// A store without the format row: new (then it is marked as a queue store), or
+    /// someone else's.
+    fn initialise(&mut self, dir: &Path) -> Result<State, OpenError> {
+        for (part, name) in PARTS {
+            let empty = self
+                .partition(part)
+                .is_empty()
+                .map_err(|e| OpenError::from_store(dir, e))?;
+            if !empty {
+                return Err(OpenError::not_a_store(
+                    dir,
+                    format!("an fjall store whose {name:?} partition has rows but no format mark"),
+                ));
+            }
+        }
+        let mut batch = self.keyspace.batch().durability(Some(PersistMode::SyncAll));
+        batch.insert(
+            self.partition(Part::Meta),
+            FORMAT_KEY,
+            seal(Part::Meta, FORMAT_KEY, FORMAT.to_vec()),
+        );
+        batch.commit().map_err(|e| OpenError::from_store(dir, e))?;
+        self.low = 0;
+        Ok(State::new())
+    }
+
+    /// Writes `changes` (in the order they happened) as one atomic batch, persisted
+    /// with `mode`; nothing is written if they change nothing.
+    pub(super) fn commit<'a>(
+        &mut self,
+        changes: impl IntoIterator<Item = &'a Change>,
+        mode: PersistMode,
+    ) -> Result<bool, String> {
+        // The last write to each key wins: a row put and deleted within one group is
+        // written once.
+        let mut rows: HashMap<(Part, Vec<u8>), Option<Vec<u8>>> = HashMap::new();
+        let mut next_id = None;
+        for change in changes {
+            match change {
+                Change::PutMessage(message) => {
+                    rows.insert(
+                        (Part::Messages, message.id.to_be_bytes().to_vec()),
+                        Some(encode(message)?),
+                    );
+                    next_id = next_id.max(Some(message.id + 1));
+                }
+                Change::DropMessagesBelow(below) => {
+                    for id in self.low..*below {
+                        rows.insert((Part::Messages, id.to_be_bytes().to_vec()), None);
+                    }
+                    self.low = self.low.max(*below);
+                }
+                Change::PutGroup { group, cursor } => {
+                    rows.insert(
+                        (Part::Groups, group.as_bytes().to_vec()),
+                        Some(encode(cursor)?),
+                    );
+                }
+                Change::PutPending { group, id, entry } => {
+                    rows.insert(
+                        (Part::Pending, entry_key_bytes(group, *id)),
+                        Some(encode(entry)?),
+                    );
+                }
+                Change::DeletePending { group, id } => {
+                    rows.insert((Part::Pending, entry_key_bytes(group, *id)), None);
+                }
+                Change::PutDead { group, id, record } => {
+                    rows.insert(
+                        (Part::Dead, entry_key_bytes(group, *id)),
+                        Some(encode(record)?),
+                    );
+                }
+                Change::DeleteDead { group, id } => {
+                    rows.insert((Part::Dead, entry_key_bytes(group, *id)), None);
+                }
+            }
+        }
+        if let Some(next_id) = next_id {
+            rows.insert((Part::Meta, NEXT_ID_KEY.to_vec()), Some(encode(&next_id)?));
+        }
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        let mut batch =
+            fjall::Batch::with_capacity(self.keyspace.clone(), rows.len()).durability(Some(mode));
+        for ((part, key), value) in rows {
+            match value {
+                Some(value) => {
+                    let value = seal(part, &key, value);
+                    batch.insert(self.partition(part), key, value)
+                }
+                None => batch.remove(self.partition(part), key),
+            }
+        }
+        batch.commit().map_err(|error| match error {
+            fjall::Error::Poisoned => {
+                "the store could not write to disk (its journal could not be \
+                                       flushed or synced) and accepts no more writes"
+                    .to_owned()
+            }
+            other => format!("the store failed to commit: {other:?}"),
+        })?;
+        Ok(true)
+    }
+
+    /// Makes everything committed so far survive a power loss (used when closing a
+    /// store opened with relaxed durability).
+    pub(super) fn sync(&self) -> Result<(), String> {
+        self.keyspace
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| format!("the store could not sync its journal: {e:?}"))
+    }
+}
+
+/// Refuses a path that is a file, or a directory holding things but no fjall store.
+pub(super) fn check_directory(dir: &Path) -> Result<(), OpenError> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(OpenError::not_a_store(dir, "it is not a directory")),
+        Ok(_) => {
+            if dir.join(FJALL_MARKER).exists() {
+                return Ok(());
+            }
+            // Empty, or what fjall creates before its marker (a creation cut short).
+            for entry in std::fs::read_dir(dir).map_err(|e| OpenError::io(dir, e))? {
+                let name = entry.map_err(|e| OpenError::io(dir, e))?.file_name();
+                if name != "journals" && name != "partitions" {
+                    return Err(OpenError::not_a_store(
+                        dir,
+                        format!("the directory holds other files ({name:?}) and no store"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(OpenError::io(dir, e)),
+    }
+}
+
+/// FNV-1a (64 bits) of the partition, the key and the value: a changed byte always
+/// changes it.
+fn checksum(part: Part, key: &[u8], value: &[u8]) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let length = (key.len() as u64).to_be_bytes();
+    for &byte in [&[part.index() as u8][..], &length, key, value]
+        .into_iter()
+        .flatten()
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash
+}
+
+/// `value` with its checksum appended.
+fn seal(part: Part, key: &[u8], mut value: Vec<u8>) -> Vec<u8> {
+    let sum = checksum(part, key, &value);
+    value.extend_from_slice(&sum.to_be_bytes());
+    value
+}
+
+/// The value of a sealed row, if its checksum matches.
+fn unseal<'a>(part: Part, key: &[u8], sealed: &'a [u8]) -> Option<&'a [u8]> {
+    let split = sealed.len().checked_sub(8)?;
+    let (value, sum) = sealed.split_at(split);
+    let sum = u64::from_be_bytes(sum.try_into().ok()?);
+    (checksum(part, key, value) == sum).then_some(value)
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+    postcard::to_stdvec(value).map_err(|e| format!("a row could not be encoded: {e}"))
+}
+
+fn decode<T: DeserializeOwned>(dir: &Path, what: &str, bytes: &[u8]) -> Result<T, OpenError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| OpenError::corrupted(dir, format!("{what} does not decode: {e}")))
+}
+
+fn utf8(dir: &Path, bytes: &[u8]) -> Result<String, OpenError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| OpenError::corrupted(dir, "a group name is not UTF-8"))
+}
+
+fn message_key(dir: &Path, key: &[u8]) -> Result<u64, OpenError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| {
+            OpenError::corrupted(dir, format!("a message key has {} bytes, not 8", key.len()))
+        })
+}
+
+/// `group`, a 0 byte, `id` big-endian.
+fn entry_key_bytes(group: &str, id: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.len() + 9);
+    key.extend_from_slice(group.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&id.to_be_bytes());
+    key
+}
+
+/// Reads an entry key from its end: the id has a fixed length, the name may hold 0s.
+fn entry_key(dir: &Path, key: &[u8]) -> Result<(String, u64), OpenError> {
+    let malformed = || OpenError::corrupted(dir, "an entry key is malformed");
+    let split = key.len().checked_sub(9).ok_or_else(malformed)?;
+    if key[split] != 0 {
+        return Err(malformed());
+    }
+    let id = <[u8; 8]>::try_from(&key[split + 1..]).map_err(|_| malformed())?;
+    Ok((utf8(dir, &key[..split])?, u64::from_be_bytes(id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_keys_round_trip_even_with_zeros_in_the_name() {
+        let dir = Path::new("store");
+        for (group, id) in [("billing", 7u64), ("a\0b", u64::MAX), ("", 0)] {
+            let key = entry_key_bytes(group, id);
+            assert_eq!(entry_key(dir, &key).unwrap(), (group.to_owned(), id));
+        }
+        assert!(entry_key(dir, b"short").unwrap_err().is_corrupted());
+        assert!(entry_key(dir, b"name\x01\0\0\0\0\0\0\0\x07").is_err());
+    }
+
+    #[test]
+    fn a_changed_byte_fails_the_checksum() {
+        let sealed = seal(Part::Pending, b"key", b"value".to_vec());
+        assert_eq!(unseal(Part::Pending, b"key", &sealed), Some(&b"value"[..]));
+        for i in 0..sealed.len() {
+            let mut damaged = sealed.clone();
+            damaged[i] ^= 0x01;
+            assert_eq!(unseal(Part::Pending, b"key", &damaged), None, "byte {i}");
+        }
+        assert_eq!(
+            unseal(Part::Pending, b"kez", &sealed),
+            None,
+            "the key counts"
+        );
+        assert_eq!(
+            unseal(Part::Dead, b"key", &sealed),
+            None,
+            "the partition counts"
+        );
+        assert_eq!(
+            unseal(Part::Pending, b"key", &sealed[..7]),
+            None,
+            "too short"
+        );
+    }
+}

@@ -1,0 +1,762 @@
+//! The durable backend: the queue's promises on disk, group commit, restarts with every
+//! kind of entry, and damaged stores reported as typed errors.
+//!
+//! Behaviour runs on every runtime flavour, since the writer is a plain thread. Exact
+//! times run on the virtual clock with one stream at a time: `block_on` auto-advances
+//! the clock whenever a timer is pending and nothing can run, and a commit is waited
+//! for in real time, so a test that left a second stream waiting on a timer while
+//! another awaits a commit would see that timer fire early. Handler flows with several
+//! workers (which wait on timers while others commit) run on the real runtimes only.
+#![cfg(feature = "durable")]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::matrix;
+use futures::StreamExt;
+use futures::future::FutureExt;
+use riverbed::queue::{
+    Backend, BackendError, Deliveries, Delivery, Durability, DurableBackend, DurableOptions,
+    MessageQueue, NewMessage, OpenError, Postcard, StartFrom,
+};
+use riverbed::resilience::{Jitter, RetryPolicy};
+use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
+use tempfile::TempDir;
+
+type Jobs = MessageQueue<u32>;
+
+/// The next delivery, which must come.
+async fn next<M: serde::de::DeserializeOwned + Send + 'static>(
+    stream: &mut Deliveries<M, Postcard>,
+) -> Delivery<M> {
+    stream
+        .next()
+        .await
+        .expect("a queue stream does not end")
+        .expect("no backend error")
+}
+
+fn policy(attempts: u32, delay_ms: u64) -> RetryPolicy {
+    RetryPolicy::constant(Duration::from_millis(delay_ms)).max_attempts(attempts)
+}
+
+fn open(dir: &Path) -> DurableBackend {
+    DurableBackend::open(dir).expect("open the store")
+}
+
+fn queue_on(rt: &SharedRuntime, backend: &DurableBackend) -> Jobs {
+    MessageQueue::builder("jobs", rt)
+        .backend(backend.clone())
+        .build()
+}
+
+/// `group`'s (depth, in flight, delayed, dead letters) now.
+async fn counts(queue: &Jobs, group: &str) -> (u64, u64, u64, u64) {
+    let stats = queue.stats().await.unwrap();
+    let g = stats.group(group).expect("the group exists");
+    (g.depth, g.in_flight, g.delayed, g.dead_letters)
+}
+
+matrix! {
+    async fn send_consume_ack_and_counts(rt) {
+        let dir = TempDir::new().unwrap();
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        let mut workers = queue.consume("workers").await.unwrap();
+        let ids = queue.send_batch([1, 2, 3]).await.unwrap();
+        assert_eq!(ids, [0, 1, 2]);
+        for expected in 1..=3 {
+            let delivery = next(&mut workers).await;
+            assert_eq!((*delivery.message(), delivery.lease().attempt()), (expected, 1));
+            delivery.ack().await.unwrap();
+        }
+        assert_eq!(counts(&queue, "workers").await, (0, 0, 0, 0));
+        let stats = backend.stats();
+        assert!(stats.commits >= 1 && stats.operations >= stats.commits, "{stats:?}");
+    }
+
+    /// Many sends queued while the writer is busy share one commit, and none of them
+    /// resolves before it: they take effect at once, and are acknowledged once durable.
+    async fn concurrent_sends_share_one_commit(rt) {
+        let dir = TempDir::new().unwrap();
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        queue.create_group("g", StartFrom::Latest).await.unwrap();
+        let before = backend.stats();
+        let hold = backend.hold_commits();
+        let mut sends: Vec<_> = (0..100).map(|n| queue.send(n).boxed()).collect();
+        for send in &mut sends {
+            assert!(futures::poll!(send).is_pending(), "not durable yet");
+        }
+        // In the state already, for everyone to see.
+        assert_eq!(counts(&queue, "g").await, (100, 0, 0, 0));
+        drop(hold);
+        let ids = futures::future::join_all(sends).await;
+        let ids: Vec<u64> = ids.into_iter().map(Result::unwrap).collect();
+        assert_eq!(ids, (0..100).collect::<Vec<_>>());
+        let after = backend.stats();
+        assert_eq!(after.operations - before.operations, 100);
+        assert_eq!(after.commits - before.commits, 1, "one commit for the whole group");
+    }
+
+    async fn a_restart_keeps_what_was_not_acknowledged(rt) {
+        let dir = TempDir::new().unwrap();
+        {
+            let backend = open(dir.path());
+            let queue: Jobs = MessageQueue::builder("jobs", &rt)
+                .backend(backend)
+                .retry(RetryPolicy::never())
+                .build();
+            let mut stream = queue.consume("g").await.unwrap().claim_batch(1);
+            queue.send_batch(0..6).await.unwrap();
+            next(&mut stream).await.ack().await.unwrap(); // 0: done
+            next(&mut stream).await.reject("bad input").await.unwrap(); // 1: dead
+            next(&mut stream).await.ack().await.unwrap(); // 2: done
+            // 3, 4, 5 never delivered to the group.
+        }
+        let backend = open(dir.path());
+        let queue: Jobs = MessageQueue::builder("jobs", &rt).backend(backend).build();
+        assert_eq!(counts(&queue, "g").await, (3, 0, 0, 1));
+        let mut stream = queue.consume("g").await.unwrap();
+        for expected in 3..6 {
+            let delivery = next(&mut stream).await;
+            assert_eq!((*delivery.message(), delivery.lease().attempt()), (expected, 1));
+            delivery.ack().await.unwrap();
+        }
+        let dead = queue.dead_letters("g", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].message.clone().unwrap(), dead[0].error.as_str()), (1, "bad input"));
+        assert!(queue.requeue("g", dead[0].id).await.unwrap());
+        let again = next(&mut stream).await;
+        assert_eq!((*again.message(), again.lease().last_error()), (1, Some("bad input")));
+        again.ack().await.unwrap();
+        assert_eq!(counts(&queue, "g").await, (0, 0, 0, 0));
+        // Ids go on from where they were.
+        assert_eq!(queue.send(6).await.unwrap(), 6);
+    }
+
+    async fn the_durable_backend_applies_backpressure(rt) {
+        let dir = TempDir::new().unwrap();
+        let backend =
+            DurableBackend::open_with(dir.path(), DurableOptions::new().capacity(2)).unwrap();
+        assert_eq!(backend.options().get_capacity(), Some(2));
+        let queue = queue_on(&rt, &backend);
+        let mut workers = queue.consume("workers").await.unwrap().claim_batch(1);
+        queue.send(1).await.unwrap();
+        queue.send(2).await.unwrap();
+        // Full: the third send waits until a message is done.
+        let third = {
+            let queue = queue.clone();
+            rt.spawn(async move { queue.send(3).await.map_err(|e| e.to_string()) })
+        };
+        let first = next(&mut workers).await;
+        assert_eq!(*first.message(), 1);
+        assert!(!third.is_finished());
+        first.ack().await.unwrap();
+        third.await.unwrap().unwrap();
+        assert_eq!(*next(&mut workers).await.message(), 2);
+    }
+
+    async fn relaxed_durability_survives_a_reopen(rt) {
+        let dir = TempDir::new().unwrap();
+        let relaxed = DurableOptions::new().durability(Durability::Relaxed);
+        {
+            let backend = DurableBackend::open_with(dir.path(), relaxed).unwrap();
+            assert_eq!(backend.options().get_durability(), Durability::Relaxed);
+            let queue = queue_on(&rt, &backend);
+            let mut stream = queue.consume("g").await.unwrap();
+            queue.send_batch([10, 11]).await.unwrap();
+            next(&mut stream).await.ack().await.unwrap();
+            assert!(backend.stats().commits >= 3, "group, send, claim and ack commit");
+        }
+        let backend = DurableBackend::open_with(dir.path(), relaxed).unwrap();
+        let queue = queue_on(&rt, &backend);
+        let mut stream = queue.consume("g").await.unwrap();
+        let delivery = next(&mut stream).await;
+        assert_eq!(*delivery.message(), 11);
+        delivery.ack().await.unwrap();
+    }
+
+    /// Changes queued when the last handle goes are committed before the store closes.
+    async fn dropping_the_backend_commits_what_is_queued(rt) {
+        let dir = TempDir::new().unwrap();
+        {
+            let backend = open(dir.path());
+            backend.create_group("g", StartFrom::Latest).await.unwrap();
+            let hold = backend.hold_commits();
+            let message = NewMessage {
+                payload: postcard::to_stdvec(&7u32).unwrap(),
+                enqueued_at: rt.system_time(),
+                not_before: None,
+            };
+            // Takes effect when called; the future is dropped unawaited.
+            drop(backend.append(vec![message]));
+            drop(hold);
+        }
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        let mut stream = queue.consume("g").await.unwrap();
+        assert_eq!(*next(&mut stream).await.message(), 7);
+    }
+
+    async fn a_time_before_1970_is_refused_and_changes_nothing(rt) {
+        let dir = TempDir::new().unwrap();
+        let backend = open(dir.path());
+        backend.create_group("g", StartFrom::Latest).await.unwrap();
+        let ancient = NewMessage {
+            payload: vec![1],
+            enqueued_at: UNIX_EPOCH - Duration::from_secs(1),
+            not_before: None,
+        };
+        let error = backend.append(vec![ancient]).await.unwrap_err();
+        assert!(matches!(error, BackendError::Storage(_)), "{error}");
+        assert_eq!(backend.counts("g", rt.system_time()).await.unwrap().depth, 0);
+        // The backend goes on.
+        let fine = NewMessage { payload: vec![2], enqueued_at: rt.system_time(), not_before: None };
+        assert_eq!(backend.append(vec![fine]).await.unwrap(), [0]);
+    }
+}
+
+/// As [`matrix!`], on the real runtimes only: for handler flows whose workers wait on
+/// timers while others wait for commits (see the module docs).
+macro_rules! real_runtimes {
+    ($($(#[$attr:meta])* async fn $name:ident($rt:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($rt: SharedRuntime) $body
+
+            #[cfg(feature = "tokio")]
+            #[test]
+            $(#[$attr])*
+            fn tokio_ct() {
+                common::run(common::Flavor::TokioCt, body);
+            }
+
+            #[cfg(feature = "tokio")]
+            #[test]
+            $(#[$attr])*
+            fn tokio_mt() {
+                common::run(common::Flavor::TokioMt, body);
+            }
+
+            #[cfg(feature = "smol")]
+            #[test]
+            $(#[$attr])*
+            fn smol() {
+                common::run(common::Flavor::Smol, body);
+            }
+
+            #[test]
+            $(#[$attr])*
+            fn futures() {
+                common::run(common::Flavor::Futures, body);
+            }
+        }
+    )*};
+}
+
+real_runtimes! {
+    /// Handler flows with several workers: every message handled, the failing ones
+    /// dead-lettered after their attempts, and all of it still there after a restart.
+    async fn handler_flows_ack_retry_and_dead_letter_across_a_restart(rt) {
+        let dir = TempDir::new().unwrap();
+        let handled = Arc::new(Mutex::new(Vec::new()));
+        {
+            let backend = open(dir.path());
+            let queue: Jobs = MessageQueue::builder("jobs", &rt)
+                .backend(backend.clone())
+                .retry(policy(3, 0))
+                .build();
+            queue.create_group("work", StartFrom::Latest).await.unwrap();
+            let log = Arc::clone(&handled);
+            let consumer = queue
+                .consumer("work", move |n: u32| {
+                    log.lock().unwrap().push(n);
+                    async move { if n % 50 == 7 { Err(format!("{n} is bad")) } else { Ok(()) } }
+                })
+                .workers(4)
+                .claim_batch(8);
+            let stop = consumer.stop_handle();
+            let flow = consumer.spawn(&rt);
+            let sends: Vec<_> = (0..200).map(|n| queue.send(n)).collect();
+            for sent in futures::future::join_all(sends).await {
+                sent.unwrap();
+            }
+            stop.stop_when_idle(Duration::from_secs(5));
+            flow.await.unwrap().unwrap();
+            assert!(
+                backend.stats().commits < backend.stats().operations,
+                "operations share commits: {:?}",
+                backend.stats()
+            );
+        }
+        let mut handled = handled.lock().unwrap().clone();
+        handled.sort_unstable();
+        let mut expected: Vec<u32> = (0..200).collect();
+        expected.extend((0..200).filter(|n| n % 50 == 7).flat_map(|n| [n, n]));
+        expected.sort_unstable();
+        assert_eq!(handled, expected, "each once, the bad ones three times");
+
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        assert_eq!(counts(&queue, "work").await, (0, 0, 0, 4));
+        let dead = queue.dead_letters("work", 10).await.unwrap();
+        let dead: Vec<(u32, u32, String)> = dead
+            .into_iter()
+            .map(|d| (d.message.unwrap(), d.attempts, d.error))
+            .collect();
+        let want: Vec<(u32, u32, String)> =
+            [7, 57, 107, 157].into_iter().map(|n| (n, 3, format!("{n} is bad"))).collect();
+        assert_eq!(dead, want);
+    }
+}
+
+/// Runs `body` on a fresh virtual clock, with the time it started.
+fn on_virtual_clock<F, Fut>(body: F)
+where
+    F: FnOnce(SharedRuntime, SystemTime) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let clock = VirtualRuntime::new();
+    let rt: SharedRuntime = Arc::new(clock.clone());
+    let start = rt.system_time();
+    clock.block_on(body(rt, start));
+}
+
+/// Milliseconds of virtual time since `start`.
+fn ms_since(rt: &SharedRuntime, start: SystemTime) -> u128 {
+    rt.system_time().duration_since(start).unwrap().as_millis()
+}
+
+/// A restart with one message of each kind: acknowledged, leased and unanswered (as
+/// a crash leaves it), dead-lettered, delayed, waiting for a retry, and another
+/// group's position. Each comes back as it should, at its exact time.
+#[test]
+fn a_restart_keeps_every_kind_of_entry_at_its_time() {
+    on_virtual_clock(|rt, start| async move {
+        let dir = TempDir::new().unwrap();
+        let secs = Duration::from_secs;
+        {
+            let backend = open(dir.path());
+            let queue = queue_on(&rt, &backend);
+            queue.create_group("g", StartFrom::Latest).await.unwrap();
+            queue
+                .create_group("audit", StartFrom::Latest)
+                .await
+                .unwrap();
+            queue.send_batch([100, 101, 102]).await.unwrap(); // ids 0, 1, 2
+            queue.send_delayed(103, secs(60)).await.unwrap(); // id 3
+            queue.send(104).await.unwrap(); // id 4
+            // The group's consumer, through the backend itself: nothing answers for
+            // it when the process "crashes".
+            let now = rt.system_time();
+            let claim = backend
+                .claim("g", "c", 10, now, now + secs(10))
+                .await
+                .unwrap();
+            let claimed: Vec<u64> = claim.messages.iter().map(|c| c.message.id).collect();
+            assert_eq!(claimed, [0, 1, 2, 4]);
+            backend.ack("g", &[0]).await.unwrap();
+            backend
+                .dead_letter("g", 2, 1, "poisoned".into(), now)
+                .await
+                .unwrap();
+            backend
+                .nack("g", 4, 1, now + secs(20), Some("later".into()))
+                .await
+                .unwrap();
+            // Message 1 stays leased until 10 s. The audit group read 0 and 1.
+            let audit = backend
+                .claim("audit", "a", 2, now, now + secs(10))
+                .await
+                .unwrap();
+            assert_eq!(audit.messages.len(), 2);
+            backend.ack("audit", &[0, 1]).await.unwrap();
+        }
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        // (depth, in flight, delayed, dead)
+        assert_eq!(counts(&queue, "g").await, (0, 1, 2, 1));
+        assert_eq!(counts(&queue, "audit").await, (2, 0, 1, 0));
+
+        // The audit group goes on after what it read.
+        let mut audit = queue.consume("audit").await.unwrap().claim_batch(2);
+        for expected in [102, 104] {
+            let delivery = next(&mut audit).await;
+            assert_eq!((*delivery.message(), ms_since(&rt, start)), (expected, 0));
+            delivery.ack().await.unwrap();
+        }
+        drop(audit);
+
+        let mut g = queue.consume("g").await.unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let delivery = next(&mut g).await;
+            let lease = delivery.lease();
+            seen.push((
+                *delivery.message(),
+                lease.attempt(),
+                lease.last_error().map(str::to_owned),
+                ms_since(&rt, start),
+            ));
+            delivery.ack().await.unwrap();
+        }
+        assert_eq!(
+            seen,
+            [
+                (101, 2, None, 10_000),                 // its lease ran out
+                (104, 2, Some("later".into()), 20_000), // its retry came
+                (103, 1, None, 60_000),                 // its delay came
+            ]
+        );
+        let dead = queue.dead_letters("g", 10).await.unwrap();
+        assert_eq!(
+            (dead.len(), dead[0].id, dead[0].error.as_str()),
+            (1, 2, "poisoned")
+        );
+        assert_eq!(dead[0].message, Ok(102));
+        assert_eq!(
+            queue.stats().await.unwrap().group("g").unwrap().redelivered,
+            1
+        );
+    });
+}
+
+#[test]
+fn backoff_and_lease_expiry_times_are_exact() {
+    on_virtual_clock(|rt, start| async move {
+        let dir = TempDir::new().unwrap();
+        let retry = RetryPolicy::exponential(Duration::from_millis(100))
+            .max_attempts(4)
+            .jitter(Jitter::None);
+        let queue: Jobs = MessageQueue::builder("jobs", &rt)
+            .backend(open(dir.path()))
+            .retry(retry)
+            .lease(Duration::from_secs(5))
+            .build();
+        let mut stream = queue.consume("g").await.unwrap();
+        queue.send(1).await.unwrap();
+        let mut times = Vec::new();
+        for _ in 0..2 {
+            let delivery = next(&mut stream).await;
+            times.push((delivery.lease().attempt(), ms_since(&rt, start)));
+            delivery.retry("failing").await.unwrap();
+        }
+        // The third attempt is held unanswered: its lease runs out 5 s later.
+        let mut held = next(&mut stream).await;
+        times.push((held.lease().attempt(), ms_since(&rt, start)));
+        let again = next(&mut stream).await;
+        times.push((again.lease().attempt(), ms_since(&rt, start)));
+        assert_eq!(times, [(1, 0), (2, 100), (3, 300), (4, 5_300)]);
+        assert!(
+            !held.extend_lease(Duration::from_secs(1)).await.unwrap(),
+            "lease lost"
+        );
+        drop(held);
+        again.ack().await.unwrap();
+        assert_eq!(counts(&queue, "g").await, (0, 0, 0, 0));
+    });
+}
+
+/// A store in a new directory holding `messages` (sent, none consumed), group `g`.
+fn store_with(messages: &[Vec<u8>]) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let rt: SharedRuntime = Arc::new(VirtualRuntime::new());
+    futures::executor::block_on(async {
+        let backend = open(dir.path());
+        let queue: MessageQueue<Vec<u8>> =
+            MessageQueue::builder("raw", &rt).backend(backend).build();
+        queue.create_group("g", StartFrom::Latest).await.unwrap();
+        for message in messages {
+            queue.send(message.clone()).await.unwrap();
+        }
+    });
+    dir
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A distinctive payload, easy to find in a file.
+fn marker(n: u8) -> Vec<u8> {
+    let mut payload = b"riverbed-durable-test-payload-".to_vec();
+    payload.extend(std::iter::repeat_n(b'a' + n, 64));
+    payload
+}
+
+/// Opening must fail; the error, for its checks.
+fn open_err(dir: &Path) -> OpenError {
+    match DurableBackend::open(dir) {
+        Ok(backend) => panic!("opened a store that should not open: {backend:?}"),
+        Err(error) => error,
+    }
+}
+
+#[test]
+fn overwritten_journal_bytes_are_a_corrupted_store() {
+    let dir = store_with(&[marker(0), marker(1), marker(2)]);
+    let pattern = marker(1);
+    let mut hits = 0;
+    for file in files_under(&dir.path().join("journals")) {
+        let mut bytes = std::fs::read(&file).unwrap();
+        if let Some(at) = bytes.windows(pattern.len()).position(|w| w == pattern) {
+            // Inside the payload: the batch's checksum no longer matches.
+            bytes[at + 40..at + 48].copy_from_slice(b"XXXXXXXX");
+            std::fs::write(&file, bytes).unwrap();
+            hits += 1;
+        }
+    }
+    assert_eq!(hits, 1, "the payload is in one journal");
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    assert!(error.to_string().contains("checksum"), "{error}");
+    assert_eq!(error.path(), dir.path());
+}
+
+#[test]
+fn a_truncated_data_file_is_a_corrupted_store() {
+    let dir = store_with(&(0..200).map(|n| marker(n as u8 % 20)).collect::<Vec<_>>());
+    // Move the journal into data files (segments), as a long-running store does.
+    {
+        let keyspace = fjall::Config::new(dir.path()).open().unwrap();
+        for name in keyspace.list_partitions() {
+            let partition = keyspace
+                .open_partition(&name, fjall::PartitionCreateOptions::default())
+                .unwrap();
+            partition.rotate_memtable_and_wait().unwrap();
+        }
+    }
+    let segments: Vec<PathBuf> = files_under(&dir.path().join("partitions"))
+        .into_iter()
+        .filter(|f| f.parent().is_some_and(|p| p.ends_with("segments")))
+        .filter(|f| f.to_string_lossy().contains("messages"))
+        .collect();
+    assert!(!segments.is_empty(), "the messages are in data files");
+    for segment in &segments {
+        let len = std::fs::metadata(segment).unwrap().len();
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(segment)
+            .unwrap();
+        file.set_len(len / 2).unwrap();
+    }
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    eprintln!("{error}");
+}
+
+#[test]
+fn a_truncated_journal_tail_loses_only_the_torn_batch() {
+    let dir = store_with(&[marker(0), marker(1), marker(2)]);
+    let journal = files_under(&dir.path().join("journals"))
+        .into_iter()
+        .find(|f| {
+            std::fs::read(f)
+                .unwrap()
+                .windows(10)
+                .any(|w| w == &marker(2)[..10])
+        })
+        .expect("the journal holds the messages");
+    // Cut inside the last message's batch, as a crash in the middle of a write does.
+    let bytes = std::fs::read(&journal).unwrap();
+    let pattern = marker(2);
+    let at = bytes
+        .windows(pattern.len())
+        .position(|w| w == pattern)
+        .unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&journal)
+        .unwrap()
+        .set_len((at + 10) as u64)
+        .unwrap();
+    let rt: SharedRuntime = Arc::new(VirtualRuntime::new());
+    futures::executor::block_on(async {
+        let backend = open(dir.path());
+        let queue: MessageQueue<Vec<u8>> =
+            MessageQueue::builder("raw", &rt).backend(backend).build();
+        let mut stream = queue.consume("g").await.unwrap();
+        for expected in [marker(0), marker(1)] {
+            let delivery = next(&mut stream).await;
+            assert_eq!(delivery.message(), &expected);
+            delivery.ack().await.unwrap();
+        }
+        let stats = queue.stats().await.unwrap();
+        assert_eq!(stats.group("g").unwrap().depth, 0, "the torn send is gone");
+        // A store that lost its tail goes on with the next id.
+        assert_eq!(queue.send(marker(3)).await.unwrap(), 2);
+    });
+}
+
+#[test]
+fn a_panic_of_the_store_engine_is_a_corrupted_store() {
+    let dir = store_with(&[marker(0)]);
+    let journal = files_under(&dir.path().join("journals"))
+        .into_iter()
+        .find(|f| std::fs::metadata(f).unwrap().len() > 0)
+        .expect("a journal");
+    let mut bytes = std::fs::read(&journal).unwrap();
+    // The journal starts with a batch: a start tag (1), an item count (4 bytes), a
+    // sequence number (8 bytes), then the compression, which fjall asserts is none.
+    assert_eq!(bytes[0], 1, "a batch starts the journal");
+    bytes[13] = 1;
+    std::fs::write(&journal, bytes).unwrap();
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    assert!(error.to_string().contains("panicked"), "{error}");
+}
+
+/// Writes a row behind the backend's back.
+fn write_raw(dir: &Path, partition: &str, key: &[u8], value: &[u8]) {
+    let keyspace = fjall::Config::new(dir).open().unwrap();
+    let handle = keyspace
+        .open_partition(partition, fjall::PartitionCreateOptions::default())
+        .unwrap();
+    handle.insert(key, value).unwrap();
+    keyspace.persist(fjall::PersistMode::SyncAll).unwrap();
+}
+
+/// A value as the backend seals it: an FNV-1a checksum of the partition's number, the
+/// key's length, the key and the value, appended big-endian.
+fn sealed(partition: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let length = (key.len() as u64).to_be_bytes();
+    for &byte in [&[partition][..], &length, key, value]
+        .into_iter()
+        .flatten()
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut out = value.to_vec();
+    out.extend_from_slice(&hash.to_be_bytes());
+    out
+}
+
+#[test]
+fn a_row_that_fails_its_checksum_is_a_corrupted_store() {
+    let dir = store_with(&[marker(0)]);
+    write_raw(
+        dir.path(),
+        "messages",
+        &5u64.to_be_bytes(),
+        b"not a message at all",
+    );
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    assert!(error.to_string().contains("checksum"), "{error}");
+}
+
+#[test]
+fn a_row_that_does_not_decode_is_a_corrupted_store() {
+    let dir = store_with(&[marker(0)]);
+    // Group "g"'s cursor, with a sound checksum around bytes that are no number.
+    write_raw(dir.path(), "groups", b"g", &sealed(1, b"g", &[0xff; 12]));
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    assert!(
+        error.to_string().contains("cursor does not decode"),
+        "{error}"
+    );
+}
+
+#[test]
+fn rows_that_contradict_each_other_are_a_corrupted_store() {
+    let dir = store_with(&[marker(0), marker(1)]);
+    // A pending entry of a group that does not exist.
+    write_raw(
+        dir.path(),
+        "pending",
+        b"ghost\0\0\0\0\0\0\0\0\0",
+        &sealed(2, b"ghost\0\0\0\0\0\0\0\0\0", b"x"),
+    );
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    assert!(
+        error.to_string().contains("unknown group \"ghost\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let error = open_err(dir.path());
+    assert!(matches!(error, OpenError::NotAStore { .. }), "{error}");
+    assert!(error.to_string().contains("notes.txt"), "{error}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        "mine",
+        "left alone"
+    );
+
+    let file = dir.path().join("notes.txt");
+    let error = open_err(&file);
+    assert!(matches!(error, OpenError::NotAStore { .. }), "{error}");
+    assert!(error.to_string().contains("not a directory"), "{error}");
+
+    // Another program's fjall store.
+    let other = TempDir::new().unwrap();
+    {
+        let keyspace = fjall::Config::new(other.path()).open().unwrap();
+        let users = keyspace
+            .open_partition("users", fjall::PartitionCreateOptions::default())
+            .unwrap();
+        users.insert("alice", "admin").unwrap();
+        keyspace.persist(fjall::PersistMode::SyncAll).unwrap();
+    }
+    let error = open_err(other.path());
+    assert!(matches!(error, OpenError::NotAStore { .. }), "{error}");
+    assert!(error.to_string().contains("users"), "{error}");
+}
+
+#[test]
+fn a_store_opens_once_per_process() {
+    let dir = TempDir::new().unwrap();
+    let backend = open(dir.path());
+    let error = open_err(dir.path());
+    assert!(matches!(error, OpenError::InUse { .. }), "{error}");
+    // Under another spelling of the same directory too.
+    let error = open_err(&dir.path().join("journals").join(".."));
+    assert!(matches!(error, OpenError::InUse { .. }), "{error}");
+    // A clone is the way to share it; once every handle is gone, it opens again.
+    let clone = backend.clone();
+    drop(backend);
+    assert!(matches!(open_err(dir.path()), OpenError::InUse { .. }));
+    drop(clone);
+    drop(open(dir.path()));
+}
+
+#[test]
+fn a_missing_or_empty_directory_becomes_a_store() {
+    let dir = TempDir::new().unwrap();
+    let nested = dir.path().join("a").join("queue");
+    let backend = open(&nested);
+    assert_eq!(backend.path(), nested);
+    drop(backend);
+    // And it opens again, empty.
+    let backend = open(&nested);
+    let groups = futures::executor::block_on(backend.groups()).unwrap();
+    assert!(groups.is_empty());
+}

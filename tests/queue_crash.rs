@@ -325,17 +325,19 @@ fn killed_at_random_moments_the_queue_loses_nothing() {
         "{duplicates} duplicate handler calls, more than {kills} kills × {WORKERS} workers \
          × {CLAIM_BATCH} claimed"
     );
+    // A poisoned message is handled at most MAX_ATTEMPTS times, plus once for each
+    // kill that lost the answer of an attempt in flight (at least once: the attempt
+    // before the kill counted, its failure or its dead-lettering did not reach disk).
     let over_attempts: Vec<(u64, usize)> = log
         .processed
         .iter()
-        .filter(|&(&n, &calls)| poisoned(n) && calls > MAX_ATTEMPTS)
+        .filter(|&(&n, &calls)| poisoned(n) && calls as u64 > MAX_ATTEMPTS as u64 + kills)
         .map(|(&n, &calls)| (n, calls))
         .collect();
     assert!(
         over_attempts.is_empty(),
-        "poisoned messages handled more than {MAX_ATTEMPTS} times: {over_attempts:?}"
+        "poisoned messages handled more than {MAX_ATTEMPTS} + {kills} times: {over_attempts:?}"
     );
-
     let should_be_dead: BTreeSet<u64> = sent.iter().copied().filter(|&n| poisoned(n)).collect();
     let missing: Vec<&u64> = should_be_dead.difference(&log.dead).collect();
     assert!(

@@ -357,6 +357,14 @@ impl DurableBackend {
         }
     }
 
+    /// Makes the next commit fail with `message`, as a full disk or an I/O error
+    /// would: that commit's operations and every later one fail with
+    /// [`BackendError::Storage`]. For tests of what a storage failure does.
+    #[doc(hidden)]
+    pub fn fail_next_commit(&self, message: &str) {
+        self.shared.writer.fail_next_commit(message.to_owned());
+    }
+
     /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
     fn try_append(
         &self,

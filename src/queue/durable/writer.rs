@@ -49,6 +49,9 @@ struct Next {
     held: bool,
     /// The backend is dropped: commit what is left, then stop.
     closing: bool,
+    /// The next commit fails with this instead of writing (a test hook: see
+    /// `DurableBackend::fail_next_commit`).
+    injected: Option<String>,
 }
 
 impl std::fmt::Debug for Next {
@@ -74,6 +77,7 @@ impl Writer {
                 dones: Vec::new(),
                 held: false,
                 closing: false,
+                injected: None,
             }),
             wake: Condvar::new(),
             mode,
@@ -126,6 +130,11 @@ impl Writer {
         self.wake.notify_one();
     }
 
+    /// Makes the next commit fail with `message` (the test hook).
+    pub(super) fn fail_next_commit(&self, message: String) {
+        self.next().injected = Some(message);
+    }
+
     /// Stops the commit thread once it has committed what is left.
     pub(super) fn close(&self) {
         let mut next = self.next();
@@ -165,6 +174,9 @@ impl Writer {
             let fresh = next.store.group(self.mode);
             let full = std::mem::replace(&mut next.group, fresh);
             let dones = std::mem::take(&mut next.dones);
+            if let Some(message) = next.injected.take() {
+                self.fail(message);
+            }
             let batch = match self.failure.get() {
                 Some(_) => None,
                 None => next.store.finish(full).unwrap_or_else(|message| {

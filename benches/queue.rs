@@ -9,9 +9,30 @@
 //!   65,536) read by 1 or 4 tasks: no acknowledgement, no redelivery, no encoding.
 //!   Both sides run on a tokio multi-thread runtime with 2 workers.
 //!
+//! * `queue_durable` (feature `durable`): send → handle → ack of 50,000 `u64` messages
+//!   through a `MessageQueue` on the `DurableBackend` with `Durability::SyncAll` (every
+//!   commit `fsync`ed before the operations in it resolve), in a fresh store per
+//!   iteration. 64 producer tasks send at once (one message per `send` call), so their
+//!   sends, the workers' claims and their batched acknowledgements share commits
+//!   (group commit); a handler flow of 4 workers consumes. Opening and closing the
+//!   store are not timed. The floor is fjall itself: the same number of messages
+//!   inserted into a fresh fjall partition (8-byte big-endian keys, 32-byte values,
+//!   about the size of riverbed's message row), in batches of the size riverbed's
+//!   group commit gathers on average (from `DurableBackend::stats`), each batch
+//!   committed with `PersistMode::SyncAll`. The floor writes one row per message and
+//!   reads nothing; riverbed writes four (the message, its pending entry when
+//!   claimed, and the deletion of both when acknowledged) and runs the queue. Both
+//!   are bound by the disk's `fsync`, whose latency drifts over minutes (see
+//!   `benches/queue_store.rs`), so before the criterion group the bench runs five
+//!   untimed rounds that each measure riverbed's group size and run the floor at that
+//!   size right after, and prints each round's two rates and the median ratio; the
+//!   criterion group then runs the floor at the median group size, and riverbed.
+//!
 //! Throughput is in messages per second.
 //!
-//! Run: `cargo bench --bench queue` (add `-- --quick` for a fast pass).
+//! Run: `cargo bench --bench queue` (add `-- --quick` for a fast pass); the durable
+//! group needs its feature: `cargo bench --bench queue --features durable --
+//! queue_durable`.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -129,5 +150,168 @@ fn memory(c: &mut Criterion) {
     group.finish();
 }
 
+#[cfg(feature = "durable")]
+mod durable {
+    use std::path::Path;
+
+    use riverbed::queue::{DurableBackend, DurableStats};
+
+    use super::*;
+
+    /// Messages per iteration.
+    pub const MESSAGES: u64 = 50_000;
+    /// Producer tasks sending at once.
+    const PRODUCERS: u64 = 64;
+    /// Handler workers.
+    const WORKERS: usize = 4;
+    /// The floor's value size: about riverbed's message row (postcard and checksum).
+    const VALUE_LEN: usize = 32;
+
+    /// One end-to-end run in the empty directory `dir`: what was acknowledged, the
+    /// writer's statistics, and the time taken (opening and closing not counted).
+    pub async fn riverbed(rt: &SharedRuntime, dir: &Path) -> (u64, DurableStats, Duration) {
+        let backend = DurableBackend::open(dir).expect("open the store");
+        let queue: MessageQueue<u64> = MessageQueue::builder("bench", rt)
+            .backend(backend.clone())
+            .build();
+        queue
+            .create_group("workers", StartFrom::Latest)
+            .await
+            .expect("group");
+        let start = Instant::now();
+        let consumer = queue
+            .consumer("workers", |n: u64| {
+                black_box(n);
+                std::future::ready(())
+            })
+            .workers(WORKERS);
+        let stop = consumer.stop_handle();
+        let flow = consumer.spawn(rt);
+        let producers: Vec<_> = (0..PRODUCERS)
+            .map(|p| {
+                let queue = queue.clone();
+                tokio::spawn(async move {
+                    for n in (p..MESSAGES).step_by(PRODUCERS as usize) {
+                        queue.send(n).await.expect("send");
+                    }
+                })
+            })
+            .collect();
+        for producer in producers {
+            producer.await.expect("producer");
+        }
+        stop.stop_when_idle(Duration::from_secs(60));
+        flow.await.expect("flow").expect("consumer");
+        let elapsed = start.elapsed();
+        let stats = queue.stats().await.expect("stats");
+        let acked = stats.group("workers").map_or(0, |g| g.acked);
+        (acked, backend.stats(), elapsed)
+    }
+
+    /// fjall alone: `MESSAGES` inserts in the empty directory `dir`, `batch` per
+    /// `SyncAll` commit; the time the commits took.
+    pub fn fjall_floor(dir: &Path, batch: u64) -> Duration {
+        use fjall::{Config, PartitionCreateOptions, PersistMode};
+        let keyspace = Config::new(dir).open().expect("fjall: open");
+        let messages = keyspace
+            .open_partition("messages", PartitionCreateOptions::default())
+            .expect("fjall: partition");
+        let start = Instant::now();
+        let mut id = 0u64;
+        while id < MESSAGES {
+            let mut commit = keyspace.batch().durability(Some(PersistMode::SyncAll));
+            for n in id..(id + batch).min(MESSAGES) {
+                let mut value = [0u8; VALUE_LEN];
+                value[..8].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());
+                commit.insert(&messages, n.to_be_bytes(), value);
+            }
+            commit.commit().expect("fjall: commit");
+            id += batch;
+        }
+        start.elapsed()
+    }
+}
+
+/// Interleaved riverbed-then-floor rounds before the durable group.
+#[cfg(feature = "durable")]
+const ROUNDS: usize = 5;
+
+/// Untimed rounds that each measure riverbed's group size and run the floor at that
+/// size right after, so that both sides of a round see the same disk (its `fsync`
+/// latency drifts over minutes). Prints each round and the median ratio; returns the
+/// median group size.
+#[cfg(feature = "durable")]
+fn calibrate(tokio_rt: &tokio::runtime::Runtime, rt: &SharedRuntime) -> u64 {
+    let mut rounds = Vec::new();
+    for _ in 0..ROUNDS {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (acked, stats, riverbed) = tokio_rt.block_on(durable::riverbed(rt, dir.path()));
+        assert_eq!(acked, durable::MESSAGES, "every message acknowledged");
+        let batch = (stats.operations / stats.commits.max(1)).max(1);
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let floor = durable::fjall_floor(dir.path(), batch);
+        let rate = |d: Duration| durable::MESSAGES as f64 / d.as_secs_f64();
+        let ratio = floor.as_secs_f64() / riverbed.as_secs_f64();
+        println!(
+            "queue_durable round: {} operations in {} commits ({batch} per commit): \
+             riverbed {:.0} messages/s, fjall floor {:.0} messages/s, ratio {ratio:.2}",
+            stats.operations,
+            stats.commits,
+            rate(riverbed),
+            rate(floor),
+        );
+        rounds.push((batch, ratio));
+    }
+    rounds.sort_by(|a, b| a.1.total_cmp(&b.1));
+    println!(
+        "queue_durable: median ratio riverbed / floor {:.2} over {ROUNDS} interleaved rounds",
+        rounds[ROUNDS / 2].1
+    );
+    rounds.sort_by_key(|r| r.0);
+    rounds[ROUNDS / 2].0
+}
+
+#[cfg(feature = "durable")]
+fn durable(c: &mut Criterion) {
+    let tokio_rt = runtime();
+    let rt: SharedRuntime = Arc::new(BenchRuntime {
+        handle: tokio_rt.handle().clone(),
+    });
+    let rt = &rt;
+    // Measured when the group first runs (not when it is filtered out or listed).
+    let batch = std::cell::OnceCell::new();
+    let mut group = c.benchmark_group("queue_durable");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(durable::MESSAGES));
+    group.bench_function("fjall_sync_all_same_batch", |b| {
+        let batch = *batch.get_or_init(|| calibrate(&tokio_rt, rt));
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                total += durable::fjall_floor(dir.path(), batch);
+            }
+            total
+        })
+    });
+    group.bench_function("riverbed_sync_all", |b| {
+        b.to_async(&tokio_rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let (acked, _, elapsed) = durable::riverbed(rt, dir.path()).await;
+                total += elapsed;
+                assert_eq!(acked, durable::MESSAGES, "every message acknowledged");
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+#[cfg(feature = "durable")]
+criterion_group!(benches, memory, durable);
+#[cfg(not(feature = "durable"))]
 criterion_group!(benches, memory);
 criterion_main!(benches);

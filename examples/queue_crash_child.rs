@@ -23,6 +23,10 @@
 //! Messages whose number is a multiple of 997 are poisoned: the handler always fails
 //! them, so after 3 attempts (10 ms apart) they go to dead letters.
 //!
+//! The store commits with `Durability::SyncAll`, or `Relaxed` when the environment
+//! variable `RIVERBED_CRASH_DURABILITY` is `relaxed` (a process crash must lose
+//! nothing either way).
+//!
 //! Built with `--features durable`; the runtime is tokio (a dev-dependency), through a
 //! small `Runtime` adapter, so no other feature is needed.
 
@@ -33,7 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use riverbed::queue::{DurableBackend, MessageQueue, StartFrom};
+use riverbed::queue::{Durability, DurableBackend, DurableOptions, MessageQueue, StartFrom};
 use riverbed::resilience::RetryPolicy;
 use riverbed::runtime::{Runtime, SharedRuntime, Sleep};
 
@@ -129,7 +133,13 @@ fn main() {
 }
 
 async fn run(args: Args, rt: SharedRuntime, log: Log) {
-    let backend = DurableBackend::open(&args.dir).expect("open the store");
+    let durability = match std::env::var("RIVERBED_CRASH_DURABILITY").as_deref() {
+        Ok("relaxed") => Durability::Relaxed,
+        Ok("sync_all") | Err(_) => Durability::SyncAll,
+        Ok(other) => panic!("RIVERBED_CRASH_DURABILITY is sync_all or relaxed, not {other:?}"),
+    };
+    let options = DurableOptions::new().durability(durability);
+    let backend = DurableBackend::open_with(&args.dir, options).expect("open the store");
     let queue: MessageQueue<u64> = MessageQueue::builder("crash", &rt)
         .backend(backend)
         .lease(LEASE)

@@ -16,7 +16,7 @@
 //! | `Pipeline`: typed stages with concurrency and order, named pipelines, per-stage error policies (skip, retry, dead-letter, fail), batching, per-stage statistics | [`pipeline`] | available |
 //! | Resilience layers around any processor: retry, timeout, circuit breaker, rate limit, bulkhead | [`resilience`] | available |
 //! | `ReactiveStream`: a hot, multicast subject (plain, replay, latest) with transformers, terminal signals and per-subscriber overflow; operators usable on any `Stream` (time, combining, stateful, `share`/`replay`) | [`reactive`] | available |
-//! | `MessageQueue`: at-least-once work queue with consumer groups, worker pools, leases, retries, delayed messages and dead letters, over a pluggable backend | [`queue`] | available |
+//! | `MessageQueue`: at-least-once work queue with consumer groups, worker pools, leases, retries, delayed messages and dead letters, over a pluggable backend (in memory, or on local disk with the `durable` feature) | [`queue`] | available |
 //! | `Orchestrator`: named flows under supervision, with stats and health | — | planned |
 //!
 //! The [event bus](bus) in a few lines, driven by `futures`' tiny `block_on` (the same

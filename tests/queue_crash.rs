@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `RIVERBED_CRASH_SEED` replays a run's kill moments (the child's own timing still
-//! varies).
+//! varies); `RIVERBED_CRASH_DURABILITY=relaxed` runs the child with
+//! `Durability::Relaxed`, which must survive a killed process as well.
 #![cfg(all(unix, feature = "durable"))]
 
 use std::collections::{BTreeMap, BTreeSet};

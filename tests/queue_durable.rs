@@ -20,7 +20,7 @@ use futures::StreamExt;
 use futures::future::FutureExt;
 use riverbed::queue::{
     Backend, BackendError, Deliveries, Delivery, Durability, DurableBackend, DurableOptions,
-    MessageQueue, NewMessage, OpenError, Postcard, StartFrom,
+    MessageQueue, NewMessage, OpenError, Postcard, QueueError, SendError, StartFrom,
 };
 use riverbed::resilience::{Jitter, RetryPolicy};
 use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
@@ -217,6 +217,38 @@ matrix! {
         // The backend goes on.
         let fine = NewMessage { payload: vec![2], enqueued_at: rt.system_time(), not_before: None };
         assert_eq!(backend.append(vec![fine]).await.unwrap(), [0]);
+    }
+}
+
+matrix! {
+    /// A storage failure (a full disk, an I/O error) fails the operations of the
+    /// commit that failed and every later one, with a typed error, and hangs nothing;
+    /// the store, reopened, holds what was committed before it.
+    async fn a_storage_failure_fails_operations_and_reopening_recovers(rt) {
+        let dir = TempDir::new().unwrap();
+        {
+            let backend = open(dir.path());
+            let queue = queue_on(&rt, &backend);
+            let mut stream = queue.consume("g").await.unwrap();
+            queue.send(1).await.unwrap();
+            backend.fail_next_commit("no space left on device");
+            let error = queue.send(2).await.unwrap_err();
+            assert!(
+                matches!(&error, SendError::Backend(BackendError::Storage(m)) if m == "no space left on device"),
+                "{error}"
+            );
+            // Later operations fail at once, reads included.
+            assert!(matches!(queue.send(3).await, Err(SendError::Backend(BackendError::Storage(_)))));
+            assert!(matches!(stream.next().await, Some(Err(QueueError::Backend(BackendError::Storage(_))))));
+            assert!(queue.stats().await.is_err());
+        }
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        let mut stream = queue.consume("g").await.unwrap();
+        let delivery = next(&mut stream).await;
+        assert_eq!(*delivery.message(), 1, "what was committed before the failure");
+        delivery.ack().await.unwrap();
+        assert_eq!(counts(&queue, "g").await, (0, 0, 0, 0), "the failed send is not there");
     }
 }
 

@@ -147,8 +147,9 @@ impl std::error::Error for BackendError {}
 /// Where a [`MessageQueue`](super::MessageQueue) keeps its state; see the
 /// [module docs](self) for the model and the promises.
 ///
-/// Riverbed has [`MemoryBackend`](super::MemoryBackend); a durable backend on local
-/// disk and one over Redis Streams implement the same trait.
+/// Riverbed has [`MemoryBackend`](super::MemoryBackend) and, with the `durable`
+/// feature, `DurableBackend` on local disk; a backend over Redis Streams can implement
+/// the same trait.
 pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Appends `messages` in order and returns their ids. Waits while the backend is
     /// full (backpressure); resolves once they are stored as durably as the backend

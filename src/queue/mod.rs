@@ -16,8 +16,11 @@
 //!   from [`StartFrom::Latest`] (new messages only) or [`StartFrom::Earliest`]
 //!   (everything the queue still holds), as its creator chooses.
 //! * **Backpressure.** `send` resolves once the backend holds the message under its
-//!   durability setting; the [`MemoryBackend`] is bounded and makes `send` wait when
-//!   full.
+//!   durability setting; the [`MemoryBackend`] (and the durable backend, by default)
+//!   is bounded and makes `send` wait when full.
+//! * **Crashes.** On the durable backend (`DurableBackend`, feature `durable`) nothing
+//!   whose `send` resolved is lost when the process dies, even by `kill -9`; only the
+//!   messages in flight at the crash may be handled twice.
 //! * **Bad payloads** go to dead letters with the decode error; they never reach a
 //!   handler, crash a worker or block the queue.
 //! * **Graceful stop.** A [`Consumer`] stops taking messages, lets running handlers

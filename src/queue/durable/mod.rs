@@ -8,7 +8,6 @@ mod writer;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -22,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::error::OpenError;
 use self::store::Store;
-use self::writer::{Request, WriterShared};
+use self::writer::Writer;
 use super::backend::{
     Backend, BackendError, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom,
 };
@@ -136,10 +135,11 @@ pub struct DurableStats {
 ///   its changes for the writer while it still holds the state's lock: the disk sees
 ///   the changes in the order the state made them, so replaying the disk gives back a
 ///   state the memory once had.
-/// * **Group commit.** One writer thread (a plain `std::thread`: no executor is
-///   assumed) takes every operation queued, writes them all as one atomic fjall batch,
-///   commits it once (under `SyncAll`, one `fsync` for the whole group) and completes
-///   them all; the next group gathers meanwhile. Many producers and consumers share
+/// * **Group commit.** An operation encodes its changes as rows of the next fjall
+///   batch, under the state's lock. One commit thread (a plain `std::thread`: no
+///   executor is assumed) takes the whole next batch whenever it is free, commits it
+///   atomically (under `SyncAll`, one `fsync` for the whole group) and completes all
+///   its operations, while the next batch gathers. Many producers and consumers share
 ///   each `fsync`, and the busier the queue, the larger the groups.
 ///   [`stats`](Self::stats) counts commits and operations.
 /// * **Recovery** reads every row back and rebuilds the state. A lease taken before a
@@ -220,7 +220,7 @@ struct Shared {
     room: Event,
     /// Consumers waiting for something to claim.
     changed: Event,
-    writer: Arc<WriterShared>,
+    writer: Arc<Writer>,
     thread: Option<JoinHandle<()>>,
     /// Released after the writer has closed the store (fields drop after `drop`).
     _open: OpenDir,
@@ -256,21 +256,17 @@ impl Drop for OpenDir {
     }
 }
 
-/// What the state's lock guards: the state, and the way to the writer (so that
-/// changes are queued in the order they are made).
+/// What the state's lock guards.
 struct Locked {
     state: State,
-    to_writer: Option<Sender<Request>>,
 }
 
 /// What an operation waits for after it took effect in memory.
 enum Commit {
     /// It changed nothing.
     Nothing,
-    /// Its changes are queued for the writer.
+    /// Its changes are in the writer's next batch.
     Queued(oneshot::Receiver<Result<(), BackendError>>),
-    /// They could not be queued.
-    Failed(BackendError),
 }
 
 impl DurableBackend {
@@ -309,13 +305,10 @@ impl DurableBackend {
             Durability::SyncAll => PersistMode::SyncAll,
             Durability::Relaxed => PersistMode::Buffer,
         };
-        let writer = Arc::new(WriterShared::default());
-        let (sender, thread) =
-            writer::spawn(opened.store, mode, Arc::clone(&writer)).map_err(|source| {
-                OpenError::Io {
-                    path: dir.to_owned(),
-                    source,
-                }
+        let (writer, thread) =
+            Writer::start(opened.store, mode).map_err(|source| OpenError::Io {
+                path: dir.to_owned(),
+                source,
             })?;
         Ok(DurableBackend {
             shared: Arc::new(Shared {
@@ -323,7 +316,6 @@ impl DurableBackend {
                 options,
                 locked: Mutex::new(Locked {
                     state: opened.state,
-                    to_writer: Some(sender),
                 }),
                 room: Event::new(),
                 changed: Event::new(),
@@ -361,8 +353,16 @@ impl DurableBackend {
     pub fn hold_commits(&self) -> CommitHold {
         self.shared.writer.hold(true);
         CommitHold {
-            writer: Arc::clone(&self.shared.writer),
+            writer: Arc::downgrade(&self.shared.writer),
         }
+    }
+
+    /// Makes the next commit fail with `message`, as a full disk or an I/O error
+    /// would: that commit's operations and every later one fail with
+    /// [`BackendError::Storage`]. For tests of what a storage failure does.
+    #[doc(hidden)]
+    pub fn fail_next_commit(&self, message: &str) {
+        self.shared.writer.fail_next_commit(message.to_owned());
     }
 
     /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
@@ -388,7 +388,7 @@ impl DurableBackend {
         let ids = locked
             .state
             .append(messages.take().unwrap_or_default(), &mut changes);
-        let commit = locked.submit(changes, &shared.writer);
+        let commit = shared.submit(&changes);
         drop(locked);
         shared.changed.notify(usize::MAX);
         Some((Ok(ids), commit))
@@ -410,7 +410,7 @@ impl DurableBackend {
         let mut changes = Vec::new();
         let out = op(&mut locked.state, &mut changes);
         let freed = locked.state.len() < before;
-        let commit = locked.submit(changes, &shared.writer);
+        let commit = shared.submit(&changes);
         drop(locked);
         if freed {
             shared.room.notify(usize::MAX);
@@ -435,28 +435,21 @@ impl Shared {
         self.locked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Adds `changes` to the writer's next batch; call it under the state's lock, so
+    /// that the disk sees the changes in the order the state made them.
+    fn submit(&self, changes: &[Change]) -> Commit {
+        if changes.is_empty() {
+            Commit::Nothing
+        } else {
+            Commit::Queued(self.writer.submit(changes))
+        }
+    }
+
     /// `Err` once the store failed: the state in memory may be ahead of the disk.
     fn healthy(&self) -> Result<(), BackendError> {
         match self.writer.failure.get() {
             Some(failure) => Err(BackendError::Storage(failure.clone())),
             None => Ok(()),
-        }
-    }
-}
-
-impl Locked {
-    /// Queues `changes` for the writer.
-    fn submit(&mut self, changes: Vec<Change>, writer: &WriterShared) -> Commit {
-        if changes.is_empty() {
-            return Commit::Nothing;
-        }
-        let (done, committed) = oneshot::channel();
-        let request = Request { changes, done };
-        match self.to_writer.as_ref().map(|to| to.send(request)) {
-            Some(Ok(())) => Commit::Queued(committed),
-            _ => Commit::Failed(BackendError::Storage(
-                writer.fail("the store's writer thread has stopped".to_owned()),
-            )),
         }
     }
 }
@@ -469,10 +462,9 @@ async fn finish<T>(out: Result<T, BackendError>, commit: Commit) -> Result<T, Ba
             Ok(Ok(())) => out,
             Ok(Err(error)) => Err(error),
             Err(oneshot::Canceled) => Err(BackendError::Storage(
-                "the store's writer thread stopped before committing".to_owned(),
+                "the store's writer stopped before committing".to_owned(),
             )),
         },
-        Commit::Failed(error) => Err(error),
     }
 }
 
@@ -489,13 +481,9 @@ fn storable(times: &[SystemTime]) -> Result<(), BackendError> {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // Closing the channel ends the writer once it has committed what is queued; a
-        // test's hold must not keep it waiting.
-        self.locked
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .to_writer = None;
-        self.writer.hold(false);
+        // The writer commits what is left (a test's hold no longer counts) and stops;
+        // the store closes as the writer is dropped, before the directory is released.
+        self.writer.close();
         if let Some(thread) = self.thread.take() {
             // A writer that panicked has already failed its operations.
             let _joined = thread.join();
@@ -519,12 +507,15 @@ impl fmt::Debug for DurableBackend {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct CommitHold {
-    writer: Arc<WriterShared>,
+    /// Weak: a hold must not keep a dropped backend's store open.
+    writer: std::sync::Weak<Writer>,
 }
 
 impl Drop for CommitHold {
     fn drop(&mut self) {
-        self.writer.hold(false);
+        if let Some(writer) = self.writer.upgrade() {
+            writer.hold(false);
+        }
     }
 }
 

@@ -18,8 +18,9 @@
 //! and the value, checked when the store is read back: a byte changed on disk, which
 //! the store engine does not always notice, is reported instead of delivered.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 use serde::Serialize;
@@ -280,84 +281,88 @@ impl Store {
         Ok(State::new())
     }
 
-    /// Writes `changes` (in the order they happened) as one atomic batch, persisted
-    /// with `mode`; nothing is written if they change nothing.
-    pub(super) fn commit<'a>(
-        &mut self,
-        changes: impl IntoIterator<Item = &'a Change>,
-        mode: PersistMode,
-    ) -> Result<bool, String> {
-        // The last write to each key wins: a row put and deleted within one group is
-        // written once.
-        let mut rows: HashMap<(Part, Vec<u8>), Option<Vec<u8>>> = HashMap::new();
-        let mut next_id = None;
+    /// A new group of changes, to be committed as one batch persisted with `mode`.
+    pub(super) fn group(&self, mode: PersistMode) -> Group {
+        Group {
+            batch: self.keyspace.batch().durability(Some(mode)),
+            next_id: None,
+            cursors: Vec::new(),
+        }
+    }
+
+    /// Adds `changes` (in the order they happened) to `group`. Two writes to one key in
+    /// a group are two items of one batch: the later wins, as it would in two batches.
+    pub(super) fn add(&mut self, group: &mut Group, changes: &[Change]) -> Result<(), String> {
+        let batch = &mut group.batch;
         for change in changes {
             match change {
                 Change::PutMessage(message) => {
-                    rows.insert(
-                        (Part::Messages, message.id.to_be_bytes().to_vec()),
-                        Some(encode(message)?),
-                    );
-                    next_id = next_id.max(Some(message.id + 1));
+                    let key = message.id.to_be_bytes();
+                    let value = sealed(Part::Messages, &key, message)?;
+                    batch.insert(self.partition(Part::Messages), key, value);
+                    group.next_id = group.next_id.max(Some(message.id + 1));
                 }
                 Change::DropMessagesBelow(below) => {
                     for id in self.low..*below {
-                        rows.insert((Part::Messages, id.to_be_bytes().to_vec()), None);
+                        batch.remove(self.partition(Part::Messages), id.to_be_bytes());
                     }
                     self.low = self.low.max(*below);
                 }
-                Change::PutGroup { group, cursor } => {
-                    rows.insert(
-                        (Part::Groups, group.as_bytes().to_vec()),
-                        Some(encode(cursor)?),
-                    );
+                Change::PutGroup {
+                    group: name,
+                    cursor,
+                } => {
+                    // Only a group's last cursor is written.
+                    match group.cursors.iter_mut().find(|(n, _)| n == name) {
+                        Some(last) => last.1 = *cursor,
+                        None => group.cursors.push((Arc::clone(name), *cursor)),
+                    }
                 }
-                Change::PutPending { group, id, entry } => {
-                    rows.insert(
-                        (Part::Pending, entry_key_bytes(group, *id)),
-                        Some(encode(entry)?),
-                    );
+                Change::PutPending {
+                    group: name,
+                    id,
+                    entry,
+                } => {
+                    let key = entry_key_bytes(name, *id);
+                    let value = sealed(Part::Pending, &key, entry)?;
+                    batch.insert(self.partition(Part::Pending), key, value);
                 }
-                Change::DeletePending { group, id } => {
-                    rows.insert((Part::Pending, entry_key_bytes(group, *id)), None);
+                Change::DeletePending { group: name, id } => {
+                    batch.remove(self.partition(Part::Pending), entry_key_bytes(name, *id));
                 }
-                Change::PutDead { group, id, record } => {
-                    rows.insert(
-                        (Part::Dead, entry_key_bytes(group, *id)),
-                        Some(encode(record)?),
-                    );
+                Change::PutDead {
+                    group: name,
+                    id,
+                    record,
+                } => {
+                    let key = entry_key_bytes(name, *id);
+                    let value = sealed(Part::Dead, &key, record)?;
+                    batch.insert(self.partition(Part::Dead), key, value);
                 }
-                Change::DeleteDead { group, id } => {
-                    rows.insert((Part::Dead, entry_key_bytes(group, *id)), None);
+                Change::DeleteDead { group: name, id } => {
+                    batch.remove(self.partition(Part::Dead), entry_key_bytes(name, *id));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The batch that writes `group`, or `None` if it changes nothing.
+    pub(super) fn finish(&self, group: Group) -> Result<Option<fjall::Batch>, String> {
+        let Group {
+            mut batch,
+            next_id,
+            cursors,
+        } = group;
+        for (name, cursor) in cursors {
+            let value = sealed(Part::Groups, name.as_bytes(), &cursor)?;
+            batch.insert(self.partition(Part::Groups), name.as_bytes(), value);
         }
         if let Some(next_id) = next_id {
-            rows.insert((Part::Meta, NEXT_ID_KEY.to_vec()), Some(encode(&next_id)?));
+            let value = sealed(Part::Meta, NEXT_ID_KEY, &next_id)?;
+            batch.insert(self.partition(Part::Meta), NEXT_ID_KEY, value);
         }
-        if rows.is_empty() {
-            return Ok(false);
-        }
-        let mut batch =
-            fjall::Batch::with_capacity(self.keyspace.clone(), rows.len()).durability(Some(mode));
-        for ((part, key), value) in rows {
-            match value {
-                Some(value) => {
-                    let value = seal(part, &key, value);
-                    batch.insert(self.partition(part), key, value)
-                }
-                None => batch.remove(self.partition(part), key),
-            }
-        }
-        batch.commit().map_err(|error| match error {
-            fjall::Error::Poisoned => {
-                "the store could not write to disk (its journal could not be \
-                                       flushed or synced) and accepts no more writes"
-                    .to_owned()
-            }
-            other => format!("the store failed to commit: {other:?}"),
-        })?;
-        Ok(true)
+        Ok((!batch.is_empty()).then_some(batch))
     }
 
     /// Makes everything committed so far survive a power loss (used when closing a
@@ -367,6 +372,25 @@ impl Store {
             .persist(PersistMode::SyncAll)
             .map_err(|e| format!("the store could not sync its journal: {e:?}"))
     }
+}
+
+/// Changes gathered to be committed as one batch; from [`Store::group`].
+pub(super) struct Group {
+    batch: fjall::Batch,
+    /// The next message id, if messages were appended.
+    next_id: Option<u64>,
+    /// Each group's last cursor.
+    cursors: Vec<(Arc<str>, u64)>,
+}
+
+/// Commits `batch` (one `fsync` under `SyncAll`).
+pub(super) fn commit(batch: fjall::Batch) -> Result<(), String> {
+    batch.commit().map_err(|error| match error {
+        fjall::Error::Poisoned => "the store could not write to disk (its journal could not \
+                                   be flushed or synced) and accepts no more writes"
+            .to_owned(),
+        other => format!("the store failed to commit: {other:?}"),
+    })
 }
 
 /// Refuses a path that is a file, or a directory holding things but no fjall store.
@@ -425,8 +449,11 @@ fn unseal<'a>(part: Part, key: &[u8], sealed: &'a [u8]) -> Option<&'a [u8]> {
     (checksum(part, key, value) == sum).then_some(value)
 }
 
-fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
-    postcard::to_stdvec(value).map_err(|e| format!("a row could not be encoded: {e}"))
+/// `value` encoded, with its checksum appended.
+fn sealed<T: Serialize + ?Sized>(part: Part, key: &[u8], value: &T) -> Result<Vec<u8>, String> {
+    let value = postcard::to_extend(value, Vec::with_capacity(64))
+        .map_err(|e| format!("a row could not be encoded: {e}"))?;
+    Ok(seal(part, key, value))
 }
 
 fn decode<T: DeserializeOwned>(dir: &Path, what: &str, bytes: &[u8]) -> Result<T, OpenError> {
@@ -480,6 +507,41 @@ mod tests {
         }
         assert!(entry_key(dir, b"short").unwrap_err().is_corrupted());
         assert!(entry_key(dir, b"name\x01\0\0\0\0\0\0\0\x07").is_err());
+    }
+
+    /// The writer puts every write of a group into one batch, even two to one key
+    /// (a cursor set twice, a row put then deleted): fjall must keep the later one,
+    /// live and after replaying its journal.
+    #[test]
+    fn the_later_of_two_writes_to_a_key_in_one_batch_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let keyspace = Config::new(dir.path()).open().unwrap();
+            let partition = keyspace
+                .open_partition("p", PartitionCreateOptions::default())
+                .unwrap();
+            (keyspace, partition)
+        };
+        {
+            let (keyspace, p) = open();
+            let mut batch = keyspace.batch().durability(Some(PersistMode::SyncAll));
+            batch.insert(&p, "put-then-delete", "1");
+            batch.remove(&p, "put-then-delete");
+            batch.remove(&p, "delete-then-put");
+            batch.insert(&p, "delete-then-put", "2");
+            batch.insert(&p, "twice", "first");
+            batch.insert(&p, "twice", "second");
+            batch.commit().unwrap();
+            let read = |key: &str| p.get(key).unwrap().map(|v| v.to_vec());
+            assert_eq!(read("put-then-delete"), None);
+            assert_eq!(read("delete-then-put"), Some(b"2".to_vec()));
+            assert_eq!(read("twice"), Some(b"second".to_vec()));
+        }
+        let (_keyspace, p) = open();
+        let read = |key: &str| p.get(key).unwrap().map(|v| v.to_vec());
+        assert_eq!(read("put-then-delete"), None, "after replay");
+        assert_eq!(read("delete-then-put"), Some(b"2".to_vec()), "after replay");
+        assert_eq!(read("twice"), Some(b"second".to_vec()), "after replay");
     }
 
     #[test]

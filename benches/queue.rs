@@ -3,7 +3,7 @@
 //! * `queue_memory`: send → handle → ack of 1,000,000 `u64` messages through a
 //!   `MessageQueue` on the `MemoryBackend` (capacity 65,536), with 1 and 4 workers.
 //!   The producer sends one message per `send` call on the bench thread; the consumer
-//!   is a handler flow spawned on the runtime (each handler call a task), whose
+//!   is a handler flow spawned on the runtime (each worker a task), whose
 //!   handler only `black_box`es the message; it is stopped when the group is drained.
 //!   The floor is the same hand-off through a bounded `async-channel` (capacity
 //!   65,536) read by 1 or 4 tasks: no acknowledgement, no redelivery, no encoding.

@@ -389,6 +389,33 @@ impl State {
         Ok(())
     }
 
+    /// Changes the entry `id` of `group` still held by delivery `attempt`: `change`
+    /// sets its state (leased or not, until when), and it is rescheduled and recorded.
+    /// `false` if that delivery no longer holds it.
+    fn update_held(
+        &mut self,
+        group: &str,
+        id: u64,
+        attempt: u32,
+        changes: &mut impl Journal,
+        change: impl FnOnce(&mut PendingEntry),
+    ) -> Result<bool, BackendError> {
+        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
+            return Ok(false);
+        };
+        let mut entry = pending.entry.clone();
+        change(&mut entry);
+        let version = g.schedule(id, entry.until, entry.leased);
+        changes.record(|| Change::PutPending {
+            group: Arc::clone(&g.name),
+            id,
+            entry: entry.clone(),
+        });
+        g.pending.insert(id, Pending { entry, version });
+        Ok(true)
+    }
+
     pub(crate) fn nack(
         &mut self,
         group: &str,
@@ -398,25 +425,14 @@ impl State {
         error: Option<String>,
         changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
-        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
-        let name = Arc::clone(&g.name);
-        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
-            return Ok(());
-        };
-        let mut entry = pending.entry.clone();
-        entry.leased = false;
-        entry.until = retry_at;
-        if error.is_some() {
-            entry.last_error = error;
-        }
-        let version = g.schedule(id, retry_at, false);
-        changes.record(|| Change::PutPending {
-            group: name,
-            id,
-            entry: entry.clone(),
-        });
-        g.pending.insert(id, Pending { entry, version });
-        Ok(())
+        self.update_held(group, id, attempt, changes, |entry| {
+            entry.leased = false;
+            entry.until = retry_at;
+            if error.is_some() {
+                entry.last_error = error;
+            }
+        })
+        .map(drop)
     }
 
     /// Gives a leased entry back, ready at `now`, uncounting its delivery.
@@ -428,23 +444,12 @@ impl State {
         now: SystemTime,
         changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
-        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
-        let name = Arc::clone(&g.name);
-        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
-            return Ok(());
-        };
-        let mut entry = pending.entry.clone();
-        entry.leased = false;
-        entry.until = now;
-        entry.attempts = entry.attempts.saturating_sub(1);
-        let version = g.schedule(id, now, false);
-        changes.record(|| Change::PutPending {
-            group: name,
-            id,
-            entry: entry.clone(),
-        });
-        g.pending.insert(id, Pending { entry, version });
-        Ok(())
+        self.update_held(group, id, attempt, changes, |entry| {
+            entry.leased = false;
+            entry.until = now;
+            entry.attempts = entry.attempts.saturating_sub(1);
+        })
+        .map(drop)
     }
 
     pub(crate) fn extend_lease(
@@ -455,21 +460,9 @@ impl State {
         lease_until: SystemTime,
         changes: &mut impl Journal,
     ) -> Result<bool, BackendError> {
-        let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
-        let name = Arc::clone(&g.name);
-        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
-            return Ok(false);
-        };
-        let mut entry = pending.entry.clone();
-        entry.until = lease_until;
-        let version = g.schedule(id, lease_until, true);
-        changes.record(|| Change::PutPending {
-            group: name,
-            id,
-            entry: entry.clone(),
-        });
-        g.pending.insert(id, Pending { entry, version });
-        Ok(true)
+        self.update_held(group, id, attempt, changes, |entry| {
+            entry.until = lease_until
+        })
     }
 
     pub(crate) fn dead_letter(

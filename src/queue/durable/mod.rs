@@ -215,7 +215,8 @@ pub struct DurableBackend {
 struct Shared {
     dir: PathBuf,
     options: DurableOptions,
-    locked: Mutex<Locked>,
+    /// The queue; changes are submitted to the writer under this lock.
+    state: Mutex<State>,
     /// Appenders waiting for room.
     room: Event,
     /// Consumers waiting for something to claim.
@@ -256,11 +257,6 @@ impl Drop for OpenDir {
     }
 }
 
-/// What the state's lock guards.
-struct Locked {
-    state: State,
-}
-
 /// What an operation waits for after it took effect in memory.
 enum Commit {
     /// It changed nothing.
@@ -283,9 +279,10 @@ impl DurableBackend {
     /// ([`OpenError::NotAStore`]); a damaged store (truncated or overwritten files, a
     /// row that does not decode, rows that contradict each other) is
     /// [`OpenError::Corrupted`]; a store this process has open already is
-    /// [`OpenError::InUse`] (clone the backend to share it). The store engine is also run under a panic guard
-    /// while it reads the store, so that a damaged file it does not check is reported
-    /// as `Corrupted` too (unless the program is built with `panic = "abort"`).
+    /// [`OpenError::InUse`] (clone the backend to share it). The store engine runs
+    /// under a panic guard while it reads the store, so that a damaged file it does
+    /// not check is reported as `Corrupted` too (unless the program is built with
+    /// `panic = "abort"`, or the engine panics while it holds a lock: see above).
     pub fn open_with(dir: impl AsRef<Path>, options: DurableOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref();
         let claim = OpenDir::claim(dir)?;
@@ -314,9 +311,7 @@ impl DurableBackend {
             shared: Arc::new(Shared {
                 dir: dir.to_owned(),
                 options,
-                locked: Mutex::new(Locked {
-                    state: opened.state,
-                }),
+                state: Mutex::new(opened.state),
                 room: Event::new(),
                 changed: Event::new(),
                 writer,
@@ -371,12 +366,12 @@ impl DurableBackend {
         messages: &mut Option<Vec<NewMessage>>,
     ) -> Option<(Result<Vec<u64>, BackendError>, Commit)> {
         let shared = &*self.shared;
-        let mut locked = shared.lock();
+        let mut state = shared.lock();
         if let Err(error) = shared.healthy() {
             return Some((Err(error), Commit::Nothing));
         }
         let wanted = messages.as_ref().map_or(0, Vec::len);
-        let held = locked.state.len();
+        let held = state.len();
         if shared
             .options
             .capacity
@@ -385,11 +380,9 @@ impl DurableBackend {
             return None;
         }
         let mut changes = Vec::new();
-        let ids = locked
-            .state
-            .append(messages.take().unwrap_or_default(), &mut changes);
+        let ids = state.append(messages.take().unwrap_or_default(), &mut changes);
         let commit = shared.submit(&changes);
-        drop(locked);
+        drop(state);
         shared.changed.notify(usize::MAX);
         Some((Ok(ids), commit))
     }
@@ -402,16 +395,16 @@ impl DurableBackend {
         op: impl FnOnce(&mut State, &mut Vec<Change>) -> Result<T, BackendError>,
     ) -> BackendFuture<'static, T> {
         let shared = &*self.shared;
-        let mut locked = shared.lock();
+        let mut state = shared.lock();
         if let Err(error) = shared.healthy() {
             return std::future::ready(Err(error)).boxed();
         }
-        let before = locked.state.len();
+        let before = state.len();
         let mut changes = Vec::new();
-        let out = op(&mut locked.state, &mut changes);
-        let freed = locked.state.len() < before;
+        let out = op(&mut state, &mut changes);
+        let freed = state.len() < before;
         let commit = shared.submit(&changes);
-        drop(locked);
+        drop(state);
         if freed {
             shared.room.notify(usize::MAX);
         }
@@ -424,15 +417,15 @@ impl DurableBackend {
         op: impl FnOnce(&State) -> Result<T, BackendError>,
     ) -> BackendFuture<'static, T> {
         let shared = &*self.shared;
-        let out = shared.healthy().and_then(|()| op(&shared.lock().state));
+        let out = shared.healthy().and_then(|()| op(&shared.lock()));
         std::future::ready(out).boxed()
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Locked> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs under this lock; a poisoned lock still guards whole data.
-        self.locked.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds `changes` to the writer's next batch; call it under the state's lock, so
@@ -496,7 +489,7 @@ impl fmt::Debug for DurableBackend {
         f.debug_struct("DurableBackend")
             .field("path", &self.shared.dir)
             .field("options", &self.shared.options)
-            .field("held", &self.shared.lock().state.len())
+            .field("held", &self.shared.lock().len())
             .field("stats", &self.stats())
             .finish()
     }

@@ -198,7 +198,8 @@ impl Store {
                 ));
             }
             if let Some(last) = messages.last().map(|m: &StoredMessage| m.id) {
-                if id != last + 1 {
+                // Keys come in order: `id > last`.
+                if id - last != 1 {
                     return Err(OpenError::corrupted(
                         dir,
                         format!("messages {} to {} are missing", last + 1, id - 1),
@@ -207,9 +208,12 @@ impl Store {
             }
             messages.push(message);
         }
-        let next_id = messages
-            .last()
-            .map_or(stored_next, |m| stored_next.max(m.id + 1));
+        let next_id = match messages.last() {
+            Some(last) => stored_next.max(last.id.checked_add(1).ok_or_else(|| {
+                OpenError::corrupted(dir, "a message has the largest possible id")
+            })?),
+            None => stored_next,
+        };
         let base = messages.first().map_or(next_id, |m| m.id);
 
         let mut groups = Vec::new();
@@ -242,6 +246,7 @@ impl Store {
             let (group, id) = entry_key(dir, &key)?;
             known(dir, &group, "a pending entry")?;
             let entry: PendingEntry = decode(dir, "a pending entry", &value)?;
+            same_id(dir, id, entry.message.id)?;
             pending.push((group, id, entry));
         }
         let mut dead = Vec::new();
@@ -249,6 +254,7 @@ impl Store {
             let (group, id) = entry_key(dir, &key)?;
             known(dir, &group, "a dead letter")?;
             let record: DeadRecord = decode(dir, "a dead letter", &value)?;
+            same_id(dir, id, record.message.id)?;
             dead.push((group, id, record));
         }
         self.low = base;
@@ -459,6 +465,18 @@ fn sealed<T: Serialize + ?Sized>(part: Part, key: &[u8], value: &T) -> Result<Ve
 fn decode<T: DeserializeOwned>(dir: &Path, what: &str, bytes: &[u8]) -> Result<T, OpenError> {
     postcard::from_bytes(bytes)
         .map_err(|e| OpenError::corrupted(dir, format!("{what} does not decode: {e}")))
+}
+
+/// An entry's row must hold the message its key names.
+fn same_id(dir: &Path, key: u64, held: u64) -> Result<(), OpenError> {
+    if key == held {
+        Ok(())
+    } else {
+        Err(OpenError::corrupted(
+            dir,
+            format!("the entry row of message {key} holds message {held}"),
+        ))
+    }
 }
 
 fn utf8(dir: &Path, bytes: &[u8]) -> Result<String, OpenError> {

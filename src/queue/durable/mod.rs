@@ -235,9 +235,8 @@ static OPEN_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 struct OpenDir(PathBuf);
 
 impl OpenDir {
+    /// Claims `dir`, which exists.
     fn claim(dir: &Path) -> Result<Self, OpenError> {
-        store::check_directory(dir)?;
-        std::fs::create_dir_all(dir).map_err(|e| OpenError::io(dir, e))?;
         let canonical = dir.canonicalize().map_err(|e| OpenError::io(dir, e))?;
         let mut open = OPEN_DIRS.lock().unwrap_or_else(|p| p.into_inner());
         if open.contains(&canonical) {
@@ -285,8 +284,10 @@ impl DurableBackend {
     /// `panic = "abort"`, or the engine panics while it holds a lock: see above).
     pub fn open_with(dir: impl AsRef<Path>, options: DurableOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref();
+        let found = store::inspect(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| OpenError::io(dir, e))?;
         let claim = OpenDir::claim(dir)?;
-        let opened = match std::panic::catch_unwind(AssertUnwindSafe(|| Store::open(dir))) {
+        let opened = match std::panic::catch_unwind(AssertUnwindSafe(|| Store::open(dir, found))) {
             Ok(opened) => opened?,
             Err(panic) => {
                 return Err(OpenError::corrupted(

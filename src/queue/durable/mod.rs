@@ -154,8 +154,10 @@ pub struct DurableStats {
 ///
 /// # Opening, failures and closing
 ///
-/// [`open`](Self::open) creates the store in an empty or missing directory, or reads
-/// an existing one back. A damaged store is an [`OpenError`], not a panic: fjall's own
+/// [`open`](Self::open) creates the store in an empty or missing directory (fjall's
+/// files and a `riverbed-queue` marker file that says whether the creation finished:
+/// one cut short by a crash starts over), or reads an existing one back. A damaged
+/// store is an [`OpenError`], not a panic: fjall's own
 /// checks (journal batches, data blocks) and the backend's (every row carries a
 /// checksum, and the rows must agree with each other) report it. Two limits come from
 /// fjall 2: a journal whose tail is damaged is cut at the damage, as a torn write after

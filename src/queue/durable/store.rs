@@ -14,6 +14,9 @@
 //! A group name may itself hold a 0 byte: entry keys are read from the end, where the
 //! id has a fixed length.
 //!
+//! Beside fjall's files, the directory holds a `riverbed-queue` marker file: written
+//! first, saying the store is being created, and replaced once the store is ready.
+//!
 //! Every value ends with an 8-byte checksum (FNV-1a, 64 bits) of the partition, the key
 //! and the value, checked when the store is read back: a byte changed on disk, which
 //! the store engine does not always notice, is reported instead of delivered.

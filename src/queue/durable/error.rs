@@ -100,6 +100,12 @@ impl OpenError {
             {
                 format!("a file holds invalid offsets ({source})")
             }
+            // The directory exists (it was checked): one of the engine's files is not.
+            Error::Io(source) | Error::Storage(LsmError::Io(source))
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
+                format!("a file of the store is missing ({source})")
+            }
             Error::Io(source) | Error::Storage(LsmError::Io(source)) => {
                 return OpenError::io(path, source);
             }

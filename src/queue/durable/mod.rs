@@ -154,8 +154,10 @@ pub struct DurableStats {
 ///
 /// # Opening, failures and closing
 ///
-/// [`open`](Self::open) creates the store in an empty or missing directory, or reads
-/// an existing one back. A damaged store is an [`OpenError`], not a panic: fjall's own
+/// [`open`](Self::open) creates the store in an empty or missing directory (fjall's
+/// files and a `riverbed-queue` marker file that says whether the creation finished:
+/// one cut short by a crash starts over), or reads an existing one back. A damaged
+/// store is an [`OpenError`], not a panic: fjall's own
 /// checks (journal batches, data blocks) and the backend's (every row carries a
 /// checksum, and the rows must agree with each other) report it. Two limits come from
 /// fjall 2: a journal whose tail is damaged is cut at the damage, as a torn write after
@@ -215,7 +217,8 @@ pub struct DurableBackend {
 struct Shared {
     dir: PathBuf,
     options: DurableOptions,
-    locked: Mutex<Locked>,
+    /// The queue; changes are submitted to the writer under this lock.
+    state: Mutex<State>,
     /// Appenders waiting for room.
     room: Event,
     /// Consumers waiting for something to claim.
@@ -234,9 +237,8 @@ static OPEN_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 struct OpenDir(PathBuf);
 
 impl OpenDir {
+    /// Claims `dir`, which exists.
     fn claim(dir: &Path) -> Result<Self, OpenError> {
-        store::check_directory(dir)?;
-        std::fs::create_dir_all(dir).map_err(|e| OpenError::io(dir, e))?;
         let canonical = dir.canonicalize().map_err(|e| OpenError::io(dir, e))?;
         let mut open = OPEN_DIRS.lock().unwrap_or_else(|p| p.into_inner());
         if open.contains(&canonical) {
@@ -254,11 +256,6 @@ impl Drop for OpenDir {
         let mut open = OPEN_DIRS.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|dir| *dir != self.0);
     }
-}
-
-/// What the state's lock guards.
-struct Locked {
-    state: State,
 }
 
 /// What an operation waits for after it took effect in memory.
@@ -283,13 +280,16 @@ impl DurableBackend {
     /// ([`OpenError::NotAStore`]); a damaged store (truncated or overwritten files, a
     /// row that does not decode, rows that contradict each other) is
     /// [`OpenError::Corrupted`]; a store this process has open already is
-    /// [`OpenError::InUse`] (clone the backend to share it). The store engine is also run under a panic guard
-    /// while it reads the store, so that a damaged file it does not check is reported
-    /// as `Corrupted` too (unless the program is built with `panic = "abort"`).
+    /// [`OpenError::InUse`] (clone the backend to share it). The store engine runs
+    /// under a panic guard while it reads the store, so that a damaged file it does
+    /// not check is reported as `Corrupted` too (unless the program is built with
+    /// `panic = "abort"`, or the engine panics while it holds a lock: see above).
     pub fn open_with(dir: impl AsRef<Path>, options: DurableOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref();
+        let found = store::inspect(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| OpenError::io(dir, e))?;
         let claim = OpenDir::claim(dir)?;
-        let opened = match std::panic::catch_unwind(AssertUnwindSafe(|| Store::open(dir))) {
+        let opened = match std::panic::catch_unwind(AssertUnwindSafe(|| Store::open(dir, found))) {
             Ok(opened) => opened?,
             Err(panic) => {
                 return Err(OpenError::corrupted(
@@ -314,9 +314,7 @@ impl DurableBackend {
             shared: Arc::new(Shared {
                 dir: dir.to_owned(),
                 options,
-                locked: Mutex::new(Locked {
-                    state: opened.state,
-                }),
+                state: Mutex::new(opened.state),
                 room: Event::new(),
                 changed: Event::new(),
                 writer,
@@ -371,12 +369,12 @@ impl DurableBackend {
         messages: &mut Option<Vec<NewMessage>>,
     ) -> Option<(Result<Vec<u64>, BackendError>, Commit)> {
         let shared = &*self.shared;
-        let mut locked = shared.lock();
+        let mut state = shared.lock();
         if let Err(error) = shared.healthy() {
             return Some((Err(error), Commit::Nothing));
         }
         let wanted = messages.as_ref().map_or(0, Vec::len);
-        let held = locked.state.len();
+        let held = state.len();
         if shared
             .options
             .capacity
@@ -385,11 +383,9 @@ impl DurableBackend {
             return None;
         }
         let mut changes = Vec::new();
-        let ids = locked
-            .state
-            .append(messages.take().unwrap_or_default(), &mut changes);
+        let ids = state.append(messages.take().unwrap_or_default(), &mut changes);
         let commit = shared.submit(&changes);
-        drop(locked);
+        drop(state);
         shared.changed.notify(usize::MAX);
         Some((Ok(ids), commit))
     }
@@ -402,16 +398,16 @@ impl DurableBackend {
         op: impl FnOnce(&mut State, &mut Vec<Change>) -> Result<T, BackendError>,
     ) -> BackendFuture<'static, T> {
         let shared = &*self.shared;
-        let mut locked = shared.lock();
+        let mut state = shared.lock();
         if let Err(error) = shared.healthy() {
             return std::future::ready(Err(error)).boxed();
         }
-        let before = locked.state.len();
+        let before = state.len();
         let mut changes = Vec::new();
-        let out = op(&mut locked.state, &mut changes);
-        let freed = locked.state.len() < before;
+        let out = op(&mut state, &mut changes);
+        let freed = state.len() < before;
         let commit = shared.submit(&changes);
-        drop(locked);
+        drop(state);
         if freed {
             shared.room.notify(usize::MAX);
         }
@@ -424,15 +420,15 @@ impl DurableBackend {
         op: impl FnOnce(&State) -> Result<T, BackendError>,
     ) -> BackendFuture<'static, T> {
         let shared = &*self.shared;
-        let out = shared.healthy().and_then(|()| op(&shared.lock().state));
+        let out = shared.healthy().and_then(|()| op(&shared.lock()));
         std::future::ready(out).boxed()
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Locked> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs under this lock; a poisoned lock still guards whole data.
-        self.locked.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds `changes` to the writer's next batch; call it under the state's lock, so
@@ -496,7 +492,7 @@ impl fmt::Debug for DurableBackend {
         f.debug_struct("DurableBackend")
             .field("path", &self.shared.dir)
             .field("options", &self.shared.options)
-            .field("held", &self.shared.lock().state.len())
+            .field("held", &self.shared.lock().len())
             .field("stats", &self.stats())
             .finish()
     }

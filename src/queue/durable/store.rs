@@ -14,6 +14,9 @@
 //! A group name may itself hold a 0 byte: entry keys are read from the end, where the
 //! id has a fixed length.
 //!
+//! Beside fjall's files, the directory holds a `riverbed-queue` marker file: written
+//! first, saying the store is being created, and replaced once the store is ready.
+//!
 //! Every value ends with an 8-byte checksum (FNV-1a, 64 bits) of the partition, the key
 //! and the value, checked when the store is read back: a byte changed on disk, which
 //! the store engine does not always notice, is reported instead of delivered.
@@ -37,8 +40,24 @@ const NEXT_ID_KEY: &[u8] = b"next_id";
 /// fjall flushes the journal's changes to data files once the journals hold this much
 /// (its default is 512 MiB; 24 MiB is its least).
 const JOURNAL_LIMIT: u64 = 32 * 1024 * 1024;
-/// The file fjall writes first in a directory it owns.
-const FJALL_MARKER: &str = "version";
+/// The backend's own file in the store's directory: it says the directory is a queue
+/// store, and whether its creation finished.
+const MARKER: &str = "riverbed-queue";
+/// The marker of a store ready for use.
+const READY: &[u8] = b"riverbed queue store 1\n";
+/// The marker of a store being created: the store engine does not create its files
+/// atomically (a crash can leave a partition that it cannot open again), and nothing
+/// is stored before the creation finishes, so a creation cut short starts over.
+const CREATING: &[u8] = b"riverbed queue store 1, being created\n";
+
+/// What [`inspect`] found in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Found {
+    /// Nothing (or a creation cut short): a store is to be created.
+    Nothing,
+    /// A store.
+    Store,
+}
 
 /// The partitions, by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -94,8 +113,11 @@ pub(super) struct Opened {
 
 impl Store {
     /// Opens (or creates) the store in `dir` and reads it back.
-    /// The directory has passed [`check_directory`].
-    pub(super) fn open(dir: &Path) -> Result<Opened, OpenError> {
+    /// Opens the store in `dir`, or creates it there, as [`inspect`] found.
+    pub(super) fn open(dir: &Path, found: Found) -> Result<Opened, OpenError> {
+        if found == Found::Nothing {
+            begin_creation(dir)?;
+        }
         let keyspace = Config::new(dir)
             .manual_journal_persist(true)
             // Opening replays the journal, which holds every change since the last
@@ -136,7 +158,14 @@ impl Store {
             partitions,
             low: 0,
         };
-        let state = store.load(dir)?;
+        let state = match found {
+            Found::Store => store.load(dir)?,
+            Found::Nothing => {
+                let state = store.initialise(dir)?;
+                finish_creation(dir)?;
+                state
+            }
+        };
         Ok(Opened { store, state })
     }
 
@@ -180,7 +209,9 @@ impl Store {
                     ),
                 ));
             }
-            None => return self.initialise(dir),
+            None => {
+                return Err(OpenError::corrupted(dir, "the store lost its format row"));
+            }
         }
         let stored_next: u64 = match meta.get(NEXT_ID_KEY) {
             Some(bytes) => decode(dir, "the next message id", bytes)?,
@@ -198,7 +229,8 @@ impl Store {
                 ));
             }
             if let Some(last) = messages.last().map(|m: &StoredMessage| m.id) {
-                if id != last + 1 {
+                // Keys come in order: `id > last`.
+                if id - last != 1 {
                     return Err(OpenError::corrupted(
                         dir,
                         format!("messages {} to {} are missing", last + 1, id - 1),
@@ -207,9 +239,12 @@ impl Store {
             }
             messages.push(message);
         }
-        let next_id = messages
-            .last()
-            .map_or(stored_next, |m| stored_next.max(m.id + 1));
+        let next_id = match messages.last() {
+            Some(last) => stored_next.max(last.id.checked_add(1).ok_or_else(|| {
+                OpenError::corrupted(dir, "a message has the largest possible id")
+            })?),
+            None => stored_next,
+        };
         let base = messages.first().map_or(next_id, |m| m.id);
 
         let mut groups = Vec::new();
@@ -242,6 +277,7 @@ impl Store {
             let (group, id) = entry_key(dir, &key)?;
             known(dir, &group, "a pending entry")?;
             let entry: PendingEntry = decode(dir, "a pending entry", &value)?;
+            same_id(dir, id, entry.message.id)?;
             pending.push((group, id, entry));
         }
         let mut dead = Vec::new();
@@ -249,27 +285,15 @@ impl Store {
             let (group, id) = entry_key(dir, &key)?;
             known(dir, &group, "a dead letter")?;
             let record: DeadRecord = decode(dir, "a dead letter", &value)?;
+            same_id(dir, id, record.message.id)?;
             dead.push((group, id, record));
         }
         self.low = base;
         Ok(State::restore(messages, next_id, groups, pending, dead))
     }
 
-    /// A store without the format row: new (then it is marked as a queue store), or
-    /// someone else's.
+    /// A new store: its format row.
     fn initialise(&mut self, dir: &Path) -> Result<State, OpenError> {
-        for (part, name) in PARTS {
-            let empty = self
-                .partition(part)
-                .is_empty()
-                .map_err(|e| OpenError::from_store(dir, e))?;
-            if !empty {
-                return Err(OpenError::not_a_store(
-                    dir,
-                    format!("an fjall store whose {name:?} partition has rows but no format mark"),
-                ));
-            }
-        }
         let mut batch = self.keyspace.batch().durability(Some(PersistMode::SyncAll));
         batch.insert(
             self.partition(Part::Meta),
@@ -393,29 +417,91 @@ pub(super) fn commit(batch: fjall::Batch) -> Result<(), String> {
     })
 }
 
-/// Refuses a path that is a file, or a directory holding things but no fjall store.
-pub(super) fn check_directory(dir: &Path) -> Result<(), OpenError> {
+/// What `dir` holds, before the store engine looks: nothing (or a creation cut
+/// short), a store, or something else (refused).
+pub(super) fn inspect(dir: &Path) -> Result<Found, OpenError> {
     match std::fs::metadata(dir) {
         Ok(meta) if !meta.is_dir() => Err(OpenError::not_a_store(dir, "it is not a directory")),
-        Ok(_) => {
-            if dir.join(FJALL_MARKER).exists() {
-                return Ok(());
-            }
-            // Empty, or what fjall creates before its marker (a creation cut short).
-            for entry in std::fs::read_dir(dir).map_err(|e| OpenError::io(dir, e))? {
-                let name = entry.map_err(|e| OpenError::io(dir, e))?.file_name();
-                if name != "journals" && name != "partitions" {
-                    return Err(OpenError::not_a_store(
-                        dir,
-                        format!("the directory holds other files ({name:?}) and no store"),
-                    ));
+        Ok(_) => match std::fs::read(dir.join(MARKER)) {
+            Ok(marker) if marker == READY => Ok(Found::Store),
+            Ok(marker) if marker == CREATING => Ok(Found::Nothing),
+            Ok(marker) => Err(OpenError::not_a_store(
+                dir,
+                format!(
+                    "its {MARKER:?} file says {:?}, not {:?}",
+                    String::from_utf8_lossy(&marker),
+                    String::from_utf8_lossy(READY)
+                ),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut entries = std::fs::read_dir(dir).map_err(|e| OpenError::io(dir, e))?;
+                match entries.next() {
+                    None => Ok(Found::Nothing),
+                    Some(entry) => {
+                        let name = entry.map_err(|e| OpenError::io(dir, e))?.file_name();
+                        Err(OpenError::not_a_store(
+                            dir,
+                            format!(
+                                "the directory holds other files ({name:?}) and no {MARKER:?} file"
+                            ),
+                        ))
+                    }
                 }
             }
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(OpenError::io(dir, e)),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Found::Nothing),
         Err(e) => Err(OpenError::io(dir, e)),
     }
+}
+
+/// Marks `dir` (which exists) as a store being created, and clears what a creation
+/// cut short left (nothing else is there: [`inspect`] checked).
+fn begin_creation(dir: &Path) -> Result<(), OpenError> {
+    let io = |e| OpenError::io(dir, e);
+    let marker = dir.join(MARKER);
+    if std::fs::read(&marker).ok().as_deref() != Some(CREATING) {
+        write_synced(&marker, CREATING).map_err(io)?;
+        sync_dir(dir).map_err(io)?;
+    }
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if entry.file_name() == MARKER {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().map_err(io)?.is_dir() {
+            std::fs::remove_dir_all(&path).map_err(io)?;
+        } else {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks the store in `dir` as ready, atomically (a new file renamed over the marker).
+fn finish_creation(dir: &Path) -> Result<(), OpenError> {
+    let io = |e| OpenError::io(dir, e);
+    let next = dir.join(format!("{MARKER}.new"));
+    write_synced(&next, READY).map_err(io)?;
+    std::fs::rename(&next, dir.join(MARKER)).map_err(io)?;
+    sync_dir(dir).map_err(io)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Makes a directory's entries durable (on Unix: `fsync` on the directory).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// FNV-1a (64 bits) of the partition, the key and the value: a changed byte always
@@ -459,6 +545,18 @@ fn sealed<T: Serialize + ?Sized>(part: Part, key: &[u8], value: &T) -> Result<Ve
 fn decode<T: DeserializeOwned>(dir: &Path, what: &str, bytes: &[u8]) -> Result<T, OpenError> {
     postcard::from_bytes(bytes)
         .map_err(|e| OpenError::corrupted(dir, format!("{what} does not decode: {e}")))
+}
+
+/// An entry's row must hold the message its key names.
+fn same_id(dir: &Path, key: u64, held: u64) -> Result<(), OpenError> {
+    if key == held {
+        Ok(())
+    } else {
+        Err(OpenError::corrupted(
+            dir,
+            format!("the entry row of message {key} holds message {held}"),
+        ))
+    }
 }
 
 fn utf8(dir: &Path, bytes: &[u8]) -> Result<String, OpenError> {

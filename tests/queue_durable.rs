@@ -78,6 +78,30 @@ matrix! {
         assert!(stats.commits >= 1 && stats.operations >= stats.commits, "{stats:?}");
     }
 
+    /// Messages a consumer claimed ahead and never handed out go back uncounted, and
+    /// stay so across a restart.
+    async fn claimed_ahead_messages_go_back_uncounted(rt) {
+        let dir = TempDir::new().unwrap();
+        {
+            let backend = open(dir.path());
+            let queue = queue_on(&rt, &backend);
+            let mut ahead = queue.consume("g").await.unwrap().claim_batch(3);
+            queue.send_batch([1, 2, 3]).await.unwrap();
+            let first = next(&mut ahead).await;
+            assert_eq!(ahead.claimed_ahead(), 2);
+            drop(ahead);
+            first.ack().await.unwrap();
+        }
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        let mut again = queue.consume("g").await.unwrap();
+        for expected in [2, 3] {
+            let delivery = next(&mut again).await;
+            assert_eq!((*delivery.message(), delivery.lease().attempt()), (expected, 1));
+            delivery.ack().await.unwrap();
+        }
+    }
+
     /// Many sends queued while the writer is busy share one commit, and none of them
     /// resolves before it: they take effect at once, and are acknowledged once durable.
     async fn concurrent_sends_share_one_commit(rt) {

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::{Envelope, HandlerFailure, HandlerStats, Kind, Subscription};
-use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, panic_message};
+use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, panic_text};
 use crate::stats::{Counter, Histogram};
 
 pub use crate::BoxError;
@@ -241,9 +241,9 @@ where
             match call() {
                 Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
                     Ok(outcome) => Ok(outcome.into_result()),
-                    Err(panic) => Err(panic_text(panic.as_ref())),
+                    Err(panic) => Err(panic_text(None, panic.as_ref())),
                 },
-                Err(panic) => Err(panic_text(panic.as_ref())),
+                Err(panic) => Err(panic_text(None, panic.as_ref())),
             }
         };
         match runtime {
@@ -313,13 +313,6 @@ where
             Ok(Err(error)) => self.metrics.fail(seq, kind, error.to_string(), false),
             Err(panic) => self.metrics.fail(seq, kind, panic, true),
         }
-    }
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    match panic_message(payload) {
-        Some(msg) => format!("panicked: {msg}"),
-        None => "panicked".to_owned(),
     }
 }
 

@@ -24,7 +24,7 @@ pub const DEFAULT_MAX_CLAIM: usize = 128;
 use super::error::QueueError;
 use super::queue::Inner;
 use crate::bus::HandlerOutcome;
-use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, Sleep, panic_message};
+use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, Sleep, panic_text};
 
 /// A consumer group's handler flow; from [`MessageQueue::consumer`](super::MessageQueue::consumer).
 ///
@@ -252,7 +252,7 @@ where
         async move {
             let mut done: Vec<Lease> = Vec::new();
             let outcome = loop {
-                if deliveries.buffered() == 0 {
+                if deliveries.claimed_ahead() == 0 {
                     // About to claim again: acknowledge what is done, and size the
                     // next claim to what this worker handles within a lease.
                     if let Err(error) = Lease::ack_all(std::mem::take(&mut done)).await {
@@ -389,7 +389,7 @@ where
     let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message)));
     let handling = match called {
         Ok(future) => AssertUnwindSafe(future).catch_unwind(),
-        Err(panic) => return Some(Err(panic_text(panic.as_ref()))),
+        Err(panic) => return Some(Err(panic_text(Some("handler"), panic.as_ref()))),
     };
     let mut handling = std::pin::pin!(handling);
     let mut listener: Option<EventListener> = None;
@@ -398,7 +398,7 @@ where
         if let Poll::Ready(outcome) = handling.as_mut().poll(cx) {
             return Poll::Ready(Some(match outcome {
                 Ok(outcome) => outcome.into_result().map_err(|e| e.to_string()),
-                Err(panic) => Err(panic_text(panic.as_ref())),
+                Err(panic) => Err(panic_text(Some("handler"), panic.as_ref())),
             }));
         }
         loop {
@@ -419,13 +419,6 @@ where
         }
     })
     .await
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    match panic_message(payload) {
-        Some(message) => format!("handler panicked: {message}"),
-        None => "handler panicked".to_owned(),
-    }
 }
 
 /// The first error among the workers' results, if any.

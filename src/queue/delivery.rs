@@ -118,7 +118,7 @@ where
     }
 
     /// Messages claimed and not yet yielded (already leased to this consumer).
-    pub fn buffered(&self) -> usize {
+    pub fn claimed_ahead(&self) -> usize {
         self.buffer.len()
     }
 

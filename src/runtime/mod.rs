@@ -275,6 +275,16 @@ impl JoinError {
     }
 }
 
+/// "panicked" (or "`what` panicked"), with the panic message when the payload is a
+/// string: how handler failures describe a caught panic.
+pub(crate) fn panic_text(what: Option<&str>, payload: &(dyn Any + Send)) -> String {
+    let subject = what.map_or_else(String::new, |what| format!("{what} "));
+    match panic_message(payload) {
+        Some(message) => format!("{subject}panicked: {message}"),
+        None => format!("{subject}panicked"),
+    }
+}
+
 /// The message of a panic payload, when it is a string.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
     payload

@@ -594,6 +594,21 @@ impl Backend for DurableBackend {
         done
     }
 
+    fn release<'a>(
+        &'a self,
+        group: &'a str,
+        id: u64,
+        attempt: u32,
+        now: SystemTime,
+    ) -> BackendFuture<'a, ()> {
+        if let Err(error) = storable(&[now]) {
+            return std::future::ready(Err(error)).boxed();
+        }
+        let done = self.apply(|state, changes| state.release(group, id, attempt, now, changes));
+        self.shared.changed.notify(usize::MAX);
+        done
+    }
+
     fn extend_lease<'a>(
         &'a self,
         group: &'a str,

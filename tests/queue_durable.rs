@@ -212,7 +212,7 @@ matrix! {
             backend.create_group("g", StartFrom::Latest).await.unwrap();
             let hold = backend.hold_commits();
             let message = NewMessage {
-                payload: postcard::to_stdvec(&7u32).unwrap(),
+                payload: postcard::to_stdvec(&7u32).unwrap().into(),
                 enqueued_at: rt.system_time(),
                 not_before: None,
             };
@@ -231,7 +231,7 @@ matrix! {
         let backend = open(dir.path());
         backend.create_group("g", StartFrom::Latest).await.unwrap();
         let ancient = NewMessage {
-            payload: vec![1],
+            payload: vec![1].into(),
             enqueued_at: UNIX_EPOCH - Duration::from_secs(1),
             not_before: None,
         };
@@ -239,7 +239,7 @@ matrix! {
         assert!(matches!(error, BackendError::Storage(_)), "{error}");
         assert_eq!(backend.counts("g", rt.system_time()).await.unwrap().depth, 0);
         // The backend goes on.
-        let fine = NewMessage { payload: vec![2], enqueued_at: rt.system_time(), not_before: None };
+        let fine = NewMessage { payload: vec![2].into(), enqueued_at: rt.system_time(), not_before: None };
         assert_eq!(backend.append(vec![fine]).await.unwrap(), [0]);
     }
 }

@@ -134,7 +134,7 @@ proptest! {
                 Op::Send { n, delay_ms } => {
                     let batch = (0..n)
                         .map(|_| NewMessage {
-                            payload: vec![1, 2, 3],
+                            payload: vec![1, 2, 3].into(),
                             enqueued_at: now,
                             not_before: (delay_ms > 0).then(|| now + Duration::from_millis(delay_ms)),
                         })

@@ -28,11 +28,12 @@
 //! * **At least once.** An entry leaves a group only by `ack` or `dead_letter`.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+use super::payload::Payload;
 
 /// What a backend operation's future resolves to.
 pub type BackendFuture<'a, T> = BoxFuture<'a, Result<T, BackendError>>;
@@ -41,7 +42,7 @@ pub type BackendFuture<'a, T> = BoxFuture<'a, Result<T, BackendError>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
     /// The encoded message.
-    pub payload: Vec<u8>,
+    pub payload: Payload,
     /// When it was sent.
     pub enqueued_at: SystemTime,
     /// Not delivered before this time (`None`: at once).
@@ -53,8 +54,8 @@ pub struct NewMessage {
 pub struct StoredMessage {
     /// The queue-wide id, increasing in send order.
     pub id: u64,
-    /// The encoded message.
-    pub payload: Arc<[u8]>,
+    /// The encoded message (its bytes shared, not copied, between groups).
+    pub payload: Payload,
     /// When it was sent.
     pub enqueued_at: SystemTime,
     /// Not delivered before this time.
@@ -165,6 +166,14 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
                 BackendError::Storage("the backend returned no id for a message".into())
             })
         })
+    }
+
+    /// Appends one message if that can be done at once, with no waiting (for room, for
+    /// a commit): its id then, or the message handed back, to be appended with
+    /// [`append_one`](Self::append_one). Saves an in-memory backend the future of a
+    /// send; the default always hands the message back.
+    fn append_now(&self, message: NewMessage) -> Result<u64, NewMessage> {
+        Err(message)
     }
 
     /// Creates consumer group `group`, starting at `start`, unless it exists; returns

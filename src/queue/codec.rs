@@ -5,6 +5,8 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::payload::{INLINE_PAYLOAD, Payload};
+
 /// Turns messages into bytes and back. One codec layer serves every backend: they all
 /// store bytes.
 ///
@@ -13,6 +15,13 @@ use serde::de::DeserializeOwned;
 pub trait Codec: Send + Sync + fmt::Debug + 'static {
     /// Encodes `message`.
     fn encode<M: Serialize>(&self, message: &M) -> Result<Vec<u8>, CodecError>;
+
+    /// Encodes `message` into the [`Payload`] a backend stores. The default wraps
+    /// [`encode`](Self::encode); a codec can write small messages straight into the
+    /// payload's inline bytes, with no allocation.
+    fn encode_payload<M: Serialize>(&self, message: &M) -> Result<Payload, CodecError> {
+        self.encode(message).map(Payload::from)
+    }
 
     /// Decodes a message; a payload that does not decode is an error (the queue sends
     /// it to dead letters), never a panic.
@@ -58,6 +67,18 @@ impl Codec for Postcard {
             codec: "postcard",
             message: e.to_string(),
         })
+    }
+
+    fn encode_payload<M: Serialize>(&self, message: &M) -> Result<Payload, CodecError> {
+        let mut inline = [0u8; INLINE_PAYLOAD];
+        match postcard::to_slice(message, &mut inline) {
+            Ok(bytes) => Ok(Payload::from(&*bytes)),
+            Err(postcard::Error::SerializeBufferFull) => self.encode(message).map(Payload::from),
+            Err(e) => Err(CodecError {
+                codec: "postcard",
+                message: e.to_string(),
+            }),
+        }
     }
 
     fn decode<M: DeserializeOwned>(&self, bytes: &[u8]) -> Result<M, CodecError> {

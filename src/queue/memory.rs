@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use event_listener::Event;
@@ -108,15 +108,15 @@ impl MemoryBackend {
     }
 
     /// [`try_append`](Self::try_append) for one message, with no batch to build.
-    fn try_append_one(&self, message: &mut Option<NewMessage>) -> Option<u64> {
+    fn try_append_one(&self, message: NewMessage) -> Result<u64, NewMessage> {
         let mut inbox = self.inbox();
         if !self.fits(&inbox, 1) {
-            return None;
+            return Err(message);
         }
-        let id = inbox.push(message.take()?);
+        let id = inbox.push(message);
         drop(inbox);
         self.changed.notify(usize::MAX);
-        Some(id)
+        Ok(id)
     }
 
     /// Whether `wanted` more messages fit (or the backend is empty).
@@ -157,7 +157,7 @@ impl Inbox {
         self.next_id += 1;
         self.messages.push(StoredMessage {
             id,
-            payload: Arc::from(message.payload),
+            payload: message.payload,
             enqueued_at: message.enqueued_at,
             not_before: message.not_before,
         });
@@ -200,21 +200,26 @@ impl Backend for MemoryBackend {
     }
 
     fn append_one(&self, message: NewMessage) -> BackendFuture<'_, u64> {
-        let mut message = Some(message);
         // The common case, room now, needs no async state machine.
-        if let Some(id) = self.try_append_one(&mut message) {
-            return std::future::ready(Ok(id)).boxed();
-        }
+        let mut message = match self.try_append_one(message) {
+            Ok(id) => return std::future::ready(Ok(id)).boxed(),
+            Err(message) => message,
+        };
         async move {
             loop {
                 let listener = self.room.listen();
-                if let Some(id) = self.try_append_one(&mut message) {
-                    return Ok(id);
+                match self.try_append_one(message) {
+                    Ok(id) => return Ok(id),
+                    Err(back) => message = back,
                 }
                 listener.await;
             }
         }
         .boxed()
+    }
+
+    fn append_now(&self, message: NewMessage) -> Result<u64, NewMessage> {
+        self.try_append_one(message)
     }
 
     fn create_group<'a>(&'a self, group: &'a str, start: StartFrom) -> BackendFuture<'a, bool> {

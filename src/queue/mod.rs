@@ -46,10 +46,12 @@ mod delivery;
 mod durable;
 mod error;
 mod memory;
+mod payload;
 #[allow(clippy::module_inception)]
 mod queue;
 pub(crate) mod state;
 mod stats;
+mod window;
 
 pub use backend::{
     Backend, BackendError, BackendFuture, Claim, Claimed, DeadRecord, GroupCounts, NewMessage,
@@ -68,5 +70,6 @@ pub use durable::{
 };
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
+pub use payload::{INLINE_PAYLOAD, Payload};
 pub use queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink};
 pub use stats::{GroupStats, QueueStats};

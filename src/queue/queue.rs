@@ -19,6 +19,7 @@ use super::consumer::Consumer;
 use super::delivery::Deliveries;
 use super::error::{QueueError, SendError};
 use super::memory::MemoryBackend;
+use super::payload::Payload;
 use super::stats::{GroupMetrics, GroupStats, QueueStats};
 use crate::resilience::RetryPolicy;
 use crate::runtime::SharedRuntime;
@@ -233,8 +234,8 @@ where
         &self.inner.retry
     }
 
-    fn encode(&self, message: &M) -> Result<Vec<u8>, CodecError> {
-        self.inner.codec.encode(message)
+    fn encode(&self, message: &M) -> Result<Payload, CodecError> {
+        self.inner.codec.encode_payload(message)
     }
 
     /// Sends `message`; resolves with its id once the backend has accepted it under
@@ -265,11 +266,15 @@ where
             enqueued_at: self.inner.now(),
             not_before,
         };
-        self.inner
-            .backend
-            .append_one(new)
-            .await
-            .map_err(SendError::Backend)
+        match self.inner.backend.append_now(new) {
+            Ok(id) => Ok(id),
+            Err(new) => self
+                .inner
+                .backend
+                .append_one(new)
+                .await
+                .map_err(SendError::Backend),
+        }
     }
 
     /// Sends `messages` in one append (one commit for a durable backend); resolves with

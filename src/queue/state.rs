@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::backend::{
     BackendError, Claim, Claimed, DeadRecord, GroupCounts, NewMessage, StartFrom, StoredMessage,
 };
+use super::window::IdMap;
 
 /// One change of the state, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +79,7 @@ pub(crate) struct Group {
     name: Arc<str>,
     /// The next message id the group has never seen.
     cursor: u64,
-    pending: BTreeMap<u64, Pending>,
+    pending: IdMap<Pending>,
     /// When pending entries become due: (time, id, version), stale ones skipped.
     due: BinaryHeap<Reverse<(SystemTime, u64, u64)>>,
     /// Leases in the order they were taken, while their ends increase (the common
@@ -117,7 +118,7 @@ impl Group {
         Group {
             name,
             cursor,
-            pending: BTreeMap::new(),
+            pending: IdMap::default(),
             due: BinaryHeap::new(),
             leases: VecDeque::new(),
             dead: BTreeMap::new(),
@@ -138,7 +139,7 @@ impl Group {
     }
 
     fn is_current(&self, id: u64, version: u64) -> bool {
-        self.pending.get(&id).is_some_and(|p| p.version == version)
+        self.pending.get(id).is_some_and(|p| p.version == version)
     }
 
     /// The earliest current due time, dropping stale entries on the way.
@@ -225,7 +226,7 @@ impl State {
             }
             let stored = StoredMessage {
                 id,
-                payload: Arc::from(message.payload),
+                payload: message.payload,
                 enqueued_at: message.enqueued_at,
                 not_before: message.not_before,
             };
@@ -283,86 +284,73 @@ impl State {
         let next_id = self.next_id;
         let base = self.base;
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
-        let name = Arc::clone(&g.name);
-        let mut taken: Vec<(u64, PendingEntry)> = Vec::new();
+        let mut messages = Vec::with_capacity(max.min(256));
         // Entries due now first: retries, expired leases, delayed messages.
-        while taken.len() < max {
+        while messages.len() < max {
             let Some(id) = g.pop_due(now) else { break };
-            let Some(pending) = g.pending.get(&id) else {
+            let version = g.schedule(id, lease_until, true);
+            let Some(pending) = g.pending.get_mut(id) else {
                 continue;
             };
-            taken.push((id, pending.entry.clone()));
+            let entry = &mut pending.entry;
+            let lease_expired = entry.leased;
+            entry.attempts = entry.attempts.saturating_add(1);
+            entry.until = lease_until;
+            entry.leased = true;
+            pending.version = version;
+            messages.push(Claimed {
+                message: entry.message.clone(),
+                attempt: entry.attempts,
+                lease_expired,
+                last_error: entry.last_error.clone(),
+            });
+            changes.record(|| Change::PutPending {
+                group: Arc::clone(&g.name),
+                id,
+                entry: pending.entry.clone(),
+            });
         }
-        // Then messages the group has never seen.
-        let mut cursor_moved = false;
-        while taken.len() < max && g.cursor < next_id {
+        // Then messages the group has never seen: each becomes a pending entry,
+        // leased, or waiting if it was sent with a delay.
+        let cursor_before = g.cursor;
+        while messages.len() < max && g.cursor < next_id {
             let id = g.cursor;
             g.cursor += 1;
-            cursor_moved = true;
             let index = usize::try_from(id - base).unwrap_or(usize::MAX);
             let Some(message) = self.messages.get(index) else {
                 continue;
             };
-            match message.not_before {
-                Some(at) if at > now => {
-                    // Delayed: it waits among the pending entries until due.
-                    let entry = PendingEntry {
-                        attempts: 0,
-                        until: at,
-                        leased: false,
-                        last_error: None,
-                        message: message.clone(),
-                    };
-                    let version = g.schedule(id, at, false);
-                    changes.record(|| Change::PutPending {
-                        group: Arc::clone(&name),
-                        id,
-                        entry: entry.clone(),
-                    });
-                    g.pending.insert(id, Pending { entry, version });
-                }
-                _ => taken.push((
-                    id,
-                    PendingEntry {
-                        attempts: 0,
-                        until: now,
-                        leased: false,
-                        last_error: None,
-                        message: message.clone(),
-                    },
-                )),
-            }
-        }
-        if cursor_moved {
-            changes.record(|| Change::PutGroup {
-                group: Arc::clone(&name),
-                cursor: g.cursor,
-            });
-        }
-        let mut messages = Vec::with_capacity(taken.len());
-        for (id, before) in taken {
-            let was_leased = before.leased;
-            let last_error = before.last_error.clone();
-            let entry = PendingEntry {
-                attempts: before.attempts.saturating_add(1),
-                until: lease_until,
-                leased: true,
-                ..before
+            let (until, leased) = match message.not_before {
+                Some(at) if at > now => (at, false),
+                _ => (lease_until, true),
             };
-            let version = g.schedule(id, lease_until, true);
+            let version = g.schedule(id, until, leased);
+            let entry = PendingEntry {
+                attempts: u32::from(leased),
+                until,
+                leased,
+                last_error: None,
+                message: message.clone(),
+            };
             changes.record(|| Change::PutPending {
-                group: Arc::clone(&name),
+                group: Arc::clone(&g.name),
                 id,
                 entry: entry.clone(),
             });
-            let attempt = entry.attempts;
-            let message = entry.message.clone();
+            if leased {
+                messages.push(Claimed {
+                    message: message.clone(),
+                    attempt: 1,
+                    lease_expired: false,
+                    last_error: None,
+                });
+            }
             g.pending.insert(id, Pending { entry, version });
-            messages.push(Claimed {
-                message,
-                attempt,
-                lease_expired: was_leased,
-                last_error,
+        }
+        if g.cursor != cursor_before {
+            changes.record(|| Change::PutGroup {
+                group: Arc::clone(&g.name),
+                cursor: g.cursor,
             });
         }
         let next_due = g.next_due();
@@ -378,7 +366,7 @@ impl State {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         for &id in ids {
-            if g.pending.remove(&id).is_some() {
+            if g.pending.remove(id).is_some() {
                 changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
                     id,
@@ -401,18 +389,21 @@ impl State {
         change: impl FnOnce(&mut PendingEntry),
     ) -> Result<bool, BackendError> {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
-        let Some(pending) = g.pending.get(&id).filter(|p| p.holds(attempt)) else {
+        let Some(pending) = g.pending.get_mut(id).filter(|p| p.holds(attempt)) else {
             return Ok(false);
         };
-        let mut entry = pending.entry.clone();
-        change(&mut entry);
-        let version = g.schedule(id, entry.until, entry.leased);
+        change(&mut pending.entry);
+        let (until, leased) = (pending.entry.until, pending.entry.leased);
+        let version = g.schedule(id, until, leased);
+        let Some(pending) = g.pending.get_mut(id) else {
+            return Ok(false);
+        };
+        pending.version = version;
         changes.record(|| Change::PutPending {
             group: Arc::clone(&g.name),
             id,
-            entry: entry.clone(),
+            entry: pending.entry.clone(),
         });
-        g.pending.insert(id, Pending { entry, version });
         Ok(true)
     }
 
@@ -476,10 +467,10 @@ impl State {
     ) -> Result<(), BackendError> {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
-        if !g.pending.get(&id).is_some_and(|p| p.holds(attempt)) {
+        if !g.pending.get(id).is_some_and(|p| p.holds(attempt)) {
             return Ok(());
         }
-        let Some(pending) = g.pending.remove(&id) else {
+        let Some(pending) = g.pending.remove(id) else {
             return Ok(());
         };
         let message = pending.entry.message;

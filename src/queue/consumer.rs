@@ -8,16 +8,17 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use event_listener::{Event, EventListener};
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use futures_util::{FutureExt, Stream};
 use serde::de::DeserializeOwned;
 
+use super::backend::Claimed;
 use super::backend::{BackendError, StartFrom};
 use super::codec::Codec;
-use super::delivery::{Deliveries, Delivery, Lease};
+use super::delivery::{Answers, Deliveries};
 
 /// The most messages a [`Consumer`]'s worker claims at once by default.
 pub const DEFAULT_MAX_CLAIM: usize = 128;
@@ -239,6 +240,10 @@ where
     }
 
     /// One worker: claims, handles one message at a time, acknowledges in batches.
+    ///
+    /// It handles claimed messages as they come from the backend, without a
+    /// [`Lease`](super::Lease) each: its [`Answering`] holds the acknowledgements it
+    /// gathers and the message in hand, and answers for them if the worker is dropped.
     fn worker(&self) -> BoxFuture<'static, Result<(), QueueError>> {
         let mut deliveries: Deliveries<M, C> =
             Deliveries::new(Arc::clone(&self.inner), &self.group).claim_batch(1);
@@ -250,40 +255,92 @@ where
             Arc::clone(&self.inner.runtime),
         );
         async move {
-            let mut done: Vec<Lease> = Vec::new();
+            let mut answering = Answering {
+                to: Arc::clone(deliveries.answers()),
+                acks: Vec::new(),
+                enqueued: Vec::new(),
+                in_hand: None,
+            };
             let outcome = loop {
                 if deliveries.claimed_ahead() == 0 {
                     // About to claim again: acknowledge what is done, and size the
                     // next claim to what this worker handles within a lease.
-                    if let Err(error) = Lease::ack_all(std::mem::take(&mut done)).await {
+                    if let Err(error) = answering.flush().await {
                         break Err(error);
                     }
                     deliveries.set_claim_batch(pace.next_batch());
                 }
-                let delivery = match next_or_stop(&mut deliveries, &stop).await {
-                    Step::Deliver(delivery) => delivery,
+                let claimed = match next_or_stop(&mut deliveries, &stop).await {
+                    Step::Deliver(claimed) => claimed,
                     Step::Fail(error) => break Err(error),
                     Step::Stop => break Ok(()),
                 };
                 pace.handled += 1;
-                let (message, lease) = delivery.into_parts();
+                let Some(message) = deliveries.decode(&claimed) else {
+                    continue;
+                };
+                let (id, attempt) = (claimed.message.id, claimed.attempt);
+                answering.in_hand = Some((id, attempt));
                 match handle_within_grace(&handler, message, &stop).await {
-                    Some(Ok(())) => done.push(lease),
-                    // A failed answer leaves the lease to run out: delivered again.
-                    Some(Err(error)) => drop(lease.retry(error).await),
-                    // Cancelled at the end of the grace period: the lease retries it.
-                    None => {
-                        drop(lease);
-                        break Ok(());
+                    Some(Ok(())) => {
+                        answering.in_hand = None;
+                        answering.acks.push(id);
+                        answering.enqueued.push(claimed.message.enqueued_at);
                     }
+                    Some(Err(error)) => {
+                        answering.in_hand = None;
+                        drop(answering.to.fail(id, attempt, error, None).await);
+                    }
+                    // Cancelled at the end of the grace period: retried as the
+                    // answering drops, below.
+                    None => break Ok(()),
                 }
             };
-            let acked = Lease::ack_all(done).await;
+            let acked = answering.flush().await;
+            drop(answering);
             // What was claimed ahead goes back to the group as the stream drops.
             drop(deliveries);
             outcome.and(acked)
         }
         .boxed()
+    }
+}
+
+/// A worker's answers not given to the backend yet: the acknowledgements it
+/// gathered, and the message its handler has now. Dropped (the worker cancelled or
+/// dropped mid-flight), the acknowledgements still go out and the message in hand is
+/// retried as failed: the backend acts when called.
+struct Answering {
+    to: Arc<Answers>,
+    acks: Vec<u64>,
+    enqueued: Vec<SystemTime>,
+    in_hand: Option<(u64, u32)>,
+}
+
+impl Answering {
+    /// Acknowledges what was gathered, in one backend call.
+    async fn flush(&mut self) -> Result<(), QueueError> {
+        if self.acks.is_empty() {
+            return Ok(());
+        }
+        let done = self.to.ack(&self.acks, &self.enqueued).await;
+        self.acks.clear();
+        self.enqueued.clear();
+        done
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        if !self.acks.is_empty() {
+            drop(self.to.ack(&self.acks, &self.enqueued));
+        }
+        if let Some((id, attempt)) = self.in_hand.take() {
+            drop(
+                self.to
+                    .fail(id, attempt, "dropped without an answer".to_owned(), None),
+            );
+        }
     }
 }
 
@@ -332,15 +389,15 @@ impl Pace {
 }
 
 /// What a worker does next.
-enum Step<M> {
-    Deliver(Delivery<M>),
+enum Step {
+    Deliver(Claimed),
     Fail(QueueError),
     Stop,
 }
 
 /// The next delivery, unless the flow is stopping (or, when draining, the group has
 /// nothing ready any more).
-async fn next_or_stop<M, C>(deliveries: &mut Deliveries<M, C>, stop: &Stop) -> Step<M>
+async fn next_or_stop<M, C>(deliveries: &mut Deliveries<M, C>, stop: &Stop) -> Step
 where
     M: DeserializeOwned + Send + 'static,
     C: Codec,
@@ -352,8 +409,8 @@ where
             if stop.requested() && !draining {
                 return Poll::Ready(Step::Stop);
             }
-            match Pin::new(&mut *deliveries).poll_next(cx) {
-                Poll::Ready(Some(Ok(delivery))) => return Poll::Ready(Step::Deliver(delivery)),
+            match deliveries.poll_claimed(cx) {
+                Poll::Ready(Some(Ok(claimed))) => return Poll::Ready(Step::Deliver(claimed)),
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Step::Fail(error)),
                 Poll::Ready(None) => return Poll::Ready(Step::Stop),
                 Poll::Pending => {}

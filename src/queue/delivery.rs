@@ -151,10 +151,7 @@ where
     /// Turns a claimed message into a delivery, or dead-letters it if it does not
     /// decode.
     fn deliver(&self, claimed: Claimed) -> Option<Delivery<M>> {
-        self.metrics.delivered.inc();
-        if claimed.lease_expired {
-            self.metrics.redelivered.inc();
-        }
+        let message = self.decode(&claimed)?;
         let lease = Lease {
             to: Arc::clone(&self.answers),
             id: claimed.message.id,
@@ -163,11 +160,70 @@ where
             last_error: claimed.last_error,
             answered: false,
         };
+        Some(Delivery { message, lease })
+    }
+
+    /// Decodes a claimed message, or dead-letters it with the decode error.
+    pub(crate) fn decode(&self, claimed: &Claimed) -> Option<M> {
         match self.inner.codec.decode(&claimed.message.payload) {
-            Ok(message) => Some(Delivery { message, lease }),
+            Ok(message) => Some(message),
             Err(error) => {
-                lease.dead_letter_now(format!("decode error: {error}"));
+                let id = claimed.message.id;
+                self.answers
+                    .dead_letter_now(id, claimed.attempt, format!("decode error: {error}"));
                 None
+            }
+        }
+    }
+
+    /// Where this stream's answers go.
+    pub(crate) fn answers(&self) -> &Arc<Answers> {
+        &self.answers
+    }
+
+    /// The next claimed message, undecoded and counted as delivered: what
+    /// [`poll_next`](Stream::poll_next) makes deliveries of, and what a consumer's
+    /// workers handle without a [`Lease`] each.
+    pub(crate) fn poll_claimed(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Claimed, QueueError>>> {
+        loop {
+            if let Some(claimed) = self.buffer.pop_front() {
+                self.metrics.delivered.inc();
+                if claimed.lease_expired {
+                    self.metrics.redelivered.inc();
+                }
+                return Poll::Ready(Some(Ok(claimed)));
+            }
+            match &mut self.state {
+                ClaimState::Idle => self.start_claim(),
+                ClaimState::Claiming { claim, .. } => {
+                    let result = std::task::ready!(claim.as_mut().poll(cx));
+                    let ClaimState::Claiming { changed, .. } =
+                        std::mem::replace(&mut self.state, ClaimState::Idle)
+                    else {
+                        continue;
+                    };
+                    match result {
+                        Ok(claim) if claim.messages.is_empty() => {
+                            let due = claim.next_due.map(|at| {
+                                self.inner.runtime.sleep_until(self.inner.instant_at(at))
+                            });
+                            self.state = ClaimState::Waiting { changed, due };
+                        }
+                        Ok(claim) => self.buffer.extend(claim.messages),
+                        Err(error) => return Poll::Ready(Some(Err(error.into()))),
+                    }
+                }
+                ClaimState::Waiting { changed, due } => {
+                    let woke = changed.as_mut().poll(cx).is_ready()
+                        | due.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
+                    if !woke {
+                        return Poll::Pending;
+                    }
+                    self.state = ClaimState::Idle;
+                }
             }
         }
     }
@@ -183,39 +239,14 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
-            while let Some(claimed) = this.buffer.pop_front() {
-                if let Some(delivery) = this.deliver(claimed) {
-                    return Poll::Ready(Some(Ok(delivery)));
-                }
-            }
-            match &mut this.state {
-                ClaimState::Idle => this.start_claim(),
-                ClaimState::Claiming { claim, .. } => {
-                    let result = std::task::ready!(claim.as_mut().poll(cx));
-                    let ClaimState::Claiming { changed, .. } =
-                        std::mem::replace(&mut this.state, ClaimState::Idle)
-                    else {
-                        continue;
-                    };
-                    match result {
-                        Ok(claim) if claim.messages.is_empty() => {
-                            let due = claim.next_due.map(|at| {
-                                this.inner.runtime.sleep_until(this.inner.instant_at(at))
-                            });
-                            this.state = ClaimState::Waiting { changed, due };
-                        }
-                        Ok(claim) => this.buffer.extend(claim.messages),
-                        Err(error) => return Poll::Ready(Some(Err(error.into()))),
+            match std::task::ready!(this.poll_claimed(cx)) {
+                Some(Ok(claimed)) => {
+                    if let Some(delivery) = this.deliver(claimed) {
+                        return Poll::Ready(Some(Ok(delivery)));
                     }
                 }
-                ClaimState::Waiting { changed, due } => {
-                    let woke = changed.as_mut().poll(cx).is_ready()
-                        | due.as_mut().is_some_and(|d| d.as_mut().poll(cx).is_ready());
-                    if !woke {
-                        return Poll::Pending;
-                    }
-                    this.state = ClaimState::Idle;
-                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
             }
         }
     }
@@ -348,11 +379,83 @@ pub struct Lease {
     answered: bool,
 }
 
-/// Where a lease's answers go: the queue, the group, the group's counters.
-struct Answers {
+/// Where answers go: the queue, the group, the group's counters. Shared by every
+/// lease of one [`Deliveries`] stream, and used directly by a consumer's workers.
+pub(crate) struct Answers {
     inner: Arc<dyn LeaseTarget>,
     group: Arc<str>,
     metrics: Arc<GroupMetrics>,
+}
+
+impl Answers {
+    /// Acknowledges `ids` (sent at `enqueued`, in the same order) in one backend call:
+    /// one lock, or one commit.
+    pub(crate) fn ack<'a>(
+        &'a self,
+        ids: &'a [u64],
+        enqueued: &[SystemTime],
+    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        let now = self.inner.now();
+        for &at in enqueued {
+            if let Ok(latency) = now.duration_since(at) {
+                self.metrics.latency.record(latency);
+            }
+        }
+        let done = self.inner.backend().ack(&self.group, ids);
+        let acked = ids.len() as u64;
+        async move {
+            let done = done.await;
+            self.metrics.acked.add(acked);
+            Ok(done?)
+        }
+        .boxed()
+    }
+
+    /// Delivery `attempt` of `id` failed with `error`: retried (after `delay`, or
+    /// the policy's backoff), or dead-lettered after the last attempt the policy
+    /// allows. The backend acts when called, so dropping the future still answers.
+    pub(crate) fn fail(
+        &self,
+        id: u64,
+        attempt: u32,
+        error: String,
+        delay: Option<Duration>,
+    ) -> BoxFuture<'_, Result<(), QueueError>> {
+        let now = self.inner.now();
+        let policy = self.inner.retry_policy();
+        if policy.allows(attempt) {
+            self.metrics.nacked.inc();
+            let delay = delay.unwrap_or_else(|| policy.delay_for(attempt, id));
+            let nack =
+                self.inner
+                    .backend()
+                    .nack(&self.group, id, attempt, now + delay, Some(error));
+            async move { Ok(nack.await?) }.boxed()
+        } else {
+            self.dead_letter(id, attempt, error)
+        }
+    }
+
+    /// Moves delivery `attempt` of `id` to dead letters with `error`.
+    pub(crate) fn dead_letter(
+        &self,
+        id: u64,
+        attempt: u32,
+        error: String,
+    ) -> BoxFuture<'_, Result<(), QueueError>> {
+        self.metrics.dead_lettered.inc();
+        let now = self.inner.now();
+        let dead = self
+            .inner
+            .backend()
+            .dead_letter(&self.group, id, attempt, error, now);
+        async move { Ok(dead.await?) }.boxed()
+    }
+
+    /// Dead-letters at once, without waiting (the backend acts when called).
+    pub(crate) fn dead_letter_now(&self, id: u64, attempt: u32, error: String) {
+        drop(self.dead_letter(id, attempt, error));
+    }
 }
 
 impl Lease {
@@ -384,47 +487,33 @@ impl Lease {
     /// Acknowledges the message: it leaves the group for good.
     pub async fn ack(mut self) -> Result<(), QueueError> {
         self.answered = true;
-        let ids = [self.id];
-        let done = self.to.inner.backend().ack(&self.to.group, &ids).await;
-        self.to.metrics.acked.inc();
-        let now = self.to.inner.now();
-        if let Ok(latency) = now.duration_since(self.enqueued_at) {
-            self.to.metrics.latency.record(latency);
-        }
-        Ok(done?)
+        self.to.ack(&[self.id], &[self.enqueued_at]).await
     }
 
     /// Failed: delivered again after `delay`, or dead-lettered after the last attempt.
     pub async fn nack(mut self, delay: Duration) -> Result<(), QueueError> {
         self.answered = true;
         let error = format!("nacked on attempt {}", self.attempt);
-        self.fail(error, Some(delay)).await
+        self.to
+            .fail(self.id, self.attempt, error, Some(delay))
+            .await
     }
 
     /// Failed with `error`: delivered again after the policy's backoff, or
     /// dead-lettered with `error` after the last attempt.
     pub async fn retry(mut self, error: impl fmt::Display) -> Result<(), QueueError> {
         self.answered = true;
-        self.fail(error.to_string(), None).await
+        self.to
+            .fail(self.id, self.attempt, error.to_string(), None)
+            .await
     }
 
     /// Gives up on the message now: to dead letters with `error`.
     pub async fn reject(mut self, error: impl fmt::Display) -> Result<(), QueueError> {
         self.answered = true;
-        let now = self.to.inner.now();
-        self.to.metrics.dead_lettered.inc();
-        Ok(self
-            .to
-            .inner
-            .backend()
-            .dead_letter(
-                &self.to.group,
-                self.id,
-                self.attempt,
-                error.to_string(),
-                now,
-            )
-            .await?)
+        self.to
+            .dead_letter(self.id, self.attempt, error.to_string())
+            .await
     }
 
     /// Extends the lease by `by` from now; `false` if it was lost meanwhile.
@@ -437,82 +526,18 @@ impl Lease {
             .extend_lease(&self.to.group, self.id, self.attempt, until)
             .await?)
     }
-
-    /// Retries (after `delay`, or the policy's backoff) or dead-letters.
-    fn fail(
-        &self,
-        error: String,
-        delay: Option<Duration>,
-    ) -> BoxFuture<'_, Result<(), QueueError>> {
-        let now = self.to.inner.now();
-        let policy = self.to.inner.retry_policy();
-        if policy.allows(self.attempt) {
-            self.to.metrics.nacked.inc();
-            let delay = delay.unwrap_or_else(|| policy.delay_for(self.attempt, self.id));
-            let nack = self.to.inner.backend().nack(
-                &self.to.group,
-                self.id,
-                self.attempt,
-                now + delay,
-                Some(error),
-            );
-            async move { Ok(nack.await?) }.boxed()
-        } else {
-            self.to.metrics.dead_lettered.inc();
-            let dead = self.to.inner.backend().dead_letter(
-                &self.to.group,
-                self.id,
-                self.attempt,
-                error,
-                now,
-            );
-            async move { Ok(dead.await?) }.boxed()
-        }
-    }
-
-    /// Acknowledges `leases` (all of one group) in one backend call: one lock, or
-    /// one commit.
-    pub(crate) async fn ack_all(mut leases: Vec<Lease>) -> Result<(), QueueError> {
-        let Some(first) = leases.first() else {
-            return Ok(());
-        };
-        let to = Arc::clone(&first.to);
-        let (inner, group, metrics) = (&to.inner, &to.group, &to.metrics);
-        let now = inner.now();
-        let mut ids = Vec::with_capacity(leases.len());
-        for lease in &mut leases {
-            lease.answered = true;
-            ids.push(lease.id);
-            if let Ok(latency) = now.duration_since(lease.enqueued_at) {
-                metrics.latency.record(latency);
-            }
-        }
-        drop(leases);
-        let done = inner.backend().ack(group, &ids).await;
-        metrics.acked.add(ids.len() as u64);
-        Ok(done?)
-    }
-
-    /// Dead-letters at once, without waiting (the backend acts when called).
-    pub(crate) fn dead_letter_now(mut self, error: String) {
-        self.answered = true;
-        self.to.metrics.dead_lettered.inc();
-        let now = self.to.inner.now();
-        drop(self.to.inner.backend().dead_letter(
-            &self.to.group,
-            self.id,
-            self.attempt,
-            error,
-            now,
-        ));
-    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
         if !self.answered {
             // The backend acts when called: dropping the future still retries.
-            drop(self.fail("dropped without an answer".to_owned(), None));
+            drop(self.to.fail(
+                self.id,
+                self.attempt,
+                "dropped without an answer".to_owned(),
+                None,
+            ));
         }
     }
 }

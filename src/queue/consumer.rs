@@ -270,10 +270,19 @@ where
                     }
                     deliveries.set_claim_batch(pace.next_batch());
                 }
-                let claimed = match next_or_stop(&mut deliveries, &stop).await {
-                    Step::Deliver(claimed) => claimed,
-                    Step::Fail(error) => break Err(error),
-                    Step::Stop => break Ok(()),
+                // Messages claimed ahead are taken as they are, with no trip
+                // through the stream's polling; a stop still ends the loop first.
+                let ahead = match stop.requested() && !stop.when_idle.load(Ordering::Acquire) {
+                    true => None,
+                    false => deliveries.pop_claimed(),
+                };
+                let claimed = match ahead {
+                    Some(claimed) => claimed,
+                    None => match next_or_stop(&mut deliveries, &stop).await {
+                        Step::Deliver(claimed) => claimed,
+                        Step::Fail(error) => break Err(error),
+                        Step::Stop => break Ok(()),
+                    },
                 };
                 pace.handled += 1;
                 let Some(message) = deliveries.decode(&claimed) else {

@@ -1,7 +1,6 @@
 //! [`Deliveries`]: a consumer group's messages as a `Stream` of [`Delivery`]s, each
 //! answered through its [`Lease`].
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -53,7 +52,8 @@ pub struct Deliveries<M, C: Codec> {
     /// What every lease of this stream answers through (one `Arc` per lease).
     answers: Arc<Answers>,
     batch: usize,
-    buffer: VecDeque<Claimed>,
+    /// Claimed and not yet handed out, in order.
+    buffer: std::vec::IntoIter<Claimed>,
     state: ClaimState,
     message: PhantomData<fn() -> M>,
 }
@@ -93,7 +93,7 @@ where
             inner,
             metrics,
             batch: DEFAULT_CLAIM_BATCH,
-            buffer: VecDeque::new(),
+            buffer: Vec::new().into_iter(),
             state: ClaimState::Idle,
             message: PhantomData,
         }
@@ -125,7 +125,7 @@ where
     /// Whether the last claim found nothing and nothing is buffered: the group had
     /// nothing ready for this consumer.
     pub(crate) fn is_idle(&self) -> bool {
-        self.buffer.is_empty() && matches!(self.state, ClaimState::Waiting { .. })
+        self.buffer.len() == 0 && matches!(self.state, ClaimState::Waiting { .. })
     }
 
     fn start_claim(&mut self) {
@@ -181,6 +181,16 @@ where
         &self.answers
     }
 
+    /// The next message claimed ahead, if there is one, counted as delivered.
+    pub(crate) fn pop_claimed(&mut self) -> Option<Claimed> {
+        let claimed = self.buffer.next()?;
+        self.metrics.delivered.inc();
+        if claimed.lease_expired {
+            self.metrics.redelivered.inc();
+        }
+        Some(claimed)
+    }
+
     /// The next claimed message, undecoded and counted as delivered: what
     /// [`poll_next`](Stream::poll_next) makes deliveries of, and what a consumer's
     /// workers handle without a [`Lease`] each.
@@ -189,11 +199,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Claimed, QueueError>>> {
         loop {
-            if let Some(claimed) = self.buffer.pop_front() {
-                self.metrics.delivered.inc();
-                if claimed.lease_expired {
-                    self.metrics.redelivered.inc();
-                }
+            if let Some(claimed) = self.pop_claimed() {
                 return Poll::Ready(Some(Ok(claimed)));
             }
             match &mut self.state {
@@ -212,7 +218,7 @@ where
                             });
                             self.state = ClaimState::Waiting { changed, due };
                         }
-                        Ok(claim) => self.buffer.extend(claim.messages),
+                        Ok(claim) => self.buffer = claim.messages.into_iter(),
                         Err(error) => return Poll::Ready(Some(Err(error.into()))),
                     }
                 }
@@ -257,7 +263,7 @@ impl<M, C: Codec> Drop for Deliveries<M, C> {
         // Messages claimed and never handed out go back at once, not at lease end,
         // with that delivery not counted.
         let now = self.inner.now();
-        for claimed in self.buffer.drain(..) {
+        for claimed in self.buffer.by_ref() {
             drop(
                 self.inner
                     .backend

@@ -42,6 +42,11 @@ pub struct MemoryBackend {
     /// Sends land here under a lock of their own, held for a push, so that producers
     /// do not wait for consumers' claims and acks; every state operation first moves
     /// them into the state, in id order.
+    ///
+    /// Only a send into an empty inbox wakes consumers: one that found nothing to
+    /// claim had emptied the inbox in its claim (after it began listening), so the
+    /// first send after that claim is the one it must hear of; later sends join an
+    /// inbox that the next state operation will take in anyway.
     inbox: Mutex<Inbox>,
     /// Messages the state held after its last operation.
     held: AtomicUsize,
@@ -98,12 +103,15 @@ impl MemoryBackend {
             return None;
         }
         let batch = messages.take().unwrap_or_default();
+        let was_empty = inbox.messages.is_empty();
         let ids = batch
             .into_iter()
             .map(|message| inbox.push(message))
             .collect();
         drop(inbox);
-        self.changed.notify(usize::MAX);
+        if was_empty {
+            self.changed.notify(usize::MAX);
+        }
         Some(ids)
     }
 
@@ -113,9 +121,12 @@ impl MemoryBackend {
         if !self.fits(&inbox, 1) {
             return Err(message);
         }
+        let was_empty = inbox.messages.is_empty();
         let id = inbox.push(message);
         drop(inbox);
-        self.changed.notify(usize::MAX);
+        if was_empty {
+            self.changed.notify(usize::MAX);
+        }
         Ok(id)
     }
 

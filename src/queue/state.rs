@@ -366,7 +366,7 @@ impl State {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         for &id in ids {
-            if g.pending.remove(id).is_some() {
+            if g.pending.delete(id) {
                 changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
                     id,

@@ -103,16 +103,35 @@ impl<T> IdMap<T> {
             return self.side.remove(&id);
         };
         let value = self.ring[index].take()?;
-        self.in_ring -= 1;
-        if index == 0 || self.ring.len() > SLACK + 2 * self.in_ring {
-            self.trim();
+        self.emptied(index);
+        Some(value)
+    }
+
+    /// Removes the entry of `id` where it lies, without moving it out; whether there
+    /// was one.
+    pub(crate) fn delete(&mut self, id: u64) -> bool {
+        let Some(index) = self.slot(id) else {
+            return self.side.remove(&id).is_some();
+        };
+        match &mut self.ring[index] {
+            slot @ Some(_) => *slot = None,
+            None => return false,
         }
+        self.emptied(index);
+        true
+    }
+
+    /// Slot `index` was just emptied.
+    fn emptied(&mut self, index: usize) {
+        self.in_ring -= 1;
         if index + 1 == self.ring.len() {
             while let Some(None) = self.ring.back() {
                 self.ring.pop_back();
             }
         }
-        Some(value)
+        if index == 0 || self.ring.len() > SLACK + 2 * self.in_ring {
+            self.trim();
+        }
     }
 
     /// Drops empty slots at the bottom, and moves old entries to the side tree while
@@ -199,7 +218,11 @@ mod tests {
                             Some(&low) if next() % 2 == 0 => low,
                             _ => next() % (top + 1),
                         };
-                        assert_eq!(map.remove(id), model.remove(&id));
+                        if next() % 2 == 0 {
+                            assert_eq!(map.remove(id), model.remove(&id));
+                        } else {
+                            assert_eq!(map.delete(id), model.remove(&id).is_some());
+                        }
                     }
                     _ => {
                         let id = next() % (top + 2);

@@ -84,10 +84,7 @@ impl MemoryBackend {
     fn state(&self) -> MutexGuard<'_, State> {
         // No user code runs under these locks; a poisoned lock still guards whole data.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let arrived = std::mem::take(&mut self.inbox().messages);
-        if !arrived.is_empty() {
-            state.append_stored(arrived, &mut ());
-        }
+        state.append_stored(&mut self.inbox().messages, &mut ());
         state
     }
 

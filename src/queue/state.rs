@@ -237,17 +237,25 @@ impl State {
         ids
     }
 
-    /// Appends messages whose ids were given out already (in order, from
-    /// `next_id` on), by a backend that takes sends outside the state's lock.
-    pub(crate) fn append_stored(&mut self, stored: Vec<StoredMessage>, changes: &mut impl Journal) {
-        for message in stored {
-            if self.messages.is_empty() {
-                self.base = message.id;
-            }
-            self.next_id = self.next_id.max(message.id + 1);
-            changes.record(|| Change::PutMessage(message.clone()));
-            self.messages.push_back(message);
+    /// Moves in messages whose ids were given out already (in order, from `next_id`
+    /// on), by a backend that takes sends outside the state's lock; `stored` is left
+    /// empty, its room kept for the next ones.
+    pub(crate) fn append_stored(
+        &mut self,
+        stored: &mut Vec<StoredMessage>,
+        changes: &mut impl Journal,
+    ) {
+        let (Some(first), Some(last)) = (stored.first(), stored.last()) else {
+            return;
+        };
+        if self.messages.is_empty() {
+            self.base = first.id;
         }
+        self.next_id = self.next_id.max(last.id + 1);
+        for message in stored.iter() {
+            changes.record(|| Change::PutMessage(message.clone()));
+        }
+        self.messages.extend(stored.drain(..));
     }
 
     pub(crate) fn create_group(

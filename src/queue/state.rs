@@ -73,6 +73,10 @@ pub(crate) struct PendingEntry {
     pub message: StoredMessage,
 }
 
+/// How many messages the runs may hold in the log beyond twice what they lease
+/// (see `State::unpin`).
+const PIN_SLACK: u64 = 1024;
+
 /// One consumer group.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -80,6 +84,11 @@ pub(crate) struct Group {
     /// The next message id the group has never seen.
     cursor: u64,
     pending: IdMap<Pending>,
+    /// Messages claimed together from the cursor and still leased on their first
+    /// delivery, in id order: one record per claim instead of an entry per message.
+    /// An operation on one of them other than an ack first detaches it into
+    /// `pending`.
+    runs: VecDeque<Run>,
     /// When pending entries become due: (time, id, version), stale ones skipped.
     due: BinaryHeap<Reverse<(SystemTime, u64, u64)>>,
     /// Leases in the order they were taken, while their ends increase (the common
@@ -88,6 +97,93 @@ pub(crate) struct Group {
     dead: BTreeMap<u64, DeadRecord>,
     /// Versions tell a due entry from a stale one.
     version: u64,
+}
+
+/// Messages `first..first + len` taken from a group's cursor by one claim; those whose
+/// bit is set are still leased, on their first delivery, until `until`. Their
+/// messages stay in the shared log meanwhile (the run holds the group's watermark).
+#[derive(Debug)]
+struct Run {
+    first: u64,
+    len: u64,
+    until: SystemTime,
+    /// One bit per id from `first`.
+    leased: Vec<u64>,
+    /// Bits set.
+    open: usize,
+    /// Bits below this one are all clear: acknowledged in order, the run stops
+    /// holding the log there.
+    start: u64,
+}
+
+impl Run {
+    fn new(first: u64, until: SystemTime) -> Self {
+        Run {
+            first,
+            len: 0,
+            until,
+            leased: Vec::new(),
+            open: 0,
+            start: 0,
+        }
+    }
+
+    /// The lowest id it may still lease: it holds the shared log from there.
+    fn front(&self) -> u64 {
+        self.first + self.start
+    }
+
+    /// Adds the next id, leased or not.
+    fn push(&mut self, leased: bool) {
+        let bit = self.len;
+        self.len += 1;
+        if bit % 64 == 0 {
+            self.leased.push(0);
+        }
+        if leased {
+            if let Some(word) = self.leased.last_mut() {
+                *word |= 1 << (bit % 64);
+            }
+            self.open += 1;
+        }
+    }
+
+    /// Whether `id` is still leased from this run.
+    fn holds(&self, id: u64) -> bool {
+        let Some(bit) = id.checked_sub(self.first).filter(|&b| b < self.len) else {
+            return false;
+        };
+        let word = usize::try_from(bit / 64).unwrap_or(usize::MAX);
+        self.leased
+            .get(word)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
+
+    /// Ends the lease of `id` here; whether it was leased from this run.
+    fn take(&mut self, id: u64) -> bool {
+        if !self.holds(id) {
+            return false;
+        }
+        let bit = id - self.first;
+        let word = usize::try_from(bit / 64).unwrap_or(usize::MAX);
+        if let Some(w) = self.leased.get_mut(word) {
+            *w &= !(1 << (bit % 64));
+        }
+        self.open -= 1;
+        if self.open == 0 {
+            self.start = self.len;
+        } else if bit == self.start {
+            while self.start < self.len && !self.holds(self.first + self.start) {
+                self.start += 1;
+            }
+        }
+        true
+    }
+
+    /// The ids still leased from this run.
+    fn open_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        (self.front()..self.first + self.len).filter(|&id| self.holds(id))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +215,7 @@ impl Group {
             name,
             cursor,
             pending: IdMap::default(),
+            runs: VecDeque::new(),
             due: BinaryHeap::new(),
             leases: VecDeque::new(),
             dead: BTreeMap::new(),
@@ -158,9 +255,77 @@ impl Group {
         }
         let lease = self.leases.front().map(|&(t, _, _)| t);
         let due = self.due.peek().map(|Reverse((t, _, _))| *t);
-        match (lease, due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let run = self
+            .runs
+            .iter()
+            .filter(|r| r.open > 0)
+            .map(|r| r.until)
+            .min();
+        [lease, due, run].into_iter().flatten().min()
+    }
+
+    /// The run still leasing `id`, if any.
+    fn run_of(&mut self, id: u64) -> Option<&mut Run> {
+        let after = self.runs.partition_point(|r| r.first <= id);
+        let run = self.runs.get_mut(after.checked_sub(1)?)?;
+        run.holds(id).then_some(run)
+    }
+
+    /// Drops the runs at the front that lease nothing any more.
+    fn pop_done_runs(&mut self) {
+        while self.runs.front().is_some_and(|r| r.open == 0) {
+            self.runs.pop_front();
+        }
+    }
+
+    /// Turns `id`, if a run still leases it, into a pending entry of its own (leased
+    /// on its first delivery until the run's end), with its message from `log`.
+    fn detach(&mut self, id: u64, log: &VecDeque<StoredMessage>, base: u64) {
+        let Some(run) = self.run_of(id) else { return };
+        let until = run.until;
+        run.take(id);
+        self.pop_done_runs();
+        self.lease_alone(id, until, log, base);
+    }
+
+    /// Turns every message run `index` still leases into pending entries of their own.
+    fn detach_run(&mut self, index: usize, log: &VecDeque<StoredMessage>, base: u64) {
+        let Some(run) = self.runs.remove(index) else {
+            return;
+        };
+        for id in run.open_ids() {
+            self.lease_alone(id, run.until, log, base);
+        }
+    }
+
+    /// A pending entry for `id`, leased on its first delivery until `until`.
+    fn lease_alone(
+        &mut self,
+        id: u64,
+        until: SystemTime,
+        log: &VecDeque<StoredMessage>,
+        base: u64,
+    ) {
+        let index = usize::try_from(id - base).unwrap_or(usize::MAX);
+        let Some(message) = log.get(index) else {
+            return;
+        };
+        let version = self.schedule(id, until, true);
+        let entry = PendingEntry {
+            attempts: 1,
+            until,
+            leased: true,
+            last_error: None,
+            message: message.clone(),
+        };
+        self.pending.insert(id, Pending { entry, version });
+    }
+
+    /// Detaches every message of the runs whose lease ended by `now`, so that they
+    /// come due as expired leases.
+    fn expire_runs(&mut self, now: SystemTime, log: &VecDeque<StoredMessage>, base: u64) {
+        while let Some(index) = self.runs.iter().position(|r| r.until <= now) {
+            self.detach_run(index, log, base);
         }
     }
 
@@ -191,10 +356,17 @@ impl Group {
         }
     }
 
-    /// The lowest id the group still needs from the shared log: its cursor (pending
-    /// entries hold their own message).
+    /// The lowest id the group still needs from the shared log: its cursor, or the
+    /// first message of its oldest run (pending entries hold their own message).
     fn watermark(&self) -> u64 {
-        self.cursor
+        self.runs
+            .front()
+            .map_or(self.cursor, |r| r.front().min(self.cursor))
+    }
+
+    /// Messages its runs still lease.
+    fn run_leases(&self) -> usize {
+        self.runs.iter().map(|r| r.open).sum()
     }
 }
 
@@ -203,10 +375,25 @@ impl State {
         State::default()
     }
 
-    /// Messages held: those in the shared log (some group has not reached them) and
-    /// every group's pending entries (each counted once per group).
+    /// Messages held: those in the shared log (some group has not reached them or
+    /// not answered them yet) and every group's pending entries (each counted once
+    /// per group).
     pub(crate) fn len(&self) -> usize {
-        self.messages.len() + self.groups.values().map(|g| g.pending.len()).sum::<usize>()
+        // Messages below every cursor stay in the log only for runs: those are
+        // counted by what the runs still lease (once per group, as pending entries
+        // are), not by the log.
+        let unseen = match self.groups.values().map(|g| g.cursor).min() {
+            Some(cursor) => {
+                usize::try_from(self.next_id - cursor.max(self.base)).unwrap_or(usize::MAX)
+            }
+            None => self.messages.len(),
+        };
+        let pending: usize = self
+            .groups
+            .values()
+            .map(|g| g.pending.len() + g.run_leases())
+            .sum();
+        unseen.saturating_add(pending)
     }
 
     fn message(&self, id: u64) -> Option<&StoredMessage> {
@@ -290,10 +477,11 @@ impl State {
         changes: &mut impl Journal,
     ) -> Result<Claim, BackendError> {
         let next_id = self.next_id;
-        let base = self.base;
+        let (log, base) = (&self.messages, self.base);
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let mut messages = Vec::with_capacity(max.min(256));
         // Entries due now first: retries, expired leases, delayed messages.
+        g.expire_runs(now, log, base);
         while messages.len() < max {
             let Some(id) = g.pop_due(now) else { break };
             let version = g.schedule(id, lease_until, true);
@@ -318,42 +506,60 @@ impl State {
                 entry: pending.entry.clone(),
             });
         }
-        // Then messages the group has never seen: each becomes a pending entry,
-        // leased, or waiting if it was sent with a delay.
+        // Then messages the group has never seen: leased together as one run, but
+        // for those sent with a delay, which wait as pending entries of their own.
         let cursor_before = g.cursor;
+        let mut run = Run::new(g.cursor, lease_until);
         while messages.len() < max && g.cursor < next_id {
             let id = g.cursor;
             g.cursor += 1;
             let index = usize::try_from(id - base).unwrap_or(usize::MAX);
-            let Some(message) = self.messages.get(index) else {
+            let Some(message) = log.get(index) else {
+                run.push(false);
                 continue;
             };
-            let (until, leased) = match message.not_before {
-                Some(at) if at > now => (at, false),
-                _ => (lease_until, true),
-            };
-            let version = g.schedule(id, until, leased);
-            let entry = PendingEntry {
-                attempts: u32::from(leased),
-                until,
-                leased,
-                last_error: None,
-                message: message.clone(),
-            };
-            changes.record(|| Change::PutPending {
-                group: Arc::clone(&g.name),
-                id,
-                entry: entry.clone(),
-            });
-            if leased {
-                messages.push(Claimed {
-                    message: message.clone(),
-                    attempt: 1,
-                    lease_expired: false,
-                    last_error: None,
-                });
+            match message.not_before {
+                Some(at) if at > now => {
+                    run.push(false);
+                    let version = g.schedule(id, at, false);
+                    let entry = PendingEntry {
+                        attempts: 0,
+                        until: at,
+                        leased: false,
+                        last_error: None,
+                        message: message.clone(),
+                    };
+                    changes.record(|| Change::PutPending {
+                        group: Arc::clone(&g.name),
+                        id,
+                        entry: entry.clone(),
+                    });
+                    g.pending.insert(id, Pending { entry, version });
+                }
+                _ => {
+                    run.push(true);
+                    changes.record(|| Change::PutPending {
+                        group: Arc::clone(&g.name),
+                        id,
+                        entry: PendingEntry {
+                            attempts: 1,
+                            until: lease_until,
+                            leased: true,
+                            last_error: None,
+                            message: message.clone(),
+                        },
+                    });
+                    messages.push(Claimed {
+                        message: message.clone(),
+                        attempt: 1,
+                        lease_expired: false,
+                        last_error: None,
+                    });
+                }
             }
-            g.pending.insert(id, Pending { entry, version });
+        }
+        if run.open > 0 {
+            g.runs.push_back(run);
         }
         if g.cursor != cursor_before {
             changes.record(|| Change::PutGroup {
@@ -374,13 +580,15 @@ impl State {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         for &id in ids {
-            if g.pending.delete(id) {
+            let in_run = g.run_of(id).is_some_and(|run| run.take(id));
+            if in_run || g.pending.delete(id) {
                 changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
                     id,
                 });
             }
         }
+        g.pop_done_runs();
         self.drop_done(changes);
         Ok(())
     }
@@ -396,7 +604,11 @@ impl State {
         changes: &mut impl Journal,
         change: impl FnOnce(&mut PendingEntry),
     ) -> Result<bool, BackendError> {
+        let (log, base) = (&self.messages, self.base);
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        if attempt == 1 {
+            g.detach(id, log, base);
+        }
         let Some(pending) = g.pending.get_mut(id).filter(|p| p.holds(attempt)) else {
             return Ok(false);
         };
@@ -473,7 +685,11 @@ impl State {
         now: SystemTime,
         changes: &mut impl Journal,
     ) -> Result<(), BackendError> {
+        let (log, base) = (&self.messages, self.base);
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
+        if attempt == 1 {
+            g.detach(id, log, base);
+        }
         let name = Arc::clone(&g.name);
         if !g.pending.get(id).is_some_and(|p| p.holds(attempt)) {
             return Ok(());
@@ -554,6 +770,7 @@ impl State {
         let g = self.groups.get(group).ok_or_else(|| unknown(group))?;
         let mut counts = GroupCounts {
             dead: g.dead.len() as u64,
+            in_flight: g.runs.iter().map(|r| r.open as u64).sum(),
             ..GroupCounts::default()
         };
         for pending in g.pending.values() {
@@ -577,6 +794,7 @@ impl State {
 
     /// Drops the messages every group is done with (none while there is no group).
     fn drop_done(&mut self, changes: &mut impl Journal) {
+        self.unpin();
         let Some(low) = self.groups.values().map(Group::watermark).min() else {
             return;
         };
@@ -590,6 +808,39 @@ impl State {
         }
         if self.base > before {
             changes.record(|| Change::DropMessagesBelow(self.base));
+        }
+    }
+
+    /// Keeps runs from holding much more of the log than they lease: a message whose
+    /// handler is slow would otherwise keep every message after it, acknowledged or
+    /// not, in memory until its lease ends. While the log holds more than
+    /// [`PIN_SLACK`] messages beyond twice what the runs lease, the run holding it
+    /// furthest back is detached into pending entries of their own.
+    fn unpin(&mut self) {
+        loop {
+            let Some(cursor) = self.groups.values().map(|g| g.cursor).min() else {
+                return;
+            };
+            let Some((name, front)) = self
+                .groups
+                .iter()
+                .filter_map(|(name, g)| Some((name, g.runs.front()?.front())))
+                .min_by_key(|&(_, front)| front)
+            else {
+                return;
+            };
+            let held_back = cursor.saturating_sub(front.max(self.base));
+            let leased: usize = self.groups.values().map(Group::run_leases).sum();
+            if held_back <= PIN_SLACK + 2 * leased as u64 {
+                return;
+            }
+            let name = Arc::clone(name);
+            let (log, base) = (&self.messages, self.base);
+            let Some(g) = self.groups.get_mut(&name) else {
+                return;
+            };
+            g.detach_run(0, log, base);
+            g.pop_done_runs();
         }
     }
 
@@ -637,4 +888,169 @@ impl State {
 
 fn unknown(group: &str) -> BackendError {
     BackendError::UnknownGroup(group.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
+    }
+
+    fn state_with(messages: u64, groups: &[&str]) -> State {
+        let mut state = State::new();
+        for group in groups {
+            state.create_group(group, StartFrom::Latest, &mut ());
+        }
+        let new = (0..messages)
+            .map(|n| NewMessage {
+                payload: n.to_le_bytes().to_vec().into(),
+                enqueued_at: at(0),
+                not_before: None,
+            })
+            .collect();
+        state.append(new, &mut ());
+        state
+    }
+
+    fn claim(state: &mut State, group: &str, max: usize, now: u64) -> Vec<(u64, u32, bool)> {
+        let claim = state
+            .claim(group, max, at(now), at(now + 10), &mut ())
+            .unwrap();
+        claim
+            .messages
+            .iter()
+            .map(|c| (c.message.id, c.attempt, c.lease_expired))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_frees_the_log_as_it_is_acknowledged_in_any_order() {
+        let mut state = state_with(10, &["g"]);
+        assert_eq!(claim(&mut state, "g", 10, 0).len(), 10);
+        assert_eq!(state.groups["g"].runs.len(), 1);
+        assert!(state.groups["g"].pending.len() == 0, "no entry per message");
+        assert_eq!(state.len(), 10);
+        state.ack("g", &[5, 6, 7, 8, 9], &mut ()).unwrap();
+        assert_eq!(state.len(), 5);
+        assert_eq!(state.counts("g", at(0)).unwrap().in_flight, 5);
+        state.ack("g", &[0, 1], &mut ()).unwrap();
+        assert_eq!(
+            state.messages.len(),
+            8,
+            "the log moves past what is done in order"
+        );
+        state.ack("g", &[2, 3, 4], &mut ()).unwrap();
+        assert_eq!(state.len(), 0);
+        assert!(state.messages.is_empty());
+        assert!(state.groups["g"].runs.is_empty());
+    }
+
+    #[test]
+    fn answers_other_than_acks_detach_a_message_from_its_run() {
+        let mut state = state_with(3, &["g"]);
+        claim(&mut state, "g", 3, 0);
+        state
+            .nack("g", 1, 1, at(5), Some("busy".into()), &mut ())
+            .unwrap();
+        let counts = state.counts("g", at(0)).unwrap();
+        assert_eq!((counts.in_flight, counts.delayed), (2, 1));
+        assert!(state.extend_lease("g", 0, 1, at(30), &mut ()).unwrap());
+        assert!(
+            !state.extend_lease("g", 1, 1, at(30), &mut ()).unwrap(),
+            "no longer leased"
+        );
+        state
+            .dead_letter("g", 2, 1, "bad".into(), at(1), &mut ())
+            .unwrap();
+        assert_eq!(state.dead_letters("g", 10).unwrap().len(), 1);
+        // The nacked one comes back when due, on its second delivery.
+        assert_eq!(claim(&mut state, "g", 10, 4), []);
+        assert_eq!(claim(&mut state, "g", 10, 5), [(1, 2, false)]);
+        // The extended lease outlives the run's.
+        assert_eq!(claim(&mut state, "g", 10, 12), []);
+        state.ack("g", &[0, 1], &mut ()).unwrap();
+        assert_eq!(state.len(), 0);
+    }
+
+    #[test]
+    fn a_run_whose_lease_ends_comes_back_as_expired_leases_on_time() {
+        let mut state = state_with(3, &["g"]);
+        claim(&mut state, "g", 3, 0);
+        state.ack("g", &[1], &mut ()).unwrap();
+        let early = state.claim("g", 10, at(9), at(19), &mut ()).unwrap();
+        assert!(early.messages.is_empty());
+        assert_eq!(
+            early.next_due,
+            Some(at(10)),
+            "due when the run's lease ends"
+        );
+        assert_eq!(claim(&mut state, "g", 10, 10), [(0, 2, true), (2, 2, true)]);
+        // A late answer from the first delivery changes nothing.
+        state.nack("g", 0, 1, at(10), None, &mut ()).unwrap();
+        assert_eq!(state.counts("g", at(10)).unwrap().in_flight, 2);
+    }
+
+    #[test]
+    fn a_slow_message_does_not_keep_the_log_behind_it() {
+        let mut state = state_with(1, &["g"]);
+        claim(&mut state, "g", 1, 0);
+        for n in 1..(PIN_SLACK * 4) {
+            state.append(
+                vec![NewMessage {
+                    payload: vec![1].into(),
+                    enqueued_at: at(0),
+                    not_before: None,
+                }],
+                &mut (),
+            );
+            assert_eq!(claim(&mut state, "g", 1, 0), [(n, 1, false)]);
+            state.ack("g", &[n], &mut ()).unwrap();
+            assert!(
+                state.messages.len() as u64 <= PIN_SLACK + 4,
+                "log of {}",
+                state.messages.len()
+            );
+        }
+        assert_eq!(state.len(), 1);
+        assert_eq!(state.counts("g", at(0)).unwrap().in_flight, 1);
+        state.ack("g", &[0], &mut ()).unwrap();
+        assert_eq!(state.len(), 0);
+    }
+
+    #[test]
+    fn messages_are_counted_once_per_group_that_has_not_finished_them() {
+        let mut state = state_with(4, &["a", "b"]);
+        assert_eq!(state.len(), 4);
+        claim(&mut state, "a", 4, 0);
+        assert_eq!(state.len(), 8, "unseen by b, and leased by a");
+        state.ack("a", &[0, 1, 2, 3], &mut ()).unwrap();
+        assert_eq!(state.len(), 4);
+        claim(&mut state, "b", 4, 0);
+        state.ack("b", &[0, 1, 2, 3], &mut ()).unwrap();
+        assert_eq!(state.len(), 0);
+        assert!(state.messages.is_empty());
+    }
+
+    #[test]
+    fn the_journal_still_sees_one_entry_per_leased_message() {
+        let mut state = state_with(3, &["g"]);
+        let mut changes = Vec::new();
+        state.claim("g", 3, at(0), at(10), &mut changes).unwrap();
+        let put = changes
+            .iter()
+            .filter(|c| matches!(c, Change::PutPending { entry, .. } if entry.leased && entry.attempts == 1))
+            .count();
+        assert_eq!(put, 3);
+        changes.clear();
+        state.ack("g", &[0, 2], &mut changes).unwrap();
+        let deleted = changes
+            .iter()
+            .filter(|c| matches!(c, Change::DeletePending { .. }))
+            .count();
+        assert_eq!(deleted, 2);
+    }
 }

@@ -72,8 +72,8 @@ impl<T> IdMap<T> {
             return;
         }
         if self.ring.is_empty() {
-            if self.side.contains_key(&id) {
-                self.side.insert(id, value);
+            if let Some(slot) = self.side.get_mut(&id) {
+                *slot = value;
                 return;
             }
             self.low = id;

@@ -7,7 +7,13 @@
 //!   handler only `black_box`es the message; it is stopped when the group is drained.
 //!   The floor is the same hand-off through a bounded `async-channel` (capacity
 //!   65,536) read by 1 or 4 tasks: no acknowledgement, no redelivery, no encoding.
-//!   Both sides run on a tokio multi-thread runtime with 2 workers.
+//!   The like-for-like floor, `stamped_channel`, hands off through the same channel
+//!   what the queue must carry per message whatever its design (the send time from
+//!   the runtime clock, the payload encoded by the same codec) and decodes it; still
+//!   no ids, leases or acknowledgements. Every side runs on a tokio multi-thread
+//!   runtime with 2 workers; before the criterion group the bench prints
+//!   `MEMORY_ROUNDS` untimed rounds of all three, one after the other, with the
+//!   median ratios (single runs swing by 2x with thread placement).
 //!
 //! * `queue_durable` (feature `durable`): send → handle → ack of 50,000 `u64` messages
 //!   through a `MessageQueue` on the `DurableBackend` with `Durability::SyncAll` (every
@@ -36,10 +42,10 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use riverbed::queue::{MemoryBackend, MessageQueue, StartFrom};
+use riverbed::queue::{Codec, MemoryBackend, MessageQueue, Payload, Postcard, StartFrom};
 use riverbed::runtime::SharedRuntime;
 
 #[path = "support/runtime.rs"]
@@ -111,11 +117,94 @@ async fn async_channel_floor(workers: usize) -> u64 {
     handled
 }
 
+/// The like-for-like floor: the same hand-off through a bounded `async-channel`, of
+/// what the queue has to carry for each message whatever its design: the send time,
+/// read from the same runtime clock (for the send-to-ack latency statistics), and the
+/// payload, encoded by the same codec into the same `Payload` (one codec layer for
+/// every backend); the receiver decodes it. No ids, no leases, no acknowledgements.
+async fn stamped_channel_floor(rt: &SharedRuntime, workers: usize) -> u64 {
+    let (tx, rx) = async_channel::bounded::<(SystemTime, Payload)>(CAPACITY);
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let rx = rx.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while let Ok((sent_at, payload)) = rx.recv().await {
+                    let message: u64 = Postcard.decode(&payload).expect("decode");
+                    black_box((sent_at, message));
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    drop(rx);
+    for n in 0..MESSAGES {
+        let payload = Postcard.encode_payload(&n).expect("encode");
+        tx.send((rt.system_time(), payload)).await.expect("send");
+    }
+    drop(tx);
+    let mut handled = 0;
+    for task in tasks {
+        handled += task.await.expect("worker");
+    }
+    handled
+}
+
+/// Untimed rounds before the criterion group: riverbed, the raw floor and the
+/// stamped floor one after the other, for each worker count. The hand-off's speed
+/// swings with where the scheduler puts the producer and the consumers (two cores,
+/// three busy threads), so single runs of either side vary by 2x; the median of the
+/// per-round ratios is the figure to read.
+const MEMORY_ROUNDS: usize = 7;
+
+fn memory_rounds(tokio_rt: &tokio::runtime::Runtime, rt: &SharedRuntime) {
+    for workers in [1usize, 4] {
+        let mut raw = Vec::new();
+        let mut stamped = Vec::new();
+        for round in 1..=MEMORY_ROUNDS {
+            let rate = |elapsed: Duration| MESSAGES as f64 / elapsed.as_secs_f64();
+            let start = Instant::now();
+            assert_eq!(tokio_rt.block_on(riverbed_memory(rt, workers)), MESSAGES);
+            let ours = rate(start.elapsed());
+            let start = Instant::now();
+            assert_eq!(tokio_rt.block_on(async_channel_floor(workers)), MESSAGES);
+            let floor = rate(start.elapsed());
+            let start = Instant::now();
+            assert_eq!(
+                tokio_rt.block_on(stamped_channel_floor(rt, workers)),
+                MESSAGES
+            );
+            let like = rate(start.elapsed());
+            println!(
+                "queue_memory round {round}, {workers} worker(s): riverbed {:.2} M/s, \
+                 async-channel {:.2} M/s ({:.2}x), stamped channel {:.2} M/s ({:.2}x)",
+                ours / 1e6,
+                floor / 1e6,
+                ours / floor,
+                like / 1e6,
+                ours / like
+            );
+            raw.push(ours / floor);
+            stamped.push(ours / like);
+        }
+        raw.sort_by(f64::total_cmp);
+        stamped.sort_by(f64::total_cmp);
+        println!(
+            "queue_memory: {workers} worker(s), median ratio riverbed / async-channel {:.2}, \
+             riverbed / stamped channel {:.2}, over {MEMORY_ROUNDS} rounds",
+            raw[MEMORY_ROUNDS / 2],
+            stamped[MEMORY_ROUNDS / 2]
+        );
+    }
+}
+
 fn memory(c: &mut Criterion) {
     let tokio_rt = runtime();
     let rt: SharedRuntime = Arc::new(BenchRuntime {
         handle: tokio_rt.handle().clone(),
     });
+    memory_rounds(&tokio_rt, &rt);
     let rt = &rt;
     let mut group = c.benchmark_group("queue_memory");
     group
@@ -140,6 +229,18 @@ fn memory(c: &mut Criterion) {
                 for _ in 0..iters {
                     let start = Instant::now();
                     let handled = async_channel_floor(workers).await;
+                    total += start.elapsed();
+                    assert_eq!(handled, MESSAGES, "every message handled");
+                }
+                total
+            })
+        });
+        group.bench_function(BenchmarkId::new("stamped_channel", workers), |b| {
+            b.to_async(&tokio_rt).iter_custom(|iters| async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let handled = stamped_channel_floor(rt, workers).await;
                     total += start.elapsed();
                     assert_eq!(handled, MESSAGES, "every message handled");
                 }

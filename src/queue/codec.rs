@@ -71,8 +71,8 @@ impl Codec for Postcard {
 
     fn encode_payload<M: Serialize>(&self, message: &M) -> Result<Payload, CodecError> {
         let mut inline = [0u8; INLINE_PAYLOAD];
-        match postcard::to_slice(message, &mut inline) {
-            Ok(bytes) => Ok(Payload::from(&*bytes)),
+        match postcard::to_slice(message, &mut inline).map(|bytes| bytes.len()) {
+            Ok(len) => Ok(Payload::inline(inline, len)),
             Err(postcard::Error::SerializeBufferFull) => self.encode(message).map(Payload::from),
             Err(e) => Err(CodecError {
                 codec: "postcard",

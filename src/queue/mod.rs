@@ -71,5 +71,5 @@ pub use durable::{
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
 pub use payload::{INLINE_PAYLOAD, Payload};
-pub use queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink};
+pub use queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink, SendFuture};
 pub use stats::{GroupStats, QueueStats};

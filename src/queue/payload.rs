@@ -38,6 +38,12 @@ enum Repr {
 }
 
 impl Payload {
+    /// A payload of the first `len` of `bytes` (all of them if `len` is larger).
+    pub(crate) fn inline(bytes: [u8; INLINE_PAYLOAD], len: usize) -> Self {
+        let len = u8::try_from(len.min(INLINE_PAYLOAD)).unwrap_or(0);
+        Payload(Repr::Inline { len, bytes })
+    }
+
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -240,8 +241,14 @@ where
 
     /// Sends `message`; resolves with its id once the backend has accepted it under
     /// its durability setting (waiting while a bounded backend is full).
-    pub async fn send(&self, message: M) -> Result<u64, SendError<M>> {
-        self.send_at(message, None).await
+    pub fn send(&self, message: M) -> SendFuture<'_, M, C> {
+        SendFuture {
+            queue: self,
+            state: SendState::Start {
+                message,
+                not_before: None,
+            },
+        }
     }
 
     /// Sends `message`, to be delivered no earlier than `delay` from now.
@@ -252,28 +259,13 @@ where
 
     /// Sends `message`, to be delivered no earlier than `not_before` (or at once when
     /// `None`).
-    pub async fn send_at(
-        &self,
-        message: M,
-        not_before: Option<SystemTime>,
-    ) -> Result<u64, SendError<M>> {
-        let payload = match self.encode(&message) {
-            Ok(payload) => payload,
-            Err(error) => return Err(SendError::Encode(message, error)),
-        };
-        let new = NewMessage {
-            payload,
-            enqueued_at: self.inner.now(),
-            not_before,
-        };
-        match self.inner.backend.append_now(new) {
-            Ok(id) => Ok(id),
-            Err(new) => self
-                .inner
-                .backend
-                .append_one(new)
-                .await
-                .map_err(SendError::Backend),
+    pub fn send_at(&self, message: M, not_before: Option<SystemTime>) -> SendFuture<'_, M, C> {
+        SendFuture {
+            queue: self,
+            state: SendState::Start {
+                message,
+                not_before,
+            },
         }
     }
 
@@ -408,6 +400,89 @@ impl<M, C: Codec> fmt::Debug for MessageQueue<M, C> {
             .field("backend", &self.inner.backend)
             .field("codec", &self.inner.codec)
             .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`MessageQueue::send`] and [`MessageQueue::send_at`]: resolves with
+/// the message's id once the backend holds it, or with the message handed back if it
+/// does not encode. Nothing is sent until it is polled.
+///
+/// On a backend that can take the message at once (the memory backend with room),
+/// the first poll sends it and resolves; otherwise it waits for the backend's append.
+#[must_use = "a send does nothing unless awaited"]
+pub struct SendFuture<'a, M, C: Codec> {
+    queue: &'a MessageQueue<M, C>,
+    state: SendState<'a, M>,
+}
+
+enum SendState<'a, M> {
+    Start {
+        message: M,
+        not_before: Option<SystemTime>,
+    },
+    Appending(BoxFuture<'a, Result<u64, BackendError>>),
+    Done,
+}
+
+// The message is only ever moved, never pinned.
+impl<M, C: Codec> Unpin for SendFuture<'_, M, C> {}
+
+impl<M, C> Future for SendFuture<'_, M, C>
+where
+    M: Serialize + DeserializeOwned + Send + 'static,
+    C: Codec,
+{
+    type Output = Result<u64, SendError<M>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let SendState::Start { .. } = this.state {
+            let SendState::Start {
+                message,
+                not_before,
+            } = std::mem::replace(&mut this.state, SendState::Done)
+            else {
+                return Poll::Pending;
+            };
+            let inner = &this.queue.inner;
+            let payload = match inner.codec.encode_payload(&message) {
+                Ok(payload) => payload,
+                Err(error) => return Poll::Ready(Err(SendError::Encode(message, error))),
+            };
+            let new = NewMessage {
+                payload,
+                enqueued_at: inner.now(),
+                not_before,
+            };
+            match inner.backend.append_now(new) {
+                Ok(id) => return Poll::Ready(Ok(id)),
+                Err(new) => this.state = SendState::Appending(inner.backend.append_one(new)),
+            }
+        }
+        match &mut this.state {
+            SendState::Appending(append) => {
+                let done = std::task::ready!(append.as_mut().poll(cx));
+                this.state = SendState::Done;
+                Poll::Ready(done.map_err(SendError::Backend))
+            }
+            SendState::Start { .. } | SendState::Done => Poll::Ready(Err(SendError::Backend(
+                BackendError::Storage("a send was polled after it finished".into()),
+            ))),
+        }
+    }
+}
+
+impl<M, C: Codec> fmt::Debug for SendFuture<'_, M, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            SendState::Start { .. } => "not started",
+            SendState::Appending(_) => "waiting for the backend",
+            SendState::Done => "done",
+        };
+        f.debug_struct("SendFuture")
+            .field("queue", &self.queue.inner.name)
+            .field("state", &state)
+            .finish()
     }
 }
 

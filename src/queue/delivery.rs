@@ -403,9 +403,10 @@ impl Answers {
     ) -> BoxFuture<'a, Result<(), QueueError>> {
         let now = self.inner.now();
         for &at in enqueued {
-            if let Ok(latency) = now.duration_since(at) {
-                self.metrics.latency.record(latency);
-            }
+            // A send stamped on another thread can read a hair later than this
+            // clock: that is no latency, not a lost sample.
+            let latency = now.duration_since(at).unwrap_or(Duration::ZERO);
+            self.metrics.latency.record(latency);
         }
         let done = self.inner.backend().ack(&self.group, ids);
         let acked = ids.len() as u64;

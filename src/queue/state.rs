@@ -1,6 +1,20 @@
 //! The state of a queue held in memory: messages, consumer groups, pending entries and
 //! dead letters, with every change reported as a [`Change`] so that a durable backend
 //! can write it down (the memory backend ignores them).
+//!
+//! # Shape, for speed
+//!
+//! The messages are one shared log (`base..next_id`); each group has a cursor into it.
+//! Nearly every message a group takes is claimed from its cursor in a batch and
+//! acknowledged on that first delivery, so that case costs no entry per message: a
+//! claim's fresh messages form one [`Run`] (their ids, a bit for each one still
+//! leased, the lease end), and their payloads stay in the log. Anything else a
+//! message goes through (a nack, a lease extension, a dead letter, a release, the
+//! end of the run's lease, a delayed send) makes it a pending entry of its own
+//! (`PendingEntry`, holding its message, so a message waiting for an hour does not
+//! keep the log from moving on), kept in an [`IdMap`] by id and scheduled by due
+//! time. The journal still sees one pending entry per leased message, so a durable
+//! backend writes what it wrote before and restores everything as pending entries.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};

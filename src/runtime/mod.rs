@@ -120,6 +120,7 @@ mod virtual_clock;
 pub use virtual_clock::VirtualRuntime;
 
 mod deadline;
+mod wall;
 pub(crate) use deadline::Deadline;
 
 #[cfg(feature = "tokio")]
@@ -158,12 +159,15 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
     /// The current instant on this runtime's clock.
     fn now(&self) -> Instant;
 
-    /// The current wall-clock time on this runtime's clock, used for event timestamps.
+    /// The current wall-clock time on this runtime's clock, used for timestamps (of
+    /// events, of queue messages).
     ///
-    /// The default reads the system clock; the [`VirtualRuntime`] returns its own,
-    /// deterministic, time.
+    /// The default reads the system clock through the CPU's time-stamp counter,
+    /// anchored to `SystemTime::now()` every 100 ms on each thread: about a third of
+    /// the cost, within a few hundred nanoseconds of it. The [`VirtualRuntime`]
+    /// returns its own, deterministic, time.
     fn system_time(&self) -> SystemTime {
-        SystemTime::now()
+        wall::system_time()
     }
 }
 

@@ -260,6 +260,8 @@ where
                 acks: Vec::new(),
                 enqueued: Vec::new(),
                 in_hand: None,
+                delivered: 0,
+                redelivered: 0,
             };
             let outcome = loop {
                 if deliveries.claimed_ahead() == 0 {
@@ -285,6 +287,8 @@ where
                     },
                 };
                 pace.handled += 1;
+                answering.delivered += 1;
+                answering.redelivered += u64::from(claimed.lease_expired);
                 let Some(message) = deliveries.decode(&claimed) else {
                     continue;
                 };
@@ -324,11 +328,24 @@ struct Answering {
     acks: Vec<u64>,
     enqueued: Vec<SystemTime>,
     in_hand: Option<(u64, u32)>,
+    /// Messages handed to the handler since the last flush, and how many of them
+    /// came back after a lease ran out: counted in the group's statistics per batch
+    /// rather than per message.
+    delivered: u64,
+    redelivered: u64,
 }
 
 impl Answering {
+    /// Adds the deliveries counted so far to the group's statistics.
+    fn count(&mut self) {
+        self.to.count_delivered(self.delivered, self.redelivered);
+        self.delivered = 0;
+        self.redelivered = 0;
+    }
+
     /// Acknowledges what was gathered, in one backend call.
     async fn flush(&mut self) -> Result<(), QueueError> {
+        self.count();
         if self.acks.is_empty() {
             return Ok(());
         }
@@ -341,6 +358,7 @@ impl Answering {
 
 impl Drop for Answering {
     fn drop(&mut self) {
+        self.count();
         if !self.acks.is_empty() {
             drop(self.to.ack(&self.acks, &self.enqueued));
         }

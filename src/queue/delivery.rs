@@ -181,17 +181,13 @@ where
         &self.answers
     }
 
-    /// The next message claimed ahead, if there is one, counted as delivered.
+    /// The next message claimed ahead, if there is one (not counted as delivered:
+    /// the caller counts).
     pub(crate) fn pop_claimed(&mut self) -> Option<Claimed> {
-        let claimed = self.buffer.next()?;
-        self.metrics.delivered.inc();
-        if claimed.lease_expired {
-            self.metrics.redelivered.inc();
-        }
-        Some(claimed)
+        self.buffer.next()
     }
 
-    /// The next claimed message, undecoded and counted as delivered: what
+    /// The next claimed message, undecoded and not counted as delivered yet: what
     /// [`poll_next`](Stream::poll_next) makes deliveries of, and what a consumer's
     /// workers handle without a [`Lease`] each.
     pub(crate) fn poll_claimed(
@@ -247,6 +243,10 @@ where
         loop {
             match std::task::ready!(this.poll_claimed(cx)) {
                 Some(Ok(claimed)) => {
+                    this.metrics.delivered.inc();
+                    if claimed.lease_expired {
+                        this.metrics.redelivered.inc();
+                    }
                     if let Some(delivery) = this.deliver(claimed) {
                         return Poll::Ready(Some(Ok(delivery)));
                     }
@@ -394,6 +394,17 @@ pub(crate) struct Answers {
 }
 
 impl Answers {
+    /// Counts `delivered` messages handed to a handler, `redelivered` of them after a
+    /// lease ran out.
+    pub(crate) fn count_delivered(&self, delivered: u64, redelivered: u64) {
+        if delivered > 0 {
+            self.metrics.delivered.add(delivered);
+        }
+        if redelivered > 0 {
+            self.metrics.redelivered.add(redelivered);
+        }
+    }
+
     /// Acknowledges `ids` (sent at `enqueued`, in the same order) in one backend call:
     /// one lock, or one commit.
     pub(crate) fn ack<'a>(

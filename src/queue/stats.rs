@@ -30,7 +30,9 @@ pub struct GroupStats {
     pub delayed: u64,
     /// In the group's dead letters now, from the backend.
     pub dead_letters: u64,
-    /// Deliveries made by this process.
+    /// Deliveries made by this process. A [`Consumer`](super::Consumer)'s workers
+    /// add theirs once per claimed batch (as they acknowledge), a
+    /// [`Deliveries`](super::Deliveries) stream as each delivery comes out.
     pub delivered: u64,
     /// Acknowledged by this process's consumers.
     pub acked: u64,

@@ -103,6 +103,11 @@ pub(crate) struct Group {
     /// An operation on one of them other than an ack first detaches it into
     /// `pending`.
     runs: VecDeque<Run>,
+    /// The runs' lease ends, by time: (end, first id of the run), stale ones (of
+    /// runs gone or done) skipped.
+    run_ends: BinaryHeap<Reverse<(SystemTime, u64)>>,
+    /// Messages the runs still lease.
+    run_leases: usize,
     /// When pending entries become due: (time, id, version), stale ones skipped.
     due: BinaryHeap<Reverse<(SystemTime, u64, u64)>>,
     /// Leases in the order they were taken, while their ends increase (the common
@@ -230,6 +235,8 @@ impl Group {
             cursor,
             pending: IdMap::default(),
             runs: VecDeque::new(),
+            run_ends: BinaryHeap::new(),
+            run_leases: 0,
             due: BinaryHeap::new(),
             leases: VecDeque::new(),
             dead: BTreeMap::new(),
@@ -269,20 +276,46 @@ impl Group {
         }
         let lease = self.leases.front().map(|&(t, _, _)| t);
         let due = self.due.peek().map(|Reverse((t, _, _))| *t);
-        let run = self
-            .runs
-            .iter()
-            .filter(|r| r.open > 0)
-            .map(|r| r.until)
-            .min();
+        let run = self.next_run_end();
         [lease, due, run].into_iter().flatten().min()
     }
 
-    /// The run still leasing `id`, if any.
-    fn run_of(&mut self, id: u64) -> Option<&mut Run> {
+    /// The index of the run starting at `first`, if it still leases something.
+    fn open_run(&self, first: u64) -> Option<usize> {
+        let index = self.runs.partition_point(|r| r.first < first);
+        self.runs
+            .get(index)
+            .is_some_and(|r| r.first == first && r.open > 0)
+            .then_some(index)
+    }
+
+    /// The earliest end of a run that still leases something, dropping stale ends.
+    fn next_run_end(&mut self) -> Option<SystemTime> {
+        while let Some(&Reverse((until, first))) = self.run_ends.peek() {
+            if self.open_run(first).is_some() {
+                return Some(until);
+            }
+            self.run_ends.pop();
+        }
+        None
+    }
+
+    /// Adds a run taken by a claim.
+    fn push_run(&mut self, run: Run) {
+        self.run_leases += run.open;
+        self.run_ends.push(Reverse((run.until, run.first)));
+        self.runs.push_back(run);
+    }
+
+    /// Ends the run lease of `id`, if a run still leases it: the run's lease end.
+    fn take_from_run(&mut self, id: u64) -> Option<SystemTime> {
         let after = self.runs.partition_point(|r| r.first <= id);
         let run = self.runs.get_mut(after.checked_sub(1)?)?;
-        run.holds(id).then_some(run)
+        if !run.take(id) {
+            return None;
+        }
+        self.run_leases -= 1;
+        Some(run.until)
     }
 
     /// Drops the runs at the front that lease nothing any more.
@@ -295,9 +328,9 @@ impl Group {
     /// Turns `id`, if a run still leases it, into a pending entry of its own (leased
     /// on its first delivery until the run's end), with its message from `log`.
     fn detach(&mut self, id: u64, log: &VecDeque<StoredMessage>, base: u64) {
-        let Some(run) = self.run_of(id) else { return };
-        let until = run.until;
-        run.take(id);
+        let Some(until) = self.take_from_run(id) else {
+            return;
+        };
         self.pop_done_runs();
         self.lease_alone(id, until, log, base);
     }
@@ -307,6 +340,7 @@ impl Group {
         let Some(run) = self.runs.remove(index) else {
             return;
         };
+        self.run_leases -= run.open;
         for id in run.open_ids() {
             self.lease_alone(id, run.until, log, base);
         }
@@ -338,9 +372,16 @@ impl Group {
     /// Detaches every message of the runs whose lease ended by `now`, so that they
     /// come due as expired leases.
     fn expire_runs(&mut self, now: SystemTime, log: &VecDeque<StoredMessage>, base: u64) {
-        while let Some(index) = self.runs.iter().position(|r| r.until <= now) {
-            self.detach_run(index, log, base);
+        while let Some(&Reverse((until, first))) = self.run_ends.peek() {
+            if until > now {
+                break;
+            }
+            self.run_ends.pop();
+            if let Some(index) = self.open_run(first) {
+                self.detach_run(index, log, base);
+            }
         }
+        self.pop_done_runs();
     }
 
     /// Pops one current entry due at `now`, if any.
@@ -380,7 +421,7 @@ impl Group {
 
     /// Messages its runs still lease.
     fn run_leases(&self) -> usize {
-        self.runs.iter().map(|r| r.open).sum()
+        self.run_leases
     }
 }
 
@@ -470,7 +511,15 @@ impl State {
         }
         let cursor = match start {
             StartFrom::Latest => self.next_id,
-            StartFrom::Earliest => self.base.min(self.next_id),
+            // What some group has not reached yet. (The log may hold older messages
+            // still, for runs in flight; every group has seen those.)
+            StartFrom::Earliest => self
+                .groups
+                .values()
+                .map(|g| g.cursor)
+                .min()
+                .map_or(self.base, |cursor| cursor.max(self.base))
+                .min(self.next_id),
         };
         let name: Arc<str> = Arc::from(group);
         changes.record(|| Change::PutGroup {
@@ -573,7 +622,7 @@ impl State {
             }
         }
         if run.open > 0 {
-            g.runs.push_back(run);
+            g.push_run(run);
         }
         if g.cursor != cursor_before {
             changes.record(|| Change::PutGroup {
@@ -594,7 +643,7 @@ impl State {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         for &id in ids {
-            let in_run = g.run_of(id).is_some_and(|run| run.take(id));
+            let in_run = g.take_from_run(id).is_some();
             if in_run || g.pending.delete(id) {
                 changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
@@ -784,7 +833,7 @@ impl State {
         let g = self.groups.get(group).ok_or_else(|| unknown(group))?;
         let mut counts = GroupCounts {
             dead: g.dead.len() as u64,
-            in_flight: g.runs.iter().map(|r| r.open as u64).sum(),
+            in_flight: g.run_leases as u64,
             ..GroupCounts::default()
         };
         for pending in g.pending.values() {
@@ -1047,6 +1096,66 @@ mod tests {
         state.ack("b", &[0, 1, 2, 3], &mut ()).unwrap();
         assert_eq!(state.len(), 0);
         assert!(state.messages.is_empty());
+    }
+
+    /// Entries going to pending out of id order (nacks of a run's messages) while
+    /// acks empty the id ring: every one stays reachable and comes back when due.
+    #[test]
+    fn nacked_entries_out_of_order_all_come_back() {
+        let mut state = state_with(11, &["g"]);
+        claim(&mut state, "g", 11, 0);
+        state.ack("g", &[0, 1, 2, 3, 4, 5, 6], &mut ()).unwrap();
+        for id in [9, 8] {
+            state.nack("g", id, 1, at(5), None, &mut ()).unwrap();
+        }
+        state.ack("g", &[9], &mut ()).unwrap();
+        for id in [7, 10] {
+            state.nack("g", id, 1, at(5), None, &mut ()).unwrap();
+        }
+        let ids: Vec<u64> = claim(&mut state, "g", 10, 5).iter().map(|c| c.0).collect();
+        assert_eq!(ids, [7, 8, 10]);
+        state.ack("g", &[7, 8, 10], &mut ()).unwrap();
+        assert_eq!(state.len(), 0);
+    }
+
+    /// A group created from the earliest message starts where the slowest group
+    /// is, not at messages every group has seen that runs still keep in the log.
+    #[test]
+    fn earliest_starts_at_what_some_group_has_not_seen() {
+        let mut state = state_with(10, &["a"]);
+        claim(&mut state, "a", 10, 0);
+        state
+            .ack("a", &[1, 2, 3, 4, 5, 6, 7, 8, 9], &mut ())
+            .unwrap();
+        state.create_group("b", StartFrom::Earliest, &mut ());
+        assert_eq!(claim(&mut state, "b", 100, 0), []);
+        state.append(
+            vec![NewMessage {
+                payload: vec![1].into(),
+                enqueued_at: at(0),
+                not_before: None,
+            }],
+            &mut (),
+        );
+        assert_eq!(claim(&mut state, "b", 100, 0), [(10, 1, false)]);
+    }
+
+    /// Many small claims and their acks cost about the same each, however many
+    /// runs are in flight (this once grew with their square).
+    #[test]
+    fn many_runs_in_flight_stay_cheap() {
+        let n = 20_000;
+        let mut state = state_with(n, &["g"]);
+        for _ in 0..n {
+            assert_eq!(claim(&mut state, "g", 1, 0).len(), 1);
+        }
+        assert_eq!(state.groups["g"].runs.len(), n as usize);
+        assert_eq!(state.counts("g", at(0)).unwrap().in_flight, n);
+        for id in (0..n).rev() {
+            state.ack("g", &[id], &mut ()).unwrap();
+        }
+        assert_eq!(state.len(), 0);
+        assert!(state.groups["g"].runs.is_empty());
     }
 
     #[test]

@@ -72,8 +72,10 @@ impl<T> IdMap<T> {
             return;
         }
         if self.ring.is_empty() {
-            if let Some(slot) = self.side.get_mut(&id) {
-                *slot = value;
+            // The ring may only start above every id in the side tree, or it
+            // would hide them.
+            if self.side.range(id..).next().is_some() {
+                self.side.insert(id, value);
                 return;
             }
             self.low = id;
@@ -194,7 +196,25 @@ mod tests {
             let mut model = BTreeMap::new();
             let mut top = 0u64;
             for step in 0..5_000u64 {
-                match next() % 10 {
+                let op = next() % 10;
+                if round % 3 == 2 {
+                    // A small id space, so the ring empties and restarts often
+                    // while the side tree holds ids around it.
+                    let id = next() % 24;
+                    match op {
+                        0..=4 => {
+                            map.insert(id, step);
+                            model.insert(id, step);
+                        }
+                        _ => assert_eq!(map.remove(id), model.remove(&id)),
+                    }
+                    for id in 0..24 {
+                        assert_eq!(map.get(id), model.get(&id), "id {id}");
+                    }
+                    assert_eq!(map.len(), model.len());
+                    continue;
+                }
+                match op {
                     // Mostly the next ids, as a cursor hands them out.
                     0..=3 => {
                         top += 1 + next() % 3;
@@ -242,6 +262,23 @@ mod tests {
             expected.sort();
             assert_eq!(all, expected);
         }
+    }
+
+    /// The ring empties while the side tree holds an id above the next one
+    /// inserted: the ring must not start below it and hide it.
+    #[test]
+    fn a_restarted_ring_does_not_hide_the_side_tree() {
+        let mut map = IdMap::default();
+        map.insert(9, 9);
+        map.insert(8, 8);
+        assert_eq!(map.remove(9), Some(9));
+        map.insert(7, 7);
+        map.insert(10, 10);
+        assert_eq!(map.get(8), Some(&8));
+        assert_eq!(map.remove(8), Some(8));
+        assert_eq!(map.get(7), Some(&7));
+        assert_eq!(map.get(10), Some(&10));
+        assert_eq!(map.len(), 2);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::error::QueueError;
 use super::queue::Inner;
 use super::stats::GroupMetrics;
 use crate::runtime::Sleep;
+use crate::stats::HistogramBatch;
 
 /// How many messages a [`Deliveries`] stream claims at once by default. (A
 /// [`Consumer`](super::Consumer) sizes its claims by its pace, up to
@@ -413,11 +414,19 @@ impl Answers {
         enqueued: &[SystemTime],
     ) -> BoxFuture<'a, Result<(), QueueError>> {
         let now = self.inner.now();
-        for &at in enqueued {
-            // A send stamped on another thread can read a hair later than this
-            // clock: that is no latency, not a lost sample.
-            let latency = now.duration_since(at).unwrap_or(Duration::ZERO);
-            self.metrics.latency.record(latency);
+        // A send stamped on another thread can read a hair later than this clock:
+        // that is no latency, not a lost sample.
+        let latency = |at: SystemTime| now.duration_since(at).unwrap_or(Duration::ZERO);
+        if enqueued.len() <= 2 {
+            for &at in enqueued {
+                self.metrics.latency.record(latency(at));
+            }
+        } else {
+            let mut batch = HistogramBatch::default();
+            for &at in enqueued {
+                batch.record(latency(at));
+            }
+            self.metrics.latency.record_batch(&mut batch);
         }
         let done = self.inner.backend().ack(&self.group, ids);
         let acked = ids.len() as u64;

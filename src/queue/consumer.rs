@@ -274,9 +274,11 @@ where
                 }
                 // Messages claimed ahead are taken as they are, with no trip
                 // through the stream's polling; a stop still ends the loop first.
-                let ahead = match stop.requested() && !stop.when_idle.load(Ordering::Acquire) {
-                    true => None,
-                    false => deliveries.pop_claimed(),
+                let stopping = stop.requested() && !stop.when_idle.load(Ordering::Acquire);
+                let ahead = if stopping {
+                    None
+                } else {
+                    deliveries.pop_claimed()
                 };
                 let claimed = match ahead {
                     Some(claimed) => claimed,

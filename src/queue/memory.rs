@@ -84,7 +84,14 @@ impl MemoryBackend {
     fn state(&self) -> MutexGuard<'_, State> {
         // No user code runs under these locks; a poisoned lock still guards whole data.
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.append_stored(&mut self.inbox().messages, &mut ());
+        let mut inbox = self.inbox();
+        if !inbox.messages.is_empty() {
+            state.append_stored(&mut inbox.messages, &mut ());
+            // Count them as held before sends can see the inbox empty: room is
+            // judged from `held` and the inbox together, under the inbox's lock.
+            self.held.store(state.len(), Ordering::Release);
+        }
+        drop(inbox);
         state
     }
 

@@ -173,6 +173,9 @@ matrix! {
         let work = stats.group("work").unwrap();
         assert_eq!((work.acked, work.dead_lettered, work.dead_letters), (3, 2, 2));
         assert_eq!(work.nacked, 4);
+        // Workers count deliveries and latencies per batch; the stop flushes them.
+        assert_eq!(work.delivered, calls.len() as u64);
+        assert_eq!((work.redelivered, work.latency.count), (0, 3));
     }
 
     async fn dead_letters_can_be_requeued(rt) {

@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use event_listener::{Event, EventListener};
@@ -108,6 +108,20 @@ struct Stop {
 impl Stop {
     fn requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
+    }
+
+    /// Listens for a stop: `Ready` when the caller must look at the stop again (the
+    /// listener was just registered, so nothing is missed, or it fired), `Pending`
+    /// when it waits.
+    fn poll_listen(&self, listener: &mut Option<EventListener>, cx: &mut Context<'_>) -> Poll<()> {
+        match listener.as_mut() {
+            None => *listener = Some(self.event.listen()),
+            Some(l) => {
+                std::task::ready!(Pin::new(l).poll(cx));
+                *listener = None;
+            }
+        }
+        Poll::Ready(())
     }
 
     fn deadline(&self) -> Instant {
@@ -448,12 +462,8 @@ where
                 return Poll::Ready(Step::Stop);
             }
             // Wake on a stop too; registered, then checked again above.
-            match listener.as_mut() {
-                None => listener = Some(stop.event.listen()),
-                Some(l) => match Pin::new(l).poll(cx) {
-                    Poll::Ready(()) => listener = None,
-                    Poll::Pending => return Poll::Pending,
-                },
+            if stop.poll_listen(&mut listener, cx).is_pending() {
+                return Poll::Pending;
             }
         }
     })
@@ -495,12 +505,8 @@ where
                     Poll::Pending => Poll::Pending,
                 };
             }
-            match listener.as_mut() {
-                None => listener = Some(stop.event.listen()),
-                Some(l) => match Pin::new(l).poll(cx) {
-                    Poll::Ready(()) => listener = None,
-                    Poll::Pending => return Poll::Pending,
-                },
+            if stop.poll_listen(&mut listener, cx).is_pending() {
+                return Poll::Pending;
             }
         }
     })

@@ -417,6 +417,7 @@ impl Answers {
         // A send stamped on another thread can read a hair later than this clock:
         // that is no latency, not a lost sample.
         let latency = |at: SystemTime| now.duration_since(at).unwrap_or(Duration::ZERO);
+        // One or two (a stream's single acks) are not worth a batch's bucket list.
         if enqueued.len() <= 2 {
             for &at in enqueued {
                 self.metrics.latency.record(latency(at));

@@ -85,7 +85,7 @@ async fn riverbed_memory(rt: &SharedRuntime, workers: usize) -> u64 {
         queue.send(n).await.expect("send");
     }
     stop.stop_when_idle(Duration::from_secs(60));
-    flow.await.expect("flow").expect("consumer");
+    flow.await.expect("flow").into_result().expect("consumer");
     let stats = queue.stats().await.expect("stats");
     stats.group("workers").map_or(0, |g| g.acked)
 }
@@ -304,7 +304,7 @@ mod durable {
             producer.await.expect("producer");
         }
         stop.stop_when_idle(Duration::from_secs(60));
-        flow.await.expect("flow").expect("consumer");
+        flow.await.expect("flow").into_result().expect("consumer");
         let elapsed = start.elapsed();
         let stats = queue.stats().await.expect("stats");
         let acked = stats.group("workers").map_or(0, |g| g.acked);

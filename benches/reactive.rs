@@ -145,7 +145,7 @@ async fn riverbed_fanout(overflow: Overflow, async_transformer: bool) -> u64 {
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..FANOUT_SUBS {
-        let mut sub = stream.subscribe_stream_with(SubscribeOptions::new().overflow(overflow));
+        let mut sub = stream.subscribe_with(SubscribeOptions::new().overflow(overflow));
         let delivered = Arc::clone(&delivered);
         tasks.push(tokio::spawn(async move {
             let mut n = 0;

@@ -161,7 +161,7 @@ async fn run(rt: SharedRuntime) -> Result<(), BoxError> {
         stop.stop_when_idle(Duration::from_secs(5));
     }
     for flow in flows {
-        flow.await.map_err(|e| e.to_string())??;
+        flow.await.map_err(|e| e.to_string())?.into_result()?;
     }
 
     println!("== update_metrics ==");

@@ -188,6 +188,7 @@ async fn run(args: Args, rt: SharedRuntime, log: Log) {
         // Until killed.
         flow.await
             .expect("the consumer task")
+            .into_result()
             .expect("the consumer");
         unreachable!("the consumer stopped without being asked");
     }
@@ -203,6 +204,7 @@ async fn run(args: Args, rt: SharedRuntime, log: Log) {
     stop.stop(Duration::from_secs(5));
     flow.await
         .expect("the consumer task")
+        .into_result()
         .expect("the consumer");
     for dead in queue
         .dead_letters(GROUP, usize::MAX)

@@ -71,7 +71,7 @@ async fn inventory(rt: &SharedRuntime) -> Result<(), BoxError> {
         ReactiveStream::latest("inventory_state", BTreeMap::new());
 
     let update_ui = updates
-        .subscribe(|update: InventoryUpdate| async move {
+        .on(|update: InventoryUpdate| async move {
             let badge = if update.low_stock {
                 "  (low stock!)"
             } else {
@@ -87,7 +87,7 @@ async fn inventory(rt: &SharedRuntime) -> Result<(), BoxError> {
     let update_cache = {
         let (cache, current) = (Arc::clone(&cache), current.clone());
         updates
-            .subscribe(move |update: InventoryUpdate| {
+            .on(move |update: InventoryUpdate| {
                 let snapshot = {
                     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
                     cache.insert(update.sku, update.on_hand);
@@ -116,17 +116,14 @@ async fn inventory(rt: &SharedRuntime) -> Result<(), BoxError> {
         updates.emit(update).await?;
     }
     updates.complete()?;
-    update_ui
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    update_ui.await.map_err(|e| e.to_string())?.into_result()?;
     update_cache
         .await
         .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+        .into_result()?;
 
     // A dashboard opened now gets the current state first.
-    let mut dashboard = current.subscribe_stream();
+    let mut dashboard = current.subscribe();
     if let Some(Ok(state)) = dashboard.next().await {
         println!("  dashboard opened late, current levels: {state:?}");
     }
@@ -166,7 +163,7 @@ async fn dashboard(rt: &SharedRuntime) -> Result<(), BoxError> {
     });
 
     let panel = views
-        .subscribe_stream()
+        .subscribe()
         .filter_map(|view| std::future::ready(view.ok()))
         .chunks_timeout(1_000, Duration::from_secs(1), rt)
         .accumulate(Totals::default(), |mut totals, window: Vec<PageView>| {

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use riverbed::bus::{BoxError, Event, EventBus, Filter, Overflow, SubscribeOptions};
+use riverbed::BoxError;
+use riverbed::bus::{Event, EventBus, Filter, Overflow, SubscribeOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -190,8 +191,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // Closing ends every stream once it has received what was sent to it; the handler
     // flows finish their events and return.
     bus.close();
-    email.await?;
-    fulfilment.await?;
+    for flow in [email, fulfilment] {
+        let report = flow.await?;
+        assert!(
+            report.is_finished(),
+            "a handler flow ends when the bus closes"
+        );
+    }
 
     let stats = bus.stats();
 
@@ -201,8 +207,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     for failure in &stats.handlers[1].recent_failures {
         println!(
-            "  event #{} failed, isolated: {} (the bus and other handlers went on)",
-            failure.seq, failure.message
+            "  event ({}) failed, isolated: {} (the bus and other handlers went on)",
+            failure.item, failure.message
         );
     }
 

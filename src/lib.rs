@@ -108,8 +108,8 @@
 //!         // Runs once per item, whatever the number of subscribers; `None` drops it.
 //!         prices.add_sync_transformer(|cents: u32| (cents > 0).then_some(cents * 2));
 //!
-//!         let mut ui = prices.subscribe_stream();
-//!         let mut cache = prices.subscribe_stream();
+//!         let mut ui = prices.subscribe();
+//!         let mut cache = prices.subscribe();
 //!         for cents in [100, 0, 250] {
 //!             prices.emit(cents).await?;
 //!         }
@@ -199,6 +199,7 @@
 mod broadcast;
 pub mod bus;
 pub mod context;
+pub mod flow;
 pub mod id;
 pub mod pipeline;
 pub mod queue;

@@ -596,7 +596,7 @@ matrix! {
             bus.emit(if n % 4 == 0 { "b" } else { "a" }, n).await.unwrap();
         }
         bus.close();
-        flow.await;
+        assert!(flow.await.is_finished());
         let expected: Vec<(u64, u32)> =
             (0..20).filter(|n| n % 4 != 0).map(|n| (u64::from(n), n)).collect();
         assert_eq!(*seen.lock().unwrap(), expected);
@@ -627,7 +627,7 @@ matrix! {
             bus.emit("a", n).await.unwrap();
         }
         bus.close();
-        flow.await;
+        assert!(flow.await.is_finished());
         let first = failures.next().await.unwrap().unwrap();
         assert_eq!(
             (first.handler.as_str(), first.seq, first.kind.as_str(), first.message.as_str()),
@@ -670,7 +670,7 @@ matrix! {
             bus.emit(["a", "b", "c"][n as usize % 3], n).await.unwrap();
         }
         bus.close();
-        handle.await.unwrap();
+        assert!(handle.await.unwrap().is_finished());
         let mut got: Vec<(u64, u32)> = Vec::new();
         while let Ok(handled) = rx.try_recv() {
             got.push(handled);
@@ -716,7 +716,7 @@ matrix! {
             bus.emit(kind.to_owned(), n as u32).await.unwrap();
         }
         bus.close();
-        flow.await;
+        assert!(flow.await.is_finished());
         let read = |sub| async move { drain(sub).await.len() };
         assert_eq!((read(all).await, read(only_a).await), (6, 3));
 
@@ -1027,9 +1027,9 @@ async fn concurrency_limit(rt: &SharedRuntime, spawned: bool) {
 
     let drive = async {
         if spawned {
-            flow.spawn(rt).await.unwrap();
+            assert!(flow.spawn(rt).await.unwrap().is_finished());
         } else {
-            flow.await;
+            assert!(flow.await.is_finished());
         }
     };
     let control = async {
@@ -1104,16 +1104,20 @@ async fn handler_failures(rt: &SharedRuntime, spawned: bool) {
     if spawned {
         let handles = [failing.spawn(rt), panicking.spawn(rt), fine.spawn(rt)];
         for handle in handles {
-            handle
-                .await
-                .expect("a flow survives its handler's failures");
+            assert!(
+                handle
+                    .await
+                    .expect("a flow survives its handler's failures")
+                    .is_finished()
+            );
         }
     } else {
-        futures::join!(
+        let reports = futures::join!(
             failing.into_future(),
             panicking.into_future(),
             fine.into_future()
         );
+        assert!(reports.0.is_finished() && reports.1.is_finished() && reports.2.is_finished());
     }
 
     assert_eq!(
@@ -1140,28 +1144,32 @@ async fn handler_failures(rt: &SharedRuntime, spawned: bool) {
 
     assert_eq!(failing.recent_failures.len(), 1);
     let failure = &failing.recent_failures[0];
-    assert_eq!(failure.handler, "failing");
-    assert_eq!((failure.seq, failure.kind.as_str()), (1, "\"tick\""));
+    assert_eq!(failure.flow, "failing");
+    assert_eq!(failure.item, "seq 1, kind \"tick\"");
     assert_eq!(failure.message, "two is bad");
     assert!(!failure.panicked);
 
-    let failures: Vec<(u64, &str, bool)> = panicking
+    let failures: Vec<(&str, &str, bool)> = panicking
         .recent_failures
         .iter()
-        .map(|f| (f.seq, f.message.as_str(), f.panicked))
+        .map(|f| (f.item.as_str(), f.message.as_str(), f.panicked))
         .collect();
     assert_eq!(
         failures,
         [
-            (2, "panicked: three!", true),
-            (3, "panicked: four, before the future", true)
+            ("seq 2, kind \"tick\"", "panicked: three!", true),
+            (
+                "seq 3, kind \"tick\"",
+                "panicked: four, before the future",
+                true
+            )
         ]
     );
     assert!(
         panicking
             .recent_failures
             .iter()
-            .all(|f| f.handler == "panicking")
+            .all(|f| f.flow == "panicking")
     );
     assert_eq!(
         [failing.in_flight, panicking.in_flight, fine.in_flight],

@@ -49,7 +49,8 @@ fn handler_flow_spawned_on_an_outside_runtime() {
                 .unwrap();
         }
         bus.close();
-        handle.await.expect("the flow ends once the bus is closed");
+        let report = handle.await.expect("the flow ends once the bus is closed");
+        assert!(report.is_finished());
 
         let mut handled = Vec::new();
         while let Ok((payload, on_pool)) = rx.try_recv() {
@@ -98,7 +99,7 @@ fn publishers_and_flow_all_on_an_outside_runtime() {
             publisher.await.unwrap();
         }
         bus.close();
-        flow.await.unwrap();
+        assert!(flow.await.unwrap().is_finished());
 
         // Concurrency 1: each publisher's events are handled in its order.
         let mut next = [0u64; 4];

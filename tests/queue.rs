@@ -151,7 +151,7 @@ matrix! {
         queue.send_batch([1, 7, 2, 13, 3]).await.unwrap();
         // Drain what is there (retries come back at once: no backoff), then stop.
         stop.stop_when_idle(Duration::from_secs(5));
-        flow.await.unwrap().unwrap();
+        assert!(flow.await.unwrap().is_stopped());
         let calls = calls.lock().unwrap().clone();
         assert_eq!(calls.iter().filter(|&&n| n == 7).count(), 3, "3 attempts");
         assert_eq!(calls.iter().filter(|&&n| n == 13).count(), 3);
@@ -276,7 +276,7 @@ matrix! {
             stop.stop_when_idle(Duration::from_secs(5));
         }
         for flow in flows {
-            flow.await.unwrap().unwrap();
+            assert!(flow.await.unwrap().is_stopped());
         }
         let mut seen = seen.lock().unwrap().clone();
         seen.sort_unstable();
@@ -421,10 +421,12 @@ fn graceful_stop_finishes_running_handlers_and_returns_the_rest() {
         // At 1.5 s: 1 and 2 are done, 3 and 4 are running. Stop with 2 s of grace.
         rt.sleep(Duration::from_millis(1_500)).await;
         stop.stop(Duration::from_secs(2));
-        flow.await.unwrap().unwrap();
+        let report = flow.await.unwrap();
+        assert!(report.is_stopped());
+        assert_eq!((report.stats.handled, report.stats.cancelled), (2, 1));
         assert_eq!(*finished.lock().unwrap(), BTreeSet::from([1, 2]));
-        // 3 was cancelled and 4, claimed ahead, never started: both went back, and
-        // only 3's delivery counts. Nothing is lost.
+        // 3 was cancelled and 4, claimed ahead, never started: both went back,
+        // neither delivery counted. Nothing is lost.
         let mut stream = queue.consume("g").await.unwrap();
         let mut back = Vec::new();
         for _ in 0..2 {
@@ -433,7 +435,7 @@ fn graceful_stop_finishes_running_handlers_and_returns_the_rest() {
             delivery.ack().await.unwrap();
         }
         back.sort_unstable();
-        assert_eq!(back, [(3, 2), (4, 1)]);
+        assert_eq!(back, [(3, 1), (4, 1)]);
     });
 }
 
@@ -495,7 +497,7 @@ fn a_slow_worker_claims_no_more_than_it_handles_within_a_lease() {
             most_in_flight = most_in_flight.max(stats.group("g").unwrap().in_flight);
         }
         stop.stop_when_idle(Duration::from_secs(5));
-        flow.await.unwrap().unwrap();
+        assert!(flow.await.unwrap().is_stopped());
         let stats = queue.stats().await.unwrap();
         let g = stats.group("g").unwrap();
         assert!(most_in_flight <= 2, "claimed {most_in_flight} ahead");

@@ -5,11 +5,13 @@ mod common;
 use std::future::IntoFuture;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::matrix;
 use futures::future::FutureExt;
 use futures::stream::StreamExt;
 use riverbed::bus::{Lagged, Overflow};
+use riverbed::flow::FlowEnd;
 use riverbed::reactive::{
     AlreadyTerminated, EmitError, ReactiveStream, StreamError, StreamState, SubscribeOptions,
     Subscription, TryEmitError,
@@ -51,10 +53,10 @@ fn oks(values: impl IntoIterator<Item = u32>) -> Vec<Item> {
 matrix! {
     async fn multicast_each_subscriber_sees_later_items_once_in_order(rt) {
         let stream = Numbers::new("numbers");
-        let early = stream.subscribe_stream();
+        let early = stream.subscribe();
         stream.emit(1).await.unwrap();
-        let late = stream.subscribe_stream();
-        let third = stream.subscribe_stream();
+        let late = stream.subscribe();
+        let third = stream.subscribe();
         for n in 2..=4 {
             stream.emit(n).await.unwrap();
         }
@@ -83,7 +85,7 @@ matrix! {
         });
         // Runs after the first: sees 10, 20, 30, 40 and drops the multiples of 20.
         stream.add_transformer(|n: u32| async move { (n % 20 != 0).then_some(n + 1) });
-        let subs: Vec<_> = (0..4).map(|_| stream.subscribe_stream()).collect();
+        let subs: Vec<_> = (0..4).map(|_| stream.subscribe()).collect();
         for n in 1..=4 {
             stream.emit(n).await.unwrap();
         }
@@ -113,7 +115,7 @@ matrix! {
         let expected = |start: u32| {
             (0..40u32).fold(start, |n, step| n.wrapping_mul(2).wrapping_add(step % 3))
         };
-        let mut sub = stream.subscribe_stream();
+        let mut sub = stream.subscribe();
         for start in 1..=4 {
             stream.emit(start).await.unwrap();
         }
@@ -132,13 +134,13 @@ matrix! {
         for n in 1..=5 {
             stream.emit(n).await.unwrap();
         }
-        let mut late = stream.subscribe_stream();
+        let mut late = stream.subscribe();
         assert_eq!(ready(&mut late), (oks([3, 4, 5]), false));
         stream.emit(6).await.unwrap();
         assert_eq!(ready(&mut late), (oks([6]), false));
         stream.complete().unwrap();
         // After the end, a new subscriber still gets the replay, then the end.
-        let mut after = stream.subscribe_stream();
+        let mut after = stream.subscribe();
         assert_eq!(ready(&mut after), (oks([4, 5, 6]), true));
         assert_eq!(ready(&mut late), (vec![], true));
     }
@@ -155,7 +157,7 @@ matrix! {
             })
         };
         // Subscribing at any point sees 0..500 exactly: the replay covers the start.
-        let sub = stream.subscribe_stream();
+        let sub = stream.subscribe();
         let seen = rt.spawn(drain(sub));
         emitter.await.unwrap();
         assert_eq!(seen.await.unwrap(), oks(0..500));
@@ -164,11 +166,11 @@ matrix! {
     async fn latest_gives_the_current_value_first(rt) {
         let status: ReactiveStream<&'static str, String> =
             ReactiveStream::latest("status", "starting");
-        let mut first = status.subscribe_stream();
+        let mut first = status.subscribe();
         assert_eq!(first.next().await, Some(Ok("starting")));
         status.emit("ready").await.unwrap();
         status.emit("busy").await.unwrap();
-        let mut second = status.subscribe_stream();
+        let mut second = status.subscribe();
         assert_eq!(second.next().await, Some(Ok("busy")));
         assert_eq!(first.next().await, Some(Ok("ready")));
         assert_eq!(first.next().await, Some(Ok("busy")));
@@ -177,8 +179,8 @@ matrix! {
 
     async fn complete_ends_every_subscriber_once_and_refuses_more(rt) {
         let stream = Numbers::new("numbers");
-        let a = stream.subscribe_stream();
-        let b = stream.subscribe_stream();
+        let a = stream.subscribe();
+        let b = stream.subscribe();
         stream.emit(1).await.unwrap();
         stream.complete().unwrap();
         assert!(stream.is_terminated());
@@ -189,13 +191,13 @@ matrix! {
         assert_eq!(drain(a).await, oks([1]));
         assert_eq!(drain(b).await, oks([1]));
         // A subscriber after the end of a plain stream ends at once.
-        let mut after = stream.subscribe_stream();
+        let mut after = stream.subscribe();
         assert_eq!(ready(&mut after), (vec![], true));
     }
 
     async fn error_reaches_every_subscriber_once_after_the_items(rt) {
         let stream = Numbers::new("numbers");
-        let subs: Vec<_> = (0..3).map(|_| stream.subscribe_stream()).collect();
+        let subs: Vec<_> = (0..3).map(|_| stream.subscribe()).collect();
         stream.emit(1).await.unwrap();
         stream.emit(2).await.unwrap();
         stream.error("boom".into()).unwrap();
@@ -212,7 +214,7 @@ matrix! {
 
     async fn terminal_while_emitters_run_leaves_a_clean_prefix(rt) {
         let stream = Numbers::new("numbers");
-        let subs: Vec<_> = (0..2).map(|_| stream.subscribe_stream()).collect();
+        let subs: Vec<_> = (0..2).map(|_| stream.subscribe()).collect();
         let readers: Vec<_> = subs.into_iter().map(|sub| rt.spawn(drain(sub))).collect();
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let emitters: Vec<_> = (0..2u32)
@@ -235,7 +237,7 @@ matrix! {
             })
             .collect();
         // Fail the stream once some items went through.
-        let mut watch = stream.subscribe_stream();
+        let mut watch = stream.subscribe();
         for _ in 0..50 {
             watch.next().await.unwrap().unwrap();
         }
@@ -263,7 +265,7 @@ matrix! {
 
     async fn dropping_the_last_handle_completes_the_stream(rt) {
         let stream = Numbers::new("numbers");
-        let sub = stream.subscribe_stream();
+        let sub = stream.subscribe();
         let other = stream.clone();
         stream.emit(7).await.unwrap();
         drop(stream);
@@ -274,8 +276,8 @@ matrix! {
 
     async fn dropping_a_subscriber_frees_it_and_releases_the_emitter(rt) {
         let stream = Numbers::builder("numbers").capacity(2).build();
-        let slow = stream.subscribe_stream();
-        let mut fast = stream.subscribe_stream();
+        let slow = stream.subscribe();
+        let mut fast = stream.subscribe();
         stream.try_emit(1).unwrap();
         stream.try_emit(2).unwrap();
         assert_eq!(fast.next().await, Some(Ok(1)));
@@ -291,7 +293,7 @@ matrix! {
 
     async fn block_subscriber_makes_emit_wait(rt) {
         let stream = Numbers::builder("numbers").capacity(1).build();
-        let mut sub = stream.subscribe_stream();
+        let mut sub = stream.subscribe();
         stream.emit(1).await.unwrap();
         let pending = {
             let stream = stream.clone();
@@ -305,7 +307,7 @@ matrix! {
     async fn drop_oldest_subscriber_sees_the_miss_and_it_is_counted(rt) {
         let stream = Numbers::new("numbers");
         let options = SubscribeOptions::new().capacity(2).overflow(Overflow::DropOldest);
-        let mut lossy = stream.subscribe_stream_with(options);
+        let mut lossy = stream.subscribe_with(options);
         assert_eq!(lossy.overflow(), Overflow::DropOldest);
         for n in 1..=5 {
             // A lossy subscriber never holds the emitter back.
@@ -324,7 +326,7 @@ matrix! {
     async fn drop_newest_subscriber_keeps_what_it_had(rt) {
         let stream = Numbers::new("numbers");
         let options = SubscribeOptions::new().capacity(2).overflow(Overflow::DropNewest);
-        let mut lossy = stream.subscribe_stream_with(options);
+        let mut lossy = stream.subscribe_with(options);
         for n in 1..=5 {
             stream.try_emit(n).unwrap();
         }
@@ -348,7 +350,7 @@ matrix! {
                 n + 1
             }
         });
-        let mut sub = stream.subscribe_stream();
+        let mut sub = stream.subscribe();
         assert_eq!(stream.try_emit(1), Err(TryEmitError::WouldWait(1)));
         drop(held);
         stream.try_emit(2).unwrap();
@@ -361,7 +363,7 @@ matrix! {
             assert!(n != 13, "unlucky");
             n
         });
-        let mut sub = stream.subscribe_stream();
+        let mut sub = stream.subscribe();
         let error = stream.emit(13).await.unwrap_err();
         assert_eq!(
             error,
@@ -376,7 +378,7 @@ matrix! {
         let stream = Numbers::new("numbers");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
-        let flow = stream.subscribe(move |n: u32| {
+        let flow = stream.on(move |n: u32| {
             let sink = Arc::clone(&sink);
             async move {
                 assert!(n != 3, "three panics");
@@ -391,7 +393,12 @@ matrix! {
             stream.emit(n).await.unwrap();
         }
         stream.error("done".into()).unwrap();
-        assert_eq!(flow.await, Err("done".to_string()));
+        let report = flow.await;
+        assert_eq!(report.end, FlowEnd::Failed("done".to_string()));
+        assert_eq!(
+            (report.stats.handled, report.stats.failed, report.stats.panicked),
+            (3, 1, 1)
+        );
         assert_eq!(*seen.lock().unwrap(), [1, 4, 5]);
         let stats = stream.stats();
         assert_eq!(
@@ -400,29 +407,31 @@ matrix! {
         );
     }
 
-    async fn a_handler_flow_unsubscribes_through_its_handle(rt) {
+    async fn a_handler_flow_stops_through_its_handle(rt) {
         let stream = Numbers::builder("numbers").capacity(1).build();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&seen);
         let (first_tx, first_rx) = futures::channel::oneshot::channel::<()>();
         let first_tx = Mutex::new(Some(first_tx));
-        let flow = stream.subscribe(move |n: u32| {
+        let flow = stream.on(move |n: u32| {
             sink.lock().unwrap().push(n);
             if let Some(tx) = first_tx.lock().unwrap().take() {
                 let _ = tx.send(());
             }
             async {}
         });
-        let handle = flow.unsubscribe_handle();
-        assert!(!handle.is_unsubscribed());
+        let handle = flow.stop_handle();
+        assert!(!handle.is_stopping());
         let flow = rt.spawn(flow.into_future());
         stream.emit(1).await.unwrap();
         first_rx.await.unwrap();
         assert_eq!(stream.subscriber_count(), 1);
-        handle.unsubscribe();
-        // The flow ends by itself, with Ok: the stream is still open.
-        flow.await.unwrap().unwrap();
-        assert!(handle.is_unsubscribed());
+        handle.stop(Duration::ZERO);
+        // The flow ends by itself, stopped: the stream is still open.
+        let report = flow.await.unwrap();
+        assert!(report.is_stopped());
+        assert_eq!((report.stats.handled, report.stats.cancelled), (1, 0));
+        assert!(handle.is_stopping());
         assert_eq!(stream.subscriber_count(), 0);
         // Nobody holds the emitter back any more, and nothing more is handled.
         for n in 2..=5 {
@@ -431,7 +440,7 @@ matrix! {
         assert_eq!(*seen.lock().unwrap(), [1]);
         assert_eq!(stream.stats().state, StreamState::Open);
         // A stream subscriber can say it too.
-        let sub = stream.subscribe_stream();
+        let sub = stream.subscribe();
         assert_eq!(stream.subscriber_count(), 1);
         sub.unsubscribe();
         assert_eq!(stream.subscriber_count(), 0);
@@ -445,7 +454,7 @@ matrix! {
         let turnstile = Arc::new(event_listener::Event::new());
         let (count, bell) = (Arc::clone(&started), Arc::clone(&turnstile));
         let flow = stream
-            .subscribe(move |n: u32| {
+            .on(move |n: u32| {
                 let (count, bell) = (Arc::clone(&count), Arc::clone(&bell));
                 async move {
                     count.fetch_add(1, Ordering::SeqCst);
@@ -466,14 +475,14 @@ matrix! {
             stream.emit(n).await.unwrap();
         }
         stream.complete().unwrap();
-        flow.await.unwrap().unwrap();
+        assert!(flow.await.unwrap().is_finished());
         assert_eq!(stream.stats().handled, 4);
     }
 
     async fn concurrent_emitters_reach_every_subscriber_exactly_once(rt) {
         let stream = Numbers::builder("numbers").capacity(16).build();
         let readers: Vec<_> = (0..3)
-            .map(|_| rt.spawn(drain(stream.subscribe_stream())))
+            .map(|_| rt.spawn(drain(stream.subscribe())))
             .collect();
         let emitters: Vec<_> = (0..3u32)
             .map(|e| {

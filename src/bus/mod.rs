@@ -66,14 +66,15 @@ use std::time::{Duration, SystemTime};
 pub use self::envelope::{Envelope, Event, EventId, ParseEventIdError, Source};
 pub use self::error::{PublishError, SubscribeError, TryPublishError};
 pub use self::filter::Filter;
-pub use self::handler::{BoxError, Handler, HandlerOutcome};
-pub use self::stats::{BusStats, HandlerFailure, HandlerStats, KindCount};
+pub use self::handler::Handler;
+pub use self::stats::{BusStats, HandlerFailure, KindCount};
 pub use self::subscription::{Failures, SubscribeOptions, Subscription};
 pub use crate::broadcast::{Lagged, Overflow};
 
 use crate::broadcast::{Core, ReplayError, SubscribeSpec};
+use crate::flow::{FlowMetrics, FlowStats, HandlerOutcome, ItemOnly, StopSignal, WithContext};
 use crate::runtime::SharedRuntime;
-use handler::{FailureCore, HandlerMetrics};
+use handler::FailureCore;
 use ledger::KindLedger;
 
 /// What an event kind must be: cheap to compare and hash, shareable across threads.
@@ -120,7 +121,7 @@ struct Shared<P, K> {
     clock: Option<SharedRuntime>,
     capacity: usize,
     history: usize,
-    handlers: Mutex<Vec<Arc<HandlerMetrics>>>,
+    handlers: Mutex<Vec<Arc<FlowMetrics>>>,
     failures: Arc<FailureCore>,
     /// Live `EventBus` handles; the bus closes when the last one goes.
     handles: AtomicUsize,
@@ -423,11 +424,34 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
     /// The subscription starts now, so events published before the returned flow is
     /// first polled are handled too. Nothing runs until the flow is awaited or
     /// [spawned](Handler::spawn).
-    pub fn on<F, Fut>(&self, filter: Filter<P, K>, handler: F) -> Handler<P, K, F>
+    pub fn on<F, Fut>(&self, filter: Filter<P, K>, handler: F) -> Handler<P, K, ItemOnly<F>>
     where
         F: Fn(Envelope<P, K>) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future + Send + 'static,
         Fut::Output: HandlerOutcome,
+    {
+        self.handler(filter, ItemOnly(handler))
+    }
+
+    /// As [`on`](Self::on), with the flow's [`StopSignal`] as the handler's second
+    /// argument: a long handler can see that a stop was asked for and finish early,
+    /// or stop its own flow.
+    pub fn on_with_context<F, Fut>(
+        &self,
+        filter: Filter<P, K>,
+        handler: F,
+    ) -> Handler<P, K, WithContext<F>>
+    where
+        F: Fn(Envelope<P, K>, StopSignal) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: HandlerOutcome,
+    {
+        self.handler(filter, WithContext(handler))
+    }
+
+    fn handler<H>(&self, filter: Filter<P, K>, handler: H) -> Handler<P, K, H>
+    where
+        H: crate::flow::HandlerFn<Envelope<P, K>, StopSignal>,
     {
         let metrics = {
             let mut handlers = self
@@ -435,10 +459,10 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
                 .handlers
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let metrics = Arc::new(HandlerMetrics::new(
+            let metrics = FlowMetrics::new(
                 format!("handler-{}", handlers.len()),
-                Arc::clone(&self.shared.failures),
-            ));
+                self.shared.clock.clone(),
+            );
             handlers.push(Arc::clone(&metrics));
             metrics
         };
@@ -446,6 +470,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
             self.subscribe(filter),
             handler,
             metrics,
+            Arc::clone(&self.shared.failures),
             self.shared.clock.clone(),
         )
     }
@@ -468,7 +493,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
 
     /// A snapshot of the bus statistics.
     pub fn stats(&self) -> BusStats<K> {
-        let handlers: Vec<HandlerStats> = self
+        let handlers: Vec<FlowStats> = self
             .shared
             .handlers
             .lock()

@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::broadcast::Counts;
-use crate::stats::HistogramSnapshot;
 
 /// How many events of one kind were published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,7 +13,8 @@ pub struct KindCount<K> {
     pub count: u64,
 }
 
-/// A failure of one handler invocation, kept in [`HandlerStats::recent_failures`].
+/// A failure of one handler invocation, as published on
+/// [`EventBus::handler_failures`](super::EventBus::handler_failures).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HandlerFailure {
     /// The handler's name.
@@ -27,25 +27,6 @@ pub struct HandlerFailure {
     pub message: String,
     /// Whether the handler panicked (rather than returned an error).
     pub panicked: bool,
-}
-
-/// What one handler flow has done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HandlerStats {
-    /// The handler's name ([`Handler::name`](super::Handler::name)).
-    pub name: String,
-    /// Invocations that completed successfully.
-    pub handled: u64,
-    /// Invocations that returned an error.
-    pub failed: u64,
-    /// Invocations that panicked.
-    pub panicked: u64,
-    /// Invocations running now.
-    pub in_flight: u64,
-    /// How long invocations took.
-    pub latency: HistogramSnapshot,
-    /// The last few failures, oldest first (at most 16).
-    pub recent_failures: Vec<HandlerFailure>,
 }
 
 /// A snapshot of an [`EventBus`](super::EventBus)'s statistics; serialisable.
@@ -81,7 +62,7 @@ pub struct BusStats<K> {
     /// Handler invocations that panicked, over all handlers.
     pub handler_panics: u64,
     /// Each handler's statistics.
-    pub handlers: Vec<HandlerStats>,
+    pub handlers: Vec<crate::flow::FlowStats>,
 }
 
 impl<K> BusStats<K> {
@@ -91,7 +72,7 @@ impl<K> BusStats<K> {
         subscribers: usize,
         history_len: usize,
         history_capacity: usize,
-        handlers: Vec<HandlerStats>,
+        handlers: Vec<crate::flow::FlowStats>,
     ) -> Self {
         BusStats {
             published: counts.published,

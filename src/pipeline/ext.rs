@@ -36,11 +36,11 @@ use crate::FlowContext;
 /// ```
 pub trait FlowStreamExt: Stream {
     /// Gives each item a context of its own (`FlowContext::new()`).
-    fn flow(self) -> Flow<Self>
+    fn flow(self) -> NewContexts<Self>
     where
         Self: Sized,
     {
-        Flow { stream: self }
+        NewContexts { stream: self }
     }
 
     /// Gives each item a clone of `ctx` (cheap: the context is shared).
@@ -138,13 +138,13 @@ pin_project_lite::pin_project! {
     /// Items each with a new context; from [`FlowStreamExt::flow`].
     #[must_use = "streams do nothing unless polled"]
     #[derive(Debug)]
-    pub struct Flow<S> {
+    pub struct NewContexts<S> {
         #[pin]
         stream: S,
     }
 }
 
-impl<S: Stream> Stream for Flow<S> {
+impl<S: Stream> Stream for NewContexts<S> {
     type Item = Flowing<S::Item>;
 
     #[inline]
@@ -160,7 +160,7 @@ impl<S: Stream> Stream for Flow<S> {
     }
 }
 
-impl<S: FusedStream> FusedStream for Flow<S> {
+impl<S: FusedStream> FusedStream for NewContexts<S> {
     fn is_terminated(&self) -> bool {
         self.stream.is_terminated()
     }

@@ -123,6 +123,7 @@
 mod batch;
 mod error;
 mod ext;
+mod flow;
 mod named;
 mod policy;
 mod processor;
@@ -131,7 +132,8 @@ mod stats;
 
 pub use self::batch::Batch;
 pub use self::error::StageError;
-pub use self::ext::{Flow, FlowIn, FlowStreamExt, Values};
+pub use self::ext::{FlowIn, FlowStreamExt, NewContexts, Values};
+pub use self::flow::PipelineFlow;
 pub use self::named::{
     DEFAULT_INPUT_CAPACITY, FeedError, Pipeline, PipelineClosed, PipelineInput, PipelineOutput,
     PipelineStats, PipelineStatsHandle,

@@ -12,11 +12,11 @@ use futures_util::{Sink, SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::stage::{Flowing, Stage};
-use super::{FlowStreamExt, Processor, StageError, StageStats, StageStatsHandle};
+use super::{FlowStreamExt, PipelineFlow, Processor, StageError, StageStats, StageStatsHandle};
 use crate::FlowContext;
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
-type Build<In, Out> =
+pub(crate) type Build<In, Out> =
     Box<dyn FnOnce(BoxStream<'static, Flowing<In>>) -> BoxStream<'static, Flowing<Out>> + Send>;
 
 /// The default number of items the input holds before `feed` waits.
@@ -152,6 +152,16 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
                 inner: Output::Direct(output),
             },
         )
+    }
+
+    /// The pipeline fed from `source` and run as a flow (see [`PipelineFlow`]): each
+    /// item enters with a new context, outputs are counted and let go, and it stops
+    /// with grace like every flow.
+    pub fn flow_from<S>(self, source: S) -> PipelineFlow<In, Out>
+    where
+        S: Stream<Item = In> + Send + 'static,
+    {
+        PipelineFlow::new(&self.name, self.build, self.stages, source.boxed())
     }
 
     /// Starts the pipeline in a task on `runtime`; outputs are handed over through a

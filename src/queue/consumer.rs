@@ -3,29 +3,67 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use event_listener::{Event, EventListener};
+use event_listener::EventListener;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::backend::Claimed;
-use super::backend::{BackendError, StartFrom};
+use super::backend::StartFrom;
 use super::codec::Codec;
 use super::delivery::{Answers, Deliveries};
+use super::error::QueueError;
+use super::queue::Inner;
+use crate::flow::{
+    Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStatsHandle, Grace, HandlerFn,
+    StopHandle, StopSignal, StopState, Verdict, call,
+};
+use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
 /// The most messages a [`Consumer`]'s worker claims at once by default.
 pub const DEFAULT_MAX_CLAIM: usize = 128;
-use super::error::QueueError;
-use super::queue::Inner;
-use crate::bus::HandlerOutcome;
-use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, Sleep, panic_text};
+
+/// One in this many handled messages has its handler's time recorded in the
+/// consumer's [`FlowStats::latency`](crate::flow::FlowStats::latency): two clock reads
+/// per message would cost more than the rest of a small message's handling.
+const LATENCY_SAMPLING: u64 = 32;
+
+/// What a consumer's handler is told about the message it handles, as its second
+/// argument ([`MessageQueue::consumer_with_context`](super::MessageQueue::consumer_with_context)).
+#[derive(Debug, Clone)]
+pub struct MessageContext {
+    id: u64,
+    attempt: u32,
+    enqueued_at: SystemTime,
+    stop: StopSignal,
+}
+
+impl MessageContext {
+    /// The message's id in the queue.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Which delivery of the message this is (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the message was sent.
+    pub fn enqueued_at(&self) -> SystemTime {
+        self.enqueued_at
+    }
+
+    /// The consumer's stop: whether one was asked for, a future for it, and a way to
+    /// stop the consumer from inside a handler.
+    pub fn stop(&self) -> &StopSignal {
+        &self.stop
+    }
+}
 
 /// A consumer group's handler flow; from [`MessageQueue::consumer`](super::MessageQueue::consumer).
 ///
@@ -43,11 +81,13 @@ use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, Sleep, panic_text};
 /// [`spawn`](Self::spawn) runs each worker as a task of a runtime, so they run in
 /// parallel on a multi-threaded executor.
 ///
-/// The flow runs until [`StopHandle::stop`] (from [`stop_handle`](Self::stop_handle)):
-/// it then takes no new message, lets the handlers running finish within the given
-/// grace period, cancels those still running after it (their messages go back to the
-/// group, to be delivered again: nothing is lost), returns what it had claimed ahead,
-/// and ends with `Ok(())`. It ends with `Err` if the backend fails.
+/// It follows the [flow contract](crate::flow). The flow runs until
+/// [`StopHandle::stop`] (from [`stop_handle`](Self::stop_handle)): it then takes no
+/// new message, lets the handlers running finish within the given grace period,
+/// cancels those still running after it (their messages go back to the group
+/// uncounted, to be delivered again: nothing is lost), returns what it had claimed
+/// ahead, and ends with a [`FlowReport`] that says it stopped. It ends failed, with
+/// the [`QueueError`], if the backend fails.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -74,119 +114,60 @@ use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime, Sleep, panic_text};
 ///     let flow = consumer.spawn(&rt);
 ///     queue.send_batch([1, 2, 3]).await.unwrap();
 ///     stop.stop_when_idle(Duration::from_secs(1));
-///     flow.await.unwrap().unwrap();
+///     let report = flow.await.unwrap();
+///     assert!(report.is_stopped());
+///     assert_eq!(report.stats.handled, 3);
 ///     let mut seen = seen.lock().unwrap().clone();
 ///     seen.sort();
 ///     assert_eq!(seen, [1, 2, 3]);
 /// });
 /// ```
 #[must_use = "a consumer does nothing until it is awaited, run or spawned"]
-pub struct Consumer<M, C: Codec, F> {
+pub struct Consumer<M, C: Codec, H> {
     inner: Arc<Inner<C>>,
     group: String,
-    handler: Arc<F>,
+    handler: Arc<H>,
     workers: usize,
     start: StartFrom,
     batch: usize,
-    stop: Arc<Stop>,
+    stop: Arc<StopState>,
+    metrics: Arc<FlowMetrics>,
     message: PhantomData<fn() -> M>,
 }
 
-/// The shared side of a [`StopHandle`].
-#[derive(Debug)]
-struct Stop {
-    requested: AtomicBool,
-    /// Stop only once the group has nothing ready (draining).
-    when_idle: AtomicBool,
-    /// When running handlers must have finished, on the runtime's clock.
-    deadline: Mutex<Option<Instant>>,
-    clock: SharedRuntime,
-    /// Workers waiting for a message also wait for this.
-    event: Event,
-}
-
-impl Stop {
-    fn requested(&self) -> bool {
-        self.requested.load(Ordering::Acquire)
-    }
-
-    /// Listens for a stop: `Ready` when the caller must look at the stop again (the
-    /// listener was just registered, so nothing is missed, or it fired), `Pending`
-    /// when it waits.
-    fn poll_listen(&self, listener: &mut Option<EventListener>, cx: &mut Context<'_>) -> Poll<()> {
-        match listener.as_mut() {
-            None => *listener = Some(self.event.listen()),
-            Some(l) => {
-                std::task::ready!(Pin::new(l).poll(cx));
-                *listener = None;
-            }
-        }
-        Poll::Ready(())
-    }
-
-    fn deadline(&self) -> Instant {
-        self.deadline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or_else(|| self.clock.now())
-    }
-}
-
-/// Stops a [`Consumer`] gracefully; from [`Consumer::stop_handle`]. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct StopHandle {
-    stop: Arc<Stop>,
-}
-
-impl StopHandle {
-    /// Stops the flow: no new messages; running handlers get `grace` to finish, then
-    /// are cancelled and their messages go back to the group.
-    pub fn stop(&self, grace: Duration) {
-        let deadline = self.stop.clock.now() + grace;
-        *self.stop.deadline.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
-        self.stop.requested.store(true, Ordering::Release);
-        self.stop.event.notify(usize::MAX);
-    }
-
-    /// As [`stop`](Self::stop), but each worker first drains what the group has ready
-    /// for it, and stops once a claim finds nothing. Messages that are delayed or
-    /// waiting for a retry's backoff are not waited for.
-    pub fn stop_when_idle(&self, grace: Duration) {
-        self.stop.when_idle.store(true, Ordering::Release);
-        self.stop(grace);
-    }
-
-    /// Whether a stop was requested.
-    pub fn is_stopping(&self) -> bool {
-        self.stop.requested()
-    }
-}
-
-impl<M, C, F, Fut> Consumer<M, C, F>
+impl<M, C, H> Consumer<M, C, H>
 where
     M: DeserializeOwned + Send + 'static,
     C: Codec,
-    F: Fn(M) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: HandlerOutcome,
+    H: HandlerFn<M, MessageContext>,
 {
-    pub(crate) fn new(inner: Arc<Inner<C>>, group: &str, handler: F) -> Self {
-        let stop = Arc::new(Stop {
-            requested: AtomicBool::new(false),
-            when_idle: AtomicBool::new(false),
-            deadline: Mutex::new(None),
-            clock: Arc::clone(&inner.runtime),
-            event: Event::new(),
-        });
+    pub(crate) fn new(inner: Arc<Inner<C>>, group: &str, handler: H) -> Self {
+        let clock = Arc::clone(&inner.runtime);
         Consumer {
-            inner,
             group: group.to_owned(),
             handler: Arc::new(handler),
             workers: 1,
             start: StartFrom::Latest,
             batch: DEFAULT_MAX_CLAIM,
-            stop,
+            stop: StopState::new(Some(Arc::clone(&clock))),
+            metrics: FlowMetrics::new(format!("{}/{group}", inner.name), Some(clock)),
+            inner,
             message: PhantomData,
+        }
+    }
+
+    /// Names the flow in its statistics (default: `queue/group`).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.metrics.rename(name.into());
+        self
+    }
+
+    /// A handle to the flow's statistics: `handled` counts acknowledged messages,
+    /// `failed` and `panicked` the handler's failures (retried or dead-lettered by the
+    /// queue), `cancelled` the handlers a stop cut off.
+    pub fn stats(&self) -> FlowStatsHandle {
+        FlowStatsHandle {
+            metrics: Arc::clone(&self.metrics),
         }
     }
 
@@ -215,42 +196,62 @@ where
         self
     }
 
-    /// A handle that stops the flow gracefully.
+    /// A handle that stops the flow gracefully (see [`StopHandle`]); the grace period
+    /// is timed on the queue's runtime.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
-            stop: Arc::clone(&self.stop),
+            state: Arc::clone(&self.stop),
         }
     }
 
     /// Drives every worker in the current task until the flow is stopped.
-    pub async fn run(self) -> Result<(), QueueError> {
-        self.inner
-            .backend
-            .create_group(&self.group, self.start)
-            .await?;
-        let workers: Vec<_> = (0..self.workers).map(|_| self.worker()).collect();
-        first_error(futures_util::future::join_all(workers).await)
+    pub async fn run(self) -> FlowReport<QueueError> {
+        self.drive(None).await
     }
 
-    /// Spawns every worker as a task of `runtime`; await the handle for the flow's end.
-    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<Result<(), QueueError>> {
-        let rt = Arc::clone(runtime);
-        runtime.spawn(async move {
-            self.inner
-                .backend
-                .create_group(&self.group, self.start)
-                .await?;
-            let handles: Vec<_> = (0..self.workers).map(|_| rt.spawn(self.worker())).collect();
-            let mut results = Vec::with_capacity(handles.len());
-            for handle in handles {
-                results.push(handle.await.unwrap_or_else(|join| {
-                    Err(QueueError::Backend(BackendError::Storage(format!(
-                        "a worker task failed: {join}"
-                    ))))
-                }));
+    /// Spawns every worker as a task of `runtime`; await the handle for the flow's
+    /// report.
+    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<QueueError>> {
+        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
+    }
+
+    /// Creates the group, then runs the workers: as tasks of `runtime`, or in this
+    /// future.
+    async fn drive(self, runtime: Option<SharedRuntime>) -> FlowReport<QueueError> {
+        let metrics = Arc::clone(&self.metrics);
+        let created = self
+            .inner
+            .backend
+            .create_group(&self.group, self.start)
+            .await;
+        let end = match (created, runtime) {
+            (Err(error), _) => Err(QueueError::from(error)),
+            (Ok(_), None) => {
+                let workers: Vec<_> = (0..self.workers).map(|_| self.worker()).collect();
+                futures_util::future::join_all(workers)
+                    .await
+                    .into_iter()
+                    .collect()
             }
-            first_error(results)
-        })
+            (Ok(_), Some(rt)) => {
+                // Aborted if this future is dropped: no worker outlives its flow.
+                let mut tasks = Tasks((0..self.workers).map(|_| rt.spawn(self.worker())).collect());
+                let mut results = Vec::with_capacity(tasks.0.len());
+                for handle in &mut tasks.0 {
+                    results.push(
+                        handle
+                            .await
+                            .unwrap_or_else(|join| Err(QueueError::Worker(join.to_string()))),
+                    );
+                }
+                results.into_iter().collect()
+            }
+        };
+        match end {
+            Ok(()) => FlowEnd::Stopped,
+            Err(error) => FlowEnd::Failed(error),
+        }
+        .into_report(&metrics)
     }
 
     /// One worker: claims, handles one message at a time, acknowledges in batches.
@@ -263,6 +264,8 @@ where
             Deliveries::new(Arc::clone(&self.inner), &self.group).claim_batch(1);
         let handler = Arc::clone(&self.handler);
         let stop = Arc::clone(&self.stop);
+        let metrics = Arc::clone(&self.metrics);
+        let slot = metrics.slot();
         let mut pace = Pace::new(
             self.batch,
             self.inner.lease,
@@ -276,7 +279,9 @@ where
                 in_hand: None,
                 delivered: 0,
                 redelivered: 0,
+                metrics: Arc::clone(&metrics),
             };
+            let mut sampled: u64 = 0;
             let outcome = loop {
                 if deliveries.claimed_ahead() == 0 {
                     // About to claim again: acknowledge what is done, and size the
@@ -288,8 +293,7 @@ where
                 }
                 // Messages claimed ahead are taken as they are, with no trip
                 // through the stream's polling; a stop still ends the loop first.
-                let stopping = stop.requested() && !stop.when_idle.load(Ordering::Acquire);
-                let ahead = if stopping {
+                let ahead = if stop.halts_intake() {
                     None
                 } else {
                     deliveries.pop_claimed()
@@ -309,20 +313,50 @@ where
                     continue;
                 };
                 let (id, attempt) = (claimed.message.id, claimed.attempt);
+                let enqueued_at = claimed.message.enqueued_at;
                 answering.in_hand = Some((id, attempt));
-                match handle_within_grace(&handler, message, &stop).await {
-                    Some(Ok(())) => {
+                slot.set(1);
+                sampled += 1;
+                let started = (sampled % LATENCY_SAMPLING == 1).then(|| metrics.now());
+                let cx = || MessageContext {
+                    id,
+                    attempt,
+                    enqueued_at,
+                    stop: StopSignal::new(&stop),
+                };
+                let verdict = handle_within_grace(&*handler, message, cx, &stop).await;
+                slot.set(0);
+                if let Some(started) = started {
+                    metrics.record_latency(metrics.now().saturating_duration_since(started));
+                }
+                match verdict {
+                    Some(Verdict::Done) => {
                         answering.in_hand = None;
                         answering.acks.push(id);
-                        answering.enqueued.push(claimed.message.enqueued_at);
+                        answering.enqueued.push(enqueued_at);
                     }
-                    Some(Err(error)) => {
+                    Some(failed) => {
                         answering.in_hand = None;
+                        if let Some((message, panicked)) = failed.failure() {
+                            metrics.fail(
+                                format!("message {id}, attempt {attempt}"),
+                                message,
+                                panicked,
+                            );
+                        }
+                        // The dead letter says whose panic it was.
+                        let error = match failed {
+                            Verdict::Panicked(message) => format!("handler {message}"),
+                            other => other.into_result().err().unwrap_or_default(),
+                        };
                         drop(answering.to.fail(id, attempt, error, None).await);
                     }
-                    // Cancelled at the end of the grace period: retried as the
-                    // answering drops, below.
-                    None => break Ok(()),
+                    // Cancelled at the end of the grace period: handed back
+                    // uncounted as the answering drops, below.
+                    None => {
+                        metrics.cancelled.inc();
+                        break Ok(());
+                    }
                 }
             };
             let acked = answering.flush().await;
@@ -335,10 +369,22 @@ where
     }
 }
 
+/// A consumer's spawned workers, aborted if the flow's future is dropped before they
+/// end.
+struct Tasks(Vec<JoinHandle<Result<(), QueueError>>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for handle in &self.0 {
+            handle.abort();
+        }
+    }
+}
+
 /// A worker's answers not given to the backend yet: the acknowledgements it
 /// gathered, and the message its handler has now. Dropped (the worker cancelled or
-/// dropped mid-flight), the acknowledgements still go out and the message in hand is
-/// retried as failed: the backend acts when called.
+/// dropped mid-flight), the acknowledgements still go out and the message in hand
+/// goes back to the group, that delivery uncounted: the backend acts when called.
 struct Answering {
     to: Arc<Answers>,
     acks: Vec<u64>,
@@ -349,6 +395,8 @@ struct Answering {
     /// rather than per message.
     delivered: u64,
     redelivered: u64,
+    /// The flow's counters: acknowledged messages count as handled.
+    metrics: Arc<FlowMetrics>,
 }
 
 impl Answering {
@@ -366,6 +414,7 @@ impl Answering {
             return Ok(());
         }
         let done = self.to.ack(&self.acks, &self.enqueued).await;
+        self.metrics.handled.add(self.acks.len() as u64);
         self.acks.clear();
         self.enqueued.clear();
         done
@@ -376,13 +425,11 @@ impl Drop for Answering {
     fn drop(&mut self) {
         self.count();
         if !self.acks.is_empty() {
+            self.metrics.handled.add(self.acks.len() as u64);
             drop(self.to.ack(&self.acks, &self.enqueued));
         }
         if let Some((id, attempt)) = self.in_hand.take() {
-            drop(
-                self.to
-                    .fail(id, attempt, "dropped without an answer".to_owned(), None),
-            );
+            self.to.release(id, attempt);
         }
     }
 }
@@ -440,7 +487,7 @@ enum Step {
 
 /// The next delivery, unless the flow is stopping (or, when draining, the group has
 /// nothing ready any more).
-async fn next_or_stop<M, C>(deliveries: &mut Deliveries<M, C>, stop: &Stop) -> Step
+async fn next_or_stop<M, C>(deliveries: &mut Deliveries<M, C>, stop: &StopState) -> Step
 where
     M: DeserializeOwned + Send + 'static,
     C: Codec,
@@ -448,8 +495,7 @@ where
     let mut listener: Option<EventListener> = None;
     std::future::poll_fn(|cx| {
         loop {
-            let draining = stop.when_idle.load(Ordering::Acquire);
-            if stop.requested() && !draining {
+            if stop.halts_intake() {
                 return Poll::Ready(Step::Stop);
             }
             match deliveries.poll_claimed(cx) {
@@ -470,71 +516,68 @@ where
     .await
 }
 
-/// Runs the handler on `message`, catching panics; `None` if the flow's grace period
-/// ran out first (the handler is dropped).
-async fn handle_within_grace<M, F, Fut>(
-    handler: &Arc<F>,
+/// Runs the handler on `message`, guarded; `None` if the flow's grace period ran out
+/// first (the handler is dropped).
+async fn handle_within_grace<M, H>(
+    handler: &H,
     message: M,
-    stop: &Stop,
-) -> Option<Result<(), String>>
+    cx: impl FnOnce() -> MessageContext,
+    stop: &StopState,
+) -> Option<Verdict>
 where
-    F: Fn(M) -> Fut,
-    Fut: Future,
-    Fut::Output: HandlerOutcome,
+    H: HandlerFn<M, MessageContext>,
 {
-    let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler(message)));
-    let handling = match called {
-        Ok(future) => AssertUnwindSafe(future).catch_unwind(),
-        Err(panic) => return Some(Err(panic_text(Some("handler"), panic.as_ref()))),
-    };
-    let mut handling = std::pin::pin!(handling);
-    let mut listener: Option<EventListener> = None;
-    let mut grace: Option<Sleep> = None;
+    let mut handling = std::pin::pin!(call(handler, message, cx));
+    let mut grace = Grace::default();
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(outcome) = handling.as_mut().poll(cx) {
-            return Poll::Ready(Some(match outcome {
-                Ok(outcome) => outcome.into_result().map_err(|e| e.to_string()),
-                Err(panic) => Err(panic_text(Some("handler"), panic.as_ref())),
-            }));
+        if let Poll::Ready(verdict) = handling.as_mut().poll(cx) {
+            return Poll::Ready(Some(verdict));
         }
-        loop {
-            if stop.requested() {
-                let timer = grace.get_or_insert_with(|| stop.clock.sleep_until(stop.deadline()));
-                return match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                };
-            }
-            if stop.poll_listen(&mut listener, cx).is_pending() {
-                return Poll::Pending;
-            }
-        }
+        stop.poll_grace_over(&mut grace, cx).map(|()| None)
     })
     .await
 }
 
-/// The first error among the workers' results, if any.
-fn first_error(results: Vec<Result<(), QueueError>>) -> Result<(), QueueError> {
-    results.into_iter().collect()
-}
-
-impl<M, C, F, Fut> IntoFuture for Consumer<M, C, F>
+impl<M, C, H> IntoFuture for Consumer<M, C, H>
 where
     M: DeserializeOwned + Send + 'static,
     C: Codec,
-    F: Fn(M) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: HandlerOutcome,
+    H: HandlerFn<M, MessageContext>,
 {
-    type Output = Result<(), QueueError>;
-    type IntoFuture = BoxFuture<'static, Result<(), QueueError>>;
+    type Output = FlowReport<QueueError>;
+    type IntoFuture = BoxFuture<'static, FlowReport<QueueError>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        self.run().boxed()
+        self.drive(None).boxed()
     }
 }
 
-impl<M, C: Codec, F> fmt::Debug for Consumer<M, C, F> {
+impl<M, C, H> Flow for Consumer<M, C, H>
+where
+    M: DeserializeOwned + Send + 'static,
+    C: Codec,
+    H: HandlerFn<M, MessageContext>,
+{
+    fn name(&self) -> String {
+        self.metrics.name()
+    }
+
+    fn stop_handle(&self) -> StopHandle {
+        Consumer::stop_handle(self)
+    }
+
+    fn stats(&self) -> FlowStatsHandle {
+        Consumer::stats(self)
+    }
+
+    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
+        self.drive(runtime)
+            .map(|report| report.map_err(FlowError::new))
+            .boxed()
+    }
+}
+
+impl<M, C: Codec, H> fmt::Debug for Consumer<M, C, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Consumer")
             .field("queue", &self.inner.name)

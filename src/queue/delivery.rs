@@ -480,6 +480,13 @@ impl Answers {
         async move { Ok(dead.await?) }.boxed()
     }
 
+    /// Hands delivery `attempt` of `id` back to the group unhandled, that delivery not
+    /// counted (a stop cancelled its handler). The backend acts when called.
+    pub(crate) fn release(&self, id: u64, attempt: u32) {
+        let now = self.inner.now();
+        drop(self.inner.backend().release(&self.group, id, attempt, now));
+    }
+
     /// Dead-letters at once, without waiting (the backend acts when called).
     pub(crate) fn dead_letter_now(&self, id: u64, attempt: u32, error: String) {
         drop(self.dead_letter(id, attempt, error));

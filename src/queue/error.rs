@@ -43,6 +43,9 @@ pub enum QueueError {
     Backend(BackendError),
     /// A message could not be encoded.
     Codec(CodecError),
+    /// A consumer's worker task ended without finishing its loop (its task panicked
+    /// outside a handler, or the runtime dropped it): what the runtime said.
+    Worker(String),
 }
 
 impl From<BackendError> for QueueError {
@@ -62,8 +65,17 @@ impl fmt::Display for QueueError {
         match self {
             QueueError::Backend(error) => error.fmt(f),
             QueueError::Codec(error) => error.fmt(f),
+            QueueError::Worker(why) => write!(f, "a consumer's worker task failed: {why}"),
         }
     }
 }
 
-impl std::error::Error for QueueError {}
+impl std::error::Error for QueueError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            QueueError::Backend(error) => Some(error),
+            QueueError::Codec(error) => Some(error),
+            QueueError::Worker(_) => None,
+        }
+    }
+}

@@ -60,7 +60,7 @@ pub use backend::{
 #[cfg(feature = "json")]
 pub use codec::Json;
 pub use codec::{Codec, CodecError, Postcard};
-pub use consumer::{Consumer, DEFAULT_MAX_CLAIM, StopHandle};
+pub use consumer::{Consumer, DEFAULT_MAX_CLAIM, MessageContext};
 pub use delivery::{DEFAULT_CLAIM_BATCH, Deliveries, Delivery, Lease};
 #[cfg(feature = "durable")]
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]

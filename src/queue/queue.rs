@@ -16,12 +16,13 @@ use serde::de::DeserializeOwned;
 
 use super::backend::{Backend, BackendError, NewMessage, StartFrom};
 use super::codec::{Codec, CodecError, Postcard};
-use super::consumer::Consumer;
+use super::consumer::{Consumer, MessageContext};
 use super::delivery::Deliveries;
 use super::error::{QueueError, SendError};
 use super::memory::MemoryBackend;
 use super::payload::Payload;
 use super::stats::{GroupMetrics, GroupStats, QueueStats};
+use crate::flow::{HandlerOutcome, ItemOnly, WithContext};
 use crate::resilience::RetryPolicy;
 use crate::runtime::SharedRuntime;
 
@@ -330,13 +331,30 @@ where
     /// A handler flow for group `group`; see [`Consumer`]. Configure it (workers, start
     /// position), then drive it with `.await`, [`run`](Consumer::run) or
     /// [`spawn`](Consumer::spawn).
-    pub fn consumer<F, Fut>(&self, group: &str, handler: F) -> Consumer<M, C, F>
+    pub fn consumer<F, Fut>(&self, group: &str, handler: F) -> Consumer<M, C, ItemOnly<F>>
     where
         F: Fn(M) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future + Send + 'static,
-        Fut::Output: crate::bus::HandlerOutcome,
+        Fut::Output: HandlerOutcome,
     {
-        Consumer::new(Arc::clone(&self.inner), group, handler)
+        Consumer::new(Arc::clone(&self.inner), group, ItemOnly(handler))
+    }
+
+    /// As [`consumer`](Self::consumer), with a [`MessageContext`] as the handler's
+    /// second argument: the message's id and attempt, and the consumer's
+    /// [`StopSignal`](crate::flow::StopSignal), so a long handler can finish early or
+    /// stop its own consumer.
+    pub fn consumer_with_context<F, Fut>(
+        &self,
+        group: &str,
+        handler: F,
+    ) -> Consumer<M, C, WithContext<F>>
+    where
+        F: Fn(M, MessageContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future + Send + 'static,
+        Fut::Output: HandlerOutcome,
+    {
+        Consumer::new(Arc::clone(&self.inner), group, WithContext(handler))
     }
 
     /// Up to `limit` dead letters of `group`, oldest first, with the message decoded

@@ -4,8 +4,8 @@
 //! # ReactiveStream
 //!
 //! * **Hot and multicast.** Each subscriber — a `Stream` from
-//!   [`subscribe_stream`](ReactiveStream::subscribe_stream) or a handler flow from
-//!   [`subscribe`](ReactiveStream::subscribe) — sees what is emitted after it
+//!   [`subscribe`](ReactiveStream::subscribe) or a handler flow from
+//!   [`on`](ReactiveStream::on) — sees what is emitted after it
 //!   subscribed, in emit order, each item once. [`ReactiveStream::replay`] gives a late
 //!   subscriber the last `n` items first, [`ReactiveStream::latest`] the current value.
 //! * **Transformers run once per item**, on the emitter's task, before the item is
@@ -23,7 +23,7 @@
 //! # futures::executor::block_on(async {
 //! let inventory: ReactiveStream<(String, u32), String> = ReactiveStream::new("inventory");
 //! inventory.add_transformer(|(sku, n): (String, u32)| async move { (sku.to_uppercase(), n) });
-//! let mut ui = inventory.subscribe_stream();
+//! let mut ui = inventory.subscribe();
 //!
 //! inventory.emit(("ab-1".into(), 3)).await?;
 //! inventory.error("warehouse offline".to_string())?;
@@ -147,7 +147,7 @@ pub use subject::{
     AlreadyTerminated, DEFAULT_CAPACITY, EmitError, ReactiveStats, ReactiveStream,
     ReactiveStreamBuilder, SharedError, StreamState, TryEmitError,
 };
-pub use subscriber::{Subscriber, Unsubscribe};
+pub use subscriber::Subscriber;
 pub use subscription::{StreamError, SubscribeOptions, Subscription};
 // Time sources and settings
 pub use ops::{ThrottleConfig, interval, timer};

@@ -14,6 +14,7 @@ use super::chain::{Chain, Panicked, Step};
 use super::subscriber::Subscriber;
 use super::subscription::{SubscribeOptions, Subscription};
 use crate::broadcast::{Core, SubscribeSpec, TryPublishError};
+use crate::flow::{HandlerOutcome, ItemOnly, StopSignal, WithContext};
 use crate::stats::Counter;
 
 /// The default error type of a [`ReactiveStream`]: any error, shared by every
@@ -43,7 +44,7 @@ enum Subject {
 }
 
 pub(crate) struct Inner<T, E> {
-    name: Arc<str>,
+    pub(crate) name: Arc<str>,
     pub(crate) core: Arc<Core<T>>,
     subject: Subject,
     capacity: usize,
@@ -75,8 +76,8 @@ impl<T, E> Inner<T, E> {
 
 /// A hot, multicast stream: a *subject* that you [`emit`](Self::emit) into and that
 /// any number of subscribers read, each as a [`Stream`](futures_core::Stream)
-/// ([`subscribe_stream`](Self::subscribe_stream)) or through a handler flow
-/// ([`subscribe`](Self::subscribe)).
+/// ([`subscribe`](Self::subscribe)) or through a handler flow
+/// ([`on`](Self::on)).
 ///
 /// # Promises
 ///
@@ -114,8 +115,8 @@ impl<T, E> Inner<T, E> {
 /// // Runs once per item, whatever the number of subscribers; `None` drops the item.
 /// prices.add_transformer(|cents: u32| async move { (cents > 0).then_some(cents * 2) });
 ///
-/// let mut ui = prices.subscribe_stream();
-/// let mut cache = prices.subscribe_stream();
+/// let mut ui = prices.subscribe();
+/// let mut cache = prices.subscribe();
 /// for cents in [100, 0, 250] {
 ///     prices.emit(cents).await?;
 /// }
@@ -233,7 +234,7 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
     /// for n in 1..=3 {
     ///     ticks.emit(n).await.unwrap();
     /// }
-    /// let mut late = ticks.subscribe_stream();
+    /// let mut late = ticks.subscribe();
     /// ticks.emit(4).await.unwrap();
     /// ticks.complete().unwrap();
     /// let seen: Vec<u32> = late.by_ref().map(Result::unwrap).collect().await;
@@ -253,9 +254,9 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
     ///
     /// # futures::executor::block_on(async {
     /// let status: ReactiveStream<&str> = ReactiveStream::latest("status", "starting");
-    /// let mut first = status.subscribe_stream();
+    /// let mut first = status.subscribe();
     /// status.emit("ready").await.unwrap();
-    /// let mut second = status.subscribe_stream();
+    /// let mut second = status.subscribe();
     /// assert_eq!(first.next().await.unwrap().unwrap(), "starting");
     /// assert_eq!(first.next().await.unwrap().unwrap(), "ready");
     /// assert_eq!(second.next().await.unwrap().unwrap(), "ready");
@@ -420,12 +421,12 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
 
     /// A subscriber, as a [`Stream`](futures_core::Stream) of `Result<T,
     /// StreamError<E>>`, with the stream's capacity and the `Block` policy.
-    pub fn subscribe_stream(&self) -> Subscription<T, E> {
-        self.subscribe_stream_with(SubscribeOptions::new())
+    pub fn subscribe(&self) -> Subscription<T, E> {
+        self.subscribe_with(SubscribeOptions::new())
     }
 
     /// A subscriber with its own capacity and overflow policy.
-    pub fn subscribe_stream_with(&self, options: SubscribeOptions) -> Subscription<T, E> {
+    pub fn subscribe_with(&self, options: SubscribeOptions) -> Subscription<T, E> {
         let spec = SubscribeSpec {
             matcher: None,
             overflow: options.overflow,
@@ -440,13 +441,24 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
 
     /// Runs `handler` for every item from now on; see [`Subscriber`]. The subscription
     /// starts now; nothing runs until the returned flow is awaited, run or spawned.
-    pub fn subscribe<F, Fut>(&self, handler: F) -> Subscriber<T, E, F>
+    pub fn on<F, Fut>(&self, handler: F) -> Subscriber<T, E, ItemOnly<F>>
     where
         F: Fn(T) -> Fut + Send + Sync + 'static,
         Fut: Future + Send + 'static,
-        Fut::Output: crate::bus::HandlerOutcome,
+        Fut::Output: HandlerOutcome,
     {
-        Subscriber::new(self.subscribe_stream(), handler)
+        Subscriber::new(self.subscribe(), ItemOnly(handler))
+    }
+
+    /// As [`on`](Self::on), with the flow's [`StopSignal`] as the handler's second
+    /// argument: a long handler can see that a stop was asked for and finish early.
+    pub fn on_with_context<F, Fut>(&self, handler: F) -> Subscriber<T, E, WithContext<F>>
+    where
+        F: Fn(T, StopSignal) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: HandlerOutcome,
+    {
+        Subscriber::new(self.subscribe(), WithContext(handler))
     }
 
     /// How many subscribers are attached now (streams and handler flows).

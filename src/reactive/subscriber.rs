@@ -1,38 +1,40 @@
-//! [`Subscriber`]: a handler flow over a [`ReactiveStream`](super::ReactiveStream).
+//! [`Subscriber`]: a handler flow over a [`ReactiveStream`](super::ReactiveStream), on
+//! the shared flow driver ([`crate::flow`]).
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
-use std::panic::AssertUnwindSafe;
+use std::future::IntoFuture;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::task::AtomicWaker;
+use futures_util::stream::StreamExt;
 
 use super::subscription::{StreamError, Subscription};
-use crate::BoxError;
-use crate::bus::HandlerOutcome;
+use crate::flow::{
+    DriveSpec, Flow, FlowMetrics, FlowReport, FlowStatsHandle, HandlerFn, Next, Source, StopHandle,
+    StopSignal, StopState, Verdict, drive,
+};
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
-/// A handler flow from [`ReactiveStream::subscribe`](super::ReactiveStream::subscribe):
-/// runs the handler for every item until the stream ends.
+/// A handler flow from [`ReactiveStream::on`](super::ReactiveStream::on) (or
+/// [`on_with_context`](super::ReactiveStream::on_with_context)): runs the handler for
+/// every item until the stream ends, or until it is stopped.
 ///
-/// Nothing runs until the flow is driven: `.await` it (it implements [`IntoFuture`]),
-/// call [`run`](Self::run) to drive it in the current task, or [`spawn`](Self::spawn)
-/// it on a runtime, where each invocation is a task of its own. The flow's output says
-/// how the stream ended: `Ok(())` when it completed, `Err(e)` when it failed with `e`
-/// (after every item before the error was handled).
+/// It follows the [flow contract](crate::flow): nothing runs until the flow is driven
+/// — `.await` it (it implements [`IntoFuture`]), call [`run`](Self::run) to drive it in
+/// the current task, or [`spawn`](Self::spawn) it on a runtime, where each invocation
+/// is a task of its own. Its [`FlowReport`] says how it ended: finished when the
+/// stream completed, failed with `e` when the stream failed with `e` (after every item
+/// before the error was handled), or stopped through its [`stop_handle`](Self::stop_handle).
 ///
 /// Up to [`concurrency`](Self::concurrency) invocations run at once (default 1: items
 /// are handled one after the other, in order). The flow subscribes with the `Block`
 /// policy: a slow handler slows emitters down rather than losing items.
 ///
-/// An invocation that returns `Err` or panics is isolated: it is counted in the
-/// stream's [`ReactiveStats`](super::ReactiveStats) (`handler_failures`,
-/// `handler_panics`) and the flow goes on with the next item.
+/// An invocation that returns `Err` or panics is isolated: it is counted in the flow's
+/// statistics and in the stream's [`ReactiveStats`](super::ReactiveStats)
+/// (`handler_failures`, `handler_panics`), and the flow goes on with the next item.
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
@@ -43,7 +45,7 @@ use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let sink = Arc::clone(&seen);
 /// let flow = stream
-///     .subscribe(move |n| {
+///     .on(move |n| {
 ///         let sink = Arc::clone(&sink);
 ///         async move {
 ///             if n == 2 {
@@ -58,75 +60,83 @@ use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 ///     stream.emit(n).await.unwrap();
 /// }
 /// stream.complete().unwrap();
-/// flow.await.unwrap(); // handles all three, then ends with the stream
+/// let report = flow.await; // handles all three, then ends with the stream
+/// assert!(report.is_finished());
 ///
 /// assert_eq!(*seen.lock().unwrap(), [1, 3]);
 /// assert_eq!(stream.stats().handler_failures, 1);
 /// # });
 /// ```
 #[must_use = "a subscriber flow does nothing until it is awaited or spawned"]
-pub struct Subscriber<T: Clone + Send + Sync + 'static, E, F> {
-    subscription: Subscription<T, E>,
-    handler: Arc<F>,
+pub struct Subscriber<T: Clone + Send + Sync + 'static, E, H> {
+    source: Items<T, E>,
+    handler: Arc<H>,
     concurrency: usize,
-    stop: Arc<Stop>,
+    metrics: Arc<FlowMetrics>,
+    stop: Arc<StopState>,
 }
 
-/// The flag behind an [`Unsubscribe`] handle, and the flow's waker.
-#[derive(Debug, Default)]
-struct Stop {
-    stopped: AtomicBool,
-    waker: AtomicWaker,
+/// The stream side of a subscriber flow: its subscription, and the items counted.
+struct Items<T: Clone + Send + Sync + 'static, E> {
+    subscription: Subscription<T, E>,
+    taken: u64,
 }
 
-/// Ends a [`Subscriber`] flow from outside it; from
-/// [`Subscriber::unsubscribe_handle`]. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Unsubscribe {
-    stop: Arc<Stop>,
-}
-
-impl Unsubscribe {
-    /// Unsubscribes the flow: it takes no more items, lets the invocations already
-    /// running finish, and then ends with `Ok(())`. Items waiting for it are released
-    /// with its subscription. Calling it again does nothing.
-    pub fn unsubscribe(&self) {
-        self.stop.stopped.store(true, Ordering::Release);
-        self.stop.waker.wake();
-    }
-
-    /// Whether [`unsubscribe`](Self::unsubscribe) was called.
-    pub fn is_unsubscribed(&self) -> bool {
-        self.stop.stopped.load(Ordering::Acquire)
-    }
-}
-
-/// How one invocation ended: its outcome, or the panic's message.
-type Invocation = BoxFuture<'static, Result<Result<(), BoxError>, ()>>;
-
-impl<T, E, F, Fut> Subscriber<T, E, F>
+impl<T, E> Source for Items<T, E>
 where
     T: Clone + Send + Sync + 'static,
     E: Clone + Send + Sync + 'static,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: HandlerOutcome,
 {
-    pub(crate) fn new(subscription: Subscription<T, E>, handler: F) -> Self {
+    type Item = T;
+    type Error = E;
+    type Tag = u64;
+
+    fn poll_next_item(&mut self, cx: &mut Context<'_>) -> Poll<Next<T, E>> {
+        self.subscription
+            .poll_next_unpin(cx)
+            .map(|next| match next {
+                Some(Ok(item)) => Next::Item(item),
+                // Block subscribers never lag.
+                Some(Err(StreamError::Lagged(_))) => Next::Skip,
+                Some(Err(StreamError::Failed(error))) => Next::Fail(error),
+                None => Next::End,
+            })
+    }
+
+    fn tag(&mut self, _item: &T) -> u64 {
+        self.taken += 1;
+        self.taken - 1
+    }
+
+    fn describe(index: &u64) -> String {
+        format!("item {index}")
+    }
+}
+
+impl<T, E, H> Subscriber<T, E, H>
+where
+    T: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+    H: HandlerFn<T, StopSignal>,
+{
+    pub(crate) fn new(subscription: Subscription<T, E>, handler: H) -> Self {
+        let name = subscription.stream.name.to_string();
         Subscriber {
-            subscription,
+            source: Items {
+                subscription,
+                taken: 0,
+            },
             handler: Arc::new(handler),
             concurrency: 1,
-            stop: Arc::default(),
+            metrics: FlowMetrics::new(name, None),
+            stop: StopState::new(None),
         }
     }
 
-    /// A handle that ends this flow from outside (see [`Unsubscribe`]); aborting a
-    /// spawned flow's `JoinHandle` or dropping the flow also unsubscribes it, at once.
-    pub fn unsubscribe_handle(&self) -> Unsubscribe {
-        Unsubscribe {
-            stop: Arc::clone(&self.stop),
-        }
+    /// Names the flow in its statistics (default: the stream's name).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.metrics.rename(name.into());
+        self
     }
 
     /// How many invocations may run at once (at least 1; default 1).
@@ -135,128 +145,113 @@ where
         self
     }
 
+    /// Times the grace period of a stop (and the flow's latencies) on `runtime`, for
+    /// a flow driven in place; a spawned flow uses the runtime it is spawned on.
+    pub fn runtime(self, runtime: &SharedRuntime) -> Self {
+        self.stop.set_clock(runtime);
+        self
+    }
+
+    /// A handle that stops the flow gracefully (see [`StopHandle`]); aborting a
+    /// spawned flow's `JoinHandle` or dropping the flow unsubscribes it at once.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            state: Arc::clone(&self.stop),
+        }
+    }
+
+    /// A handle to the flow's statistics.
+    pub fn stats(&self) -> FlowStatsHandle {
+        FlowStatsHandle {
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
     /// Drives the flow inside the current task; invocations run concurrently (up to
     /// the limit) but not in parallel.
-    pub async fn run(self) -> Result<(), E> {
+    pub async fn run(self) -> FlowReport<E> {
         self.drive(None).await
     }
 
     /// Spawns the flow on `runtime`; each invocation is spawned as its own task, so
-    /// they can run in parallel. Await the handle for the flow's output.
-    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<Result<(), E>> {
-        let rt = Arc::clone(runtime);
-        runtime.spawn(self.drive(Some(rt)))
+    /// they can run in parallel. Await the handle for the flow's report.
+    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<E>> {
+        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
     }
 
-    async fn drive(self, runtime: Option<SharedRuntime>) -> Result<(), E> {
-        let mut running: FuturesUnordered<Invocation> = FuturesUnordered::new();
-        let mut ended: Option<Result<(), E>> = None;
-        let stream = Arc::clone(&self.subscription.stream);
-        let counters = &stream.counters;
-        let Subscriber {
-            subscription,
-            handler,
-            concurrency,
-            stop,
-        } = self;
-        let mut subscription = Some(subscription);
-        std::future::poll_fn(|cx| {
-            stop.waker.register(cx.waker());
-            loop {
-                if subscription.is_some() && stop.stopped.load(Ordering::Acquire) {
-                    // Unsubscribed: leave the stream now, finish what runs.
-                    subscription = None;
-                    ended.get_or_insert(Ok(()));
-                }
-                while let Poll::Ready(Some(result)) = running.poll_next_unpin(cx) {
-                    match result {
-                        Ok(Ok(())) => counters.handled.inc(),
-                        Ok(Err(_)) => counters.handler_failures.inc(),
-                        Err(()) => counters.handler_panics.inc(),
-                    }
-                }
-                if let Some(sub) = subscription
-                    .as_mut()
-                    .filter(|_| running.len() < concurrency)
-                {
-                    match sub.poll_next_unpin(cx) {
-                        Poll::Ready(Some(Ok(item))) => {
-                            running.push(invoke(&handler, item, runtime.as_ref()));
-                            continue;
-                        }
-                        // Block subscribers never lag.
-                        Poll::Ready(Some(Err(StreamError::Lagged(_)))) => continue,
-                        Poll::Ready(Some(Err(StreamError::Failed(error)))) => {
-                            subscription = None;
-                            ended = Some(Err(error));
-                        }
-                        Poll::Ready(None) => {
-                            subscription = None;
-                            ended = Some(Ok(()));
-                        }
-                        Poll::Pending => {}
-                    }
-                }
-                if running.is_empty() {
-                    if let Some(end) = ended.take() {
-                        return Poll::Ready(end);
-                    }
-                }
-                return Poll::Pending;
-            }
-        })
-        .await
-    }
-}
-
-/// Runs the handler on one item, as a task of `runtime` if there is one, catching
-/// panics.
-fn invoke<T, F, Fut>(handler: &Arc<F>, item: T, runtime: Option<&SharedRuntime>) -> Invocation
-where
-    T: Send + 'static,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: HandlerOutcome,
-{
-    let handler = Arc::clone(handler);
-    let body = async move {
-        // The handler's synchronous part may panic too; catch it like the rest.
-        let future =
-            std::panic::catch_unwind(AssertUnwindSafe(|| handler(item))).map_err(|_| ())?;
-        AssertUnwindSafe(future)
-            .catch_unwind()
-            .await
-            .map(HandlerOutcome::into_result)
-            .map_err(|_| ())
-    };
-    match runtime {
-        None => body.boxed(),
-        Some(rt) => {
-            let handle = rt.spawn(body);
-            async move { handle.await.unwrap_or(Err(())) }.boxed()
+    fn drive(
+        self,
+        runtime: Option<SharedRuntime>,
+    ) -> impl Future<Output = FlowReport<E>> + Send + 'static {
+        if let Some(rt) = &runtime {
+            self.stop.set_clock(rt);
         }
+        let stream = Arc::clone(&self.source.subscription.stream);
+        let spec = DriveSpec {
+            concurrency: self.concurrency,
+            runtime,
+            stop: self.stop,
+            metrics: self.metrics,
+        };
+        drive(
+            self.source,
+            self.handler,
+            spec,
+            move |_index, verdict: &Verdict, _metrics: &FlowMetrics| {
+                let counters = &stream.counters;
+                match verdict.failure() {
+                    None => counters.handled.inc(),
+                    Some((_, false)) => counters.handler_failures.inc(),
+                    Some((_, true)) => counters.handler_panics.inc(),
+                }
+            },
+        )
     }
 }
 
-impl<T, E, F, Fut> IntoFuture for Subscriber<T, E, F>
+impl<T, E, H> IntoFuture for Subscriber<T, E, H>
 where
     T: Clone + Send + Sync + 'static,
     E: Clone + Send + Sync + 'static,
-    F: Fn(T) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: HandlerOutcome,
+    H: HandlerFn<T, StopSignal>,
 {
-    type Output = Result<(), E>;
-    type IntoFuture = BoxFuture<'static, Result<(), E>>;
+    type Output = FlowReport<E>;
+    type IntoFuture = BoxFuture<'static, FlowReport<E>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        self.run().boxed()
+        self.drive(None).boxed()
     }
 }
 
-impl<T: Clone + Send + Sync + 'static, E, F> fmt::Debug for Subscriber<T, E, F> {
+impl<T, E, H> Flow for Subscriber<T, E, H>
+where
+    T: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + fmt::Display + 'static,
+    H: HandlerFn<T, StopSignal>,
+{
+    fn name(&self) -> String {
+        self.metrics.name()
+    }
+
+    fn stop_handle(&self) -> StopHandle {
+        Subscriber::stop_handle(self)
+    }
+
+    fn stats(&self) -> FlowStatsHandle {
+        Subscriber::stats(self)
+    }
+
+    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
+        self.drive(runtime)
+            .map(|report| report.map_err(crate::flow::FlowError::msg))
+            .boxed()
+    }
+}
+
+impl<T: Clone + Send + Sync + 'static, E, H> fmt::Debug for Subscriber<T, E, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscriber")
+            .field("name", &self.metrics.name())
             .field("concurrency", &self.concurrency)
             .finish_non_exhaustive()
     }

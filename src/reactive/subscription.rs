@@ -11,7 +11,7 @@ use futures_core::{FusedStream, Stream};
 use super::subject::{Inner, Terminal};
 use crate::broadcast::{Lagged, Overflow, Receiver};
 
-/// Options for [`ReactiveStream::subscribe_stream_with`](super::ReactiveStream::subscribe_stream_with).
+/// Options for [`ReactiveStream::subscribe_with`](super::ReactiveStream::subscribe_with).
 ///
 /// ```
 /// use riverbed::bus::Overflow;

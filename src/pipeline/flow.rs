@@ -1,0 +1,264 @@
+//! [`PipelineFlow`]: a pipeline fed from a stream, run under the flow contract.
+
+use std::fmt;
+use std::future::IntoFuture;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+
+use super::named::Build;
+use super::stage::Flowing;
+use super::{FlowStreamExt, StageError, StageStatsHandle};
+use crate::flow::{
+    Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStats, FlowStatsHandle, Grace,
+    StopHandle, StopState,
+};
+use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
+
+/// A [`Pipeline`](super::Pipeline) fed from a stream and run as a flow; from
+/// [`Pipeline::flow_from`](super::Pipeline::flow_from).
+///
+/// It follows the [flow contract](crate::flow): `.await` it, [`run`](Self::run) it in
+/// place or [`spawn`](Self::spawn) it. Each item of the source enters the pipeline
+/// with a new [`FlowContext`](crate::FlowContext); the last stage's outputs are
+/// counted as `handled` and let go (end the pipeline with a stage that sends them on
+/// if you need them). A stop ends intake; the items inside the stages get the grace
+/// period to come out, then the stages are dropped and the items still in them are
+/// counted as `cancelled`. It ends finished when the source ends and the stages are
+/// drained, failed when a stage's `Fail` policy stops it (with that
+/// [`StageError`]).
+///
+/// Its [`FlowStats`] add up the stages: `failed` counts items an error ended
+/// (skipped, dead-lettered or failed) other than by a panic, `panicked` processor
+/// panics, `in_flight` items
+/// inside the stages; latency is the last stage's.
+///
+/// ```
+/// use std::time::Duration;
+/// use riverbed::pipeline::{map, Pipeline};
+///
+/// # futures::executor::block_on(async {
+/// let flow = Pipeline::<u32>::new("double")
+///     .stage(map(|n: u32| async move { n * 2 }))
+///     .flow_from(futures::stream::iter(1..=3));
+/// let report = flow.await;
+/// assert!(report.is_finished());
+/// assert_eq!(report.stats.handled, 3);
+/// # });
+/// ```
+#[must_use = "a pipeline flow does nothing until it is awaited or spawned"]
+pub struct PipelineFlow<In, Out> {
+    source: BoxStream<'static, In>,
+    build: Build<In, Out>,
+    stages: Vec<StageStatsHandle>,
+    stop: Arc<StopState>,
+    metrics: Arc<FlowMetrics>,
+}
+
+impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
+    pub(crate) fn new(
+        name: &str,
+        build: Build<In, Out>,
+        stages: Vec<StageStatsHandle>,
+        source: BoxStream<'static, In>,
+    ) -> Self {
+        let view_stages = stages.clone();
+        let metrics = FlowMetrics::with_view(
+            name,
+            Box::new(move |stats: &mut FlowStats| add_stages(stats, &view_stages)),
+        );
+        PipelineFlow {
+            source,
+            build,
+            stages,
+            stop: StopState::new(None),
+            metrics,
+        }
+    }
+
+    /// Names the flow in its statistics (default: the pipeline's name).
+    pub fn name(self, name: impl Into<String>) -> Self {
+        self.metrics.rename(name.into());
+        self
+    }
+
+    /// Times the grace period of a stop on `runtime`, for a flow driven in place; a
+    /// spawned flow uses the runtime it is spawned on.
+    pub fn runtime(self, runtime: &SharedRuntime) -> Self {
+        self.stop.set_clock(runtime);
+        self
+    }
+
+    /// A handle that stops the flow gracefully (see [`StopHandle`]).
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            state: Arc::clone(&self.stop),
+        }
+    }
+
+    /// A handle to the flow's statistics.
+    pub fn stats(&self) -> FlowStatsHandle {
+        FlowStatsHandle {
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
+    /// Drives the pipeline inside the current task until its source ends, a stage
+    /// fails it, or it is stopped.
+    pub async fn run(self) -> FlowReport<StageError> {
+        self.drive(None).await
+    }
+
+    /// Drives the pipeline in a task of `runtime`. (Stages that are given a runtime
+    /// of their own spawn their items on it.)
+    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<StageError>> {
+        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
+    }
+
+    fn drive(
+        self,
+        runtime: Option<SharedRuntime>,
+    ) -> impl Future<Output = FlowReport<StageError>> + Send + 'static {
+        let PipelineFlow {
+            source,
+            build,
+            stages,
+            stop,
+            metrics,
+        } = self;
+        if let Some(rt) = &runtime {
+            stop.set_clock(rt);
+        }
+        let intake = Intake {
+            source,
+            stop: Arc::clone(&stop),
+        };
+        let input: BoxStream<'static, Flowing<In>> = intake.flow().boxed();
+        let mut output = Some(build(input));
+        async move {
+            let mut grace = Grace::default();
+            let end = std::future::poll_fn(|cx| {
+                let Some(stream) = output.as_mut() else {
+                    return Poll::Ready(FlowEnd::Stopped);
+                };
+                loop {
+                    match stream.poll_next_unpin(cx) {
+                        Poll::Ready(Some(Ok(_))) => {
+                            metrics.handled.inc();
+                            continue;
+                        }
+                        Poll::Ready(Some(Err(error))) => {
+                            return Poll::Ready(FlowEnd::Failed(error));
+                        }
+                        Poll::Ready(None) => {
+                            return Poll::Ready(if stop.requested() {
+                                FlowEnd::Stopped
+                            } else {
+                                FlowEnd::Finished
+                            });
+                        }
+                        Poll::Pending => {}
+                    }
+                    std::task::ready!(stop.poll_grace_over(&mut grace, cx));
+                    // The grace period ran out: the stages, and what is in them, go.
+                    let before = cancelled(&stages);
+                    output = None;
+                    metrics
+                        .cancelled
+                        .add(cancelled(&stages).saturating_sub(before));
+                    return Poll::Ready(FlowEnd::Stopped);
+                }
+            })
+            .await;
+            drop(output);
+            end.into_report(&metrics)
+        }
+    }
+}
+
+/// Items the stages dropped while in flight.
+fn cancelled(stages: &[StageStatsHandle]) -> u64 {
+    stages.iter().map(|s| s.snapshot().cancelled).sum()
+}
+
+/// Adds the stages' counts to a pipeline flow's snapshot.
+fn add_stages(stats: &mut FlowStats, stages: &[StageStatsHandle]) {
+    let snapshots: Vec<_> = stages.iter().map(StageStatsHandle::snapshot).collect();
+    let errors: u64 = snapshots
+        .iter()
+        .map(|s| s.skipped + s.dead_lettered + s.failed)
+        .sum();
+    // A stage counts a panic as its item's error too; a flow counts it once, as a
+    // panic.
+    let panics: u64 = snapshots.iter().map(|s| s.panics).sum();
+    stats.failed += errors.saturating_sub(panics);
+    stats.panicked += panics;
+    stats.in_flight += snapshots.iter().map(|s| s.in_flight).sum::<u64>();
+    if let Some(last) = snapshots.last() {
+        stats.latency = last.latency.clone();
+    }
+}
+
+/// The source, ended early by a stop: at once, or (draining) once it has nothing
+/// ready.
+struct Intake<In> {
+    source: BoxStream<'static, In>,
+    stop: Arc<StopState>,
+}
+
+impl<In> Stream for Intake<In> {
+    type Item = In;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<In>> {
+        if self.stop.halts_intake() {
+            return Poll::Ready(None);
+        }
+        match self.source.poll_next_unpin(cx) {
+            Poll::Pending if self.stop.requested() => Poll::Ready(None),
+            other => other,
+        }
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> IntoFuture for PipelineFlow<In, Out> {
+    type Output = FlowReport<StageError>;
+    type IntoFuture = BoxFuture<'static, FlowReport<StageError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        self.drive(None).boxed()
+    }
+}
+
+impl<In: Send + 'static, Out: Send + 'static> Flow for PipelineFlow<In, Out> {
+    fn name(&self) -> String {
+        self.metrics.name()
+    }
+
+    fn stop_handle(&self) -> StopHandle {
+        PipelineFlow::stop_handle(self)
+    }
+
+    fn stats(&self) -> FlowStatsHandle {
+        PipelineFlow::stats(self)
+    }
+
+    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
+        self.drive(runtime)
+            .map(|report| report.map_err(FlowError::new))
+            .boxed()
+    }
+}
+
+impl<In, Out> fmt::Debug for PipelineFlow<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineFlow")
+            .field("name", &self.metrics.name())
+            .field("stages", &self.stages.len())
+            .finish_non_exhaustive()
+    }
+}

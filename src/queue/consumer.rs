@@ -17,7 +17,7 @@ use super::backend::StartFrom;
 use super::codec::Codec;
 use super::delivery::{Answers, Deliveries};
 use super::error::QueueError;
-use super::queue::Inner;
+use super::shared::Inner;
 use crate::flow::{
     Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStatsHandle, Grace, HandlerFn,
     StopHandle, StopSignal, StopState, Verdict, call,

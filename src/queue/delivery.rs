@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use super::backend::{BackendError, Claim, Claimed};
 use super::codec::Codec;
 use super::error::QueueError;
-use super::queue::Inner;
+use super::shared::Inner;
 use super::stats::GroupMetrics;
 use crate::runtime::Sleep;
 use crate::stats::HistogramBatch;

@@ -47,11 +47,11 @@ mod durable;
 mod error;
 mod memory;
 mod payload;
-#[allow(clippy::module_inception)]
-mod queue;
+mod message_queue;
+mod shared;
 pub(crate) mod state;
 mod stats;
-mod window;
+mod id_map;
 
 pub use backend::{
     Backend, BackendError, BackendFuture, Claim, Claimed, DeadRecord, GroupCounts, NewMessage,
@@ -71,5 +71,5 @@ pub use durable::{
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
 pub use payload::{INLINE_PAYLOAD, Payload};
-pub use queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink, SendFuture};
+pub use message_queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink, SendFuture};
 pub use stats::{GroupStats, QueueStats};

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::backend::{
     BackendError, Claim, Claimed, DeadRecord, GroupCounts, NewMessage, StartFrom, StoredMessage,
 };
-use super::window::IdMap;
+use super::id_map::IdMap;
 
 /// One change of the state, in the order it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]

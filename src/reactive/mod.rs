@@ -137,6 +137,7 @@
 mod chain;
 pub mod ops;
 mod share;
+mod subject_state;
 mod subject;
 mod subscriber;
 mod subscription;

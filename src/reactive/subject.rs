@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::{Chain, Panicked, Step};
 use super::subscriber::Subscriber;
+use super::subject_state::{Counters, Inner, Subject, Terminal};
 use super::subscription::{SubscribeOptions, Subscription};
 use crate::broadcast::{Core, SubscribeSpec, TryPublishError};
 use crate::flow::{HandlerOutcome, ItemOnly, StopSignal, WithContext};
-use crate::stats::Counter;
 
 /// The default error type of a [`ReactiveStream`]: any error, shared by every
 /// subscriber that receives it.
@@ -24,55 +24,6 @@ pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
 /// How many items may wait for one subscriber, unless the stream or the subscriber says
 /// otherwise.
 pub const DEFAULT_CAPACITY: usize = 256;
-
-/// How a stream ended.
-#[derive(Debug, Clone)]
-pub(crate) enum Terminal<E> {
-    Completed,
-    Failed(E),
-}
-
-/// What a new subscriber receives before live items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Subject {
-    /// Nothing: only what is emitted after it subscribes.
-    Plain,
-    /// The last `n` items (a replay subject).
-    Replay(usize),
-    /// The current value (a behaviour subject): the last item, or the initial one.
-    Latest,
-}
-
-pub(crate) struct Inner<T, E> {
-    pub(crate) name: Arc<str>,
-    pub(crate) core: Arc<Core<T>>,
-    subject: Subject,
-    capacity: usize,
-    /// The transformers every item goes through, once, before it is shared.
-    chain: Chain<T>,
-    /// Set once, before the core closes: a subscriber that reaches the end reads it.
-    terminal: OnceLock<Terminal<E>>,
-    /// Live `ReactiveStream` handles; the stream completes when the last one goes.
-    handles: AtomicUsize,
-    pub(crate) counters: Counters,
-}
-
-/// The stream's own counts (the core counts deliveries and drops).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    emitted: Counter,
-    transformed_away: Counter,
-    transformer_panics: Counter,
-    pub(crate) handled: Counter,
-    pub(crate) handler_failures: Counter,
-    pub(crate) handler_panics: Counter,
-}
-
-impl<T, E> Inner<T, E> {
-    pub(crate) fn terminal(&self) -> Option<&Terminal<E>> {
-        self.terminal.get()
-    }
-}
 
 /// A hot, multicast stream: a *subject* that you [`emit`](Self::emit) into and that
 /// any number of subscribers read, each as a [`Stream`](futures_core::Stream)

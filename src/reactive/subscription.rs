@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 
-use super::subject::{Inner, Terminal};
+use super::subject_state::{Inner, Terminal};
 use crate::broadcast::{Lagged, Overflow, Receiver};
 
 /// Options for [`ReactiveStream::subscribe_with`](super::ReactiveStream::subscribe_with).

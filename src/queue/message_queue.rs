@@ -1,13 +1,12 @@
 //! [`MessageQueue`]: the producer side, groups, dead letters and statistics.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, Sink};
@@ -21,7 +20,8 @@ use super::delivery::Deliveries;
 use super::error::{QueueError, SendError};
 use super::memory::MemoryBackend;
 use super::payload::Payload;
-use super::stats::{GroupMetrics, GroupStats, QueueStats};
+use super::shared::Inner;
+use super::stats::{GroupStats, QueueStats};
 use crate::flow::{HandlerOutcome, ItemOnly, WithContext};
 use crate::resilience::RetryPolicy;
 use crate::runtime::SharedRuntime;
@@ -29,41 +29,6 @@ use crate::runtime::SharedRuntime;
 /// How long a delivery is leased to its consumer by default before it is delivered
 /// again.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
-
-/// What every part of a queue shares.
-pub(crate) struct Inner<C> {
-    pub(crate) name: Arc<str>,
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) codec: C,
-    pub(crate) runtime: SharedRuntime,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) lease: Duration,
-    metrics: Mutex<HashMap<Arc<str>, Arc<GroupMetrics>>>,
-}
-
-impl<C> Inner<C> {
-    /// Wall-clock time on the queue's runtime.
-    pub(crate) fn now(&self) -> SystemTime {
-        self.runtime.system_time()
-    }
-
-    /// The runtime instant at which the wall-clock time `at` comes.
-    pub(crate) fn instant_at(&self, at: SystemTime) -> Instant {
-        let ahead = at.duration_since(self.now()).unwrap_or(Duration::ZERO);
-        self.runtime.now() + ahead
-    }
-
-    pub(crate) fn metrics(&self, group: &str) -> Arc<GroupMetrics> {
-        let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = metrics.get(group) {
-            return Arc::clone(m);
-        }
-        let name: Arc<str> = Arc::from(group);
-        let m = Arc::new(GroupMetrics::default());
-        metrics.insert(name, Arc::clone(&m));
-        m
-    }
-}
 
 /// An at-least-once work queue: producers [`send`](Self::send) messages, consumer
 /// groups receive them, and a message leaves a group only when a consumer acknowledges
@@ -171,17 +136,15 @@ impl<M, C: Codec> QueueBuilder<M, C> {
     /// Builds the queue.
     pub fn build(self) -> MessageQueue<M, C> {
         MessageQueue {
-            inner: Arc::new(Inner {
-                name: self.name,
-                backend: self
-                    .backend
+            inner: Arc::new(Inner::new(
+                self.name,
+                self.backend
                     .unwrap_or_else(|| Arc::new(MemoryBackend::new())),
-                codec: self.codec,
-                runtime: self.runtime,
-                retry: self.retry,
-                lease: self.lease,
-                metrics: Mutex::new(HashMap::new()),
-            }),
+                self.codec,
+                self.runtime,
+                self.retry,
+                self.lease,
+            )),
             message: PhantomData,
         }
     }

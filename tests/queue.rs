@@ -93,8 +93,9 @@ matrix! {
         let queue = Jobs::new("jobs", &rt);
         let mut first = queue.consume("first").await.unwrap();
         queue.send_batch([1, 2]).await.unwrap();
-        let mut latest = queue.consume("latest").await.unwrap();
-        let mut earliest = queue.consume_from("earliest", StartFrom::Earliest).await.unwrap();
+        let mut latest = queue.consume_from("latest", StartFrom::Latest).await.unwrap();
+        // A group's first consumer starts from the earliest message by default.
+        let mut earliest = queue.consume("earliest").await.unwrap();
         queue.send(3).await.unwrap();
         assert_eq!(*next(&mut latest).await.message(), 3);
         let mut from_start = Vec::new();
@@ -107,6 +108,24 @@ matrix! {
         for _ in 0..3 {
             next(&mut first).await.ack().await.unwrap();
         }
+    }
+
+    /// Jobs sent before any worker ran wait for it: kept while no group exists,
+    /// counted as held, and handed to the first consumer.
+    async fn jobs_sent_before_any_group_wait_for_the_first_consumer(rt) {
+        let queue = Jobs::new("jobs", &rt);
+        queue.send_batch([1, 2, 3]).await.unwrap();
+        let stats = queue.stats().await.unwrap();
+        assert_eq!((stats.held, stats.groups.len()), (3, 0));
+        let mut workers = queue.consume("workers").await.unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let delivery = next(&mut workers).await;
+            got.push(*delivery.message());
+            delivery.ack().await.unwrap();
+        }
+        assert_eq!(got, [1, 2, 3]);
+        assert_eq!(queue.stats().await.unwrap().held, 0);
     }
 
     async fn memory_backend_applies_backpressure(rt) {

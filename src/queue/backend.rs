@@ -65,12 +65,14 @@ pub struct StoredMessage {
 /// Where a new consumer group starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum StartFrom {
-    /// Only messages sent after the group was created (the default).
-    #[default]
-    Latest,
     /// Every message the queue still holds (those not yet acknowledged by every other
-    /// group), then the new ones.
+    /// group, and those sent while no group existed), then the new ones: the default,
+    /// as jobs wait for their workers.
+    #[default]
     Earliest,
+    /// Only messages sent after the group was created: for a fan-out subscriber that
+    /// wants new messages alone.
+    Latest,
 }
 
 /// A message leased to a consumer by [`Backend::claim`].
@@ -258,6 +260,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// The groups, by name.
     fn groups(&self) -> BackendFuture<'_, Vec<String>>;
+
+    /// How many messages the store holds: those some group has not reached or
+    /// answered, or that were sent while no group existed (a pending entry counts
+    /// once per group). What a bounded store's capacity bounds.
+    fn held(&self) -> BackendFuture<'_, u64>;
 
     /// `group`'s entries by state at `now`.
     fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts>;

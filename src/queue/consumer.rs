@@ -92,7 +92,7 @@ impl MessageContext {
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use riverbed::queue::{MessageQueue, StartFrom};
+/// use riverbed::queue::MessageQueue;
 /// use riverbed::runtime::{SharedRuntime, VirtualRuntime};
 ///
 /// let clock = VirtualRuntime::new();
@@ -107,9 +107,9 @@ impl MessageContext {
 ///             async move { if n == 0 { Err("zero") } else { Ok(()) } }
 ///         })
 ///         .workers(4)
-///         // The group is created when the flow first runs, after the sends below:
-///         // from the earliest message it still sees them.
-///         .start_from(StartFrom::Earliest);
+///         // The group is created when the flow first runs, after the sends below;
+///         // it starts from the earliest message the queue holds, so it sees them.
+///         .claim_batch(8);
 ///     let stop = consumer.stop_handle();
 ///     let flow = consumer.spawn(&rt);
 ///     queue.send_batch([1, 2, 3]).await.unwrap();
@@ -147,7 +147,7 @@ where
             group: group.to_owned(),
             handler: Arc::new(handler),
             workers: 1,
-            start: StartFrom::Latest,
+            start: StartFrom::Earliest,
             batch: DEFAULT_MAX_CLAIM,
             stop: StopState::new(Some(Arc::clone(&clock))),
             metrics: FlowMetrics::new(format!("{}/{group}", inner.name), Some(clock)),
@@ -178,9 +178,10 @@ where
     }
 
     /// Where the group starts if this consumer creates it (default
-    /// [`StartFrom::Latest`]). The flow creates its group when it first runs: to see
-    /// messages sent before that, start from [`StartFrom::Earliest`] or create the
-    /// group beforehand with [`MessageQueue::create_group`](super::MessageQueue::create_group).
+    /// [`StartFrom::Earliest`]: the earliest message the queue still holds, so jobs
+    /// sent before the workers started are handled). A fan-out subscriber that wants
+    /// only what is sent from now on starts from [`StartFrom::Latest`]. The flow
+    /// creates its group when it first runs.
     pub fn start_from(mut self, start: StartFrom) -> Self {
         self.start = start;
         self

@@ -331,6 +331,10 @@ impl Backend for MemoryBackend {
         std::future::ready(Ok(self.state().groups())).boxed()
     }
 
+    fn held(&self) -> BackendFuture<'_, u64> {
+        std::future::ready(Ok(self.state().len() as u64)).boxed()
+    }
+
     fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts> {
         std::future::ready(self.state().counts(group, now)).boxed()
     }

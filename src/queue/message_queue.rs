@@ -43,9 +43,15 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 ///   error, attempt count and timestamps. Dead letters can be listed and requeued.
 /// * **Consumer groups.** Every message reaches every group (a [`consume`](Self::consume)
 ///   or [`consumer`](Self::consumer) with its own name); inside one group, consumers
-///   and their workers compete, so each message is handled once per group. A group
-///   created later starts from [`StartFrom::Latest`] (new messages only, the default)
-///   or [`StartFrom::Earliest`] (everything the queue still holds).
+///   and their workers compete, so each message is handled once per group.
+/// * **Jobs wait for workers.** A group created by its first consumer (`consume`,
+///   `consumer`) starts from [`StartFrom::Earliest`]: the earliest message the queue
+///   still holds, so jobs sent before any worker ran are handled. While no group
+///   exists the queue keeps what is sent (up to its backend's capacity; a bounded
+///   backend makes `send` wait), counted in [`QueueStats::held`]. A fan-out
+///   subscriber that wants only new messages asks for [`StartFrom::Latest`]
+///   ([`consume_from`](Self::consume_from), [`Consumer::start_from`], or
+///   [`create_group`](Self::create_group) beforehand).
 /// * **Backpressure.** `send` resolves once the backend accepted the message under its
 ///   durability setting; a bounded backend (the memory one) makes it wait when full.
 /// * **Bad payloads** (that fail to decode) go to dead letters with the decode error;
@@ -276,9 +282,9 @@ where
     }
 
     /// A stream of deliveries for group `group` (created if new, from
-    /// [`StartFrom::Latest`]); see [`Deliveries`].
+    /// [`StartFrom::Earliest`]); see [`Deliveries`].
     pub async fn consume(&self, group: &str) -> Result<Deliveries<M, C>, QueueError> {
-        self.consume_from(group, StartFrom::Latest).await
+        self.consume_from(group, StartFrom::Earliest).await
     }
 
     /// As [`consume`](Self::consume), creating the group at `start` if it is new.
@@ -360,6 +366,7 @@ where
         }
         Ok(QueueStats {
             name: self.inner.name.to_string(),
+            held: self.inner.backend.held().await?,
             groups,
         })
     }

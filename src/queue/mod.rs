@@ -12,9 +12,12 @@
 //!   listed and requeued.
 //! * **Consumer groups.** Every message reaches every group; inside a group, consumers
 //!   and their workers compete, so each message is handled once per group (at least
-//!   once: a retry or a lost lease hands it out again). A group created later starts
-//!   from [`StartFrom::Latest`] (new messages only) or [`StartFrom::Earliest`]
-//!   (everything the queue still holds), as its creator chooses.
+//!   once: a retry or a lost lease hands it out again).
+//! * **Jobs wait for workers.** A group created by its first consumer starts from
+//!   [`StartFrom::Earliest`], the earliest message the queue still holds; while no
+//!   group exists, what is sent is kept (bounded by the backend's capacity) and
+//!   counted in [`QueueStats::held`]. [`StartFrom::Latest`] (new messages only) is
+//!   the explicit choice of a fan-out subscriber.
 //! * **Backpressure.** `send` resolves once the backend holds the message under its
 //!   durability setting; the [`MemoryBackend`] (and the durable backend, by default)
 //!   is bounded and makes `send` wait when full.
@@ -45,13 +48,13 @@ mod delivery;
 #[cfg_attr(docsrs, doc(cfg(feature = "durable")))]
 mod durable;
 mod error;
+mod id_map;
 mod memory;
-mod payload;
 mod message_queue;
+mod payload;
 mod shared;
 pub(crate) mod state;
 mod stats;
-mod id_map;
 
 pub use backend::{
     Backend, BackendError, BackendFuture, Claim, Claimed, DeadRecord, GroupCounts, NewMessage,
@@ -70,6 +73,8 @@ pub use durable::{
 };
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
+pub use message_queue::{
+    DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink, SendFuture,
+};
 pub use payload::{INLINE_PAYLOAD, Payload};
-pub use message_queue::{DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink, SendFuture};
 pub use stats::{GroupStats, QueueStats};

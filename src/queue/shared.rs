@@ -63,4 +63,3 @@ impl<C> Inner<C> {
         m
     }
 }
-

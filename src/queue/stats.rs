@@ -69,6 +69,9 @@ impl GroupStats {
 pub struct QueueStats {
     /// The queue's name.
     pub name: String,
+    /// Messages the queue holds: not yet reached or answered by some group, or sent
+    /// while no group existed (each pending entry counted once per group).
+    pub held: u64,
     /// Per group, by name.
     pub groups: Vec<GroupStats>,
 }

@@ -137,8 +137,8 @@
 mod chain;
 pub mod ops;
 mod share;
-mod subject_state;
 mod subject;
+mod subject_state;
 mod subscriber;
 mod subscription;
 

@@ -11,8 +11,8 @@ use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
 use super::chain::{Chain, Panicked, Step};
-use super::subscriber::Subscriber;
 use super::subject_state::{Counters, Inner, Subject, Terminal};
+use super::subscriber::Subscriber;
 use super::subscription::{SubscribeOptions, Subscription};
 use crate::broadcast::{Core, SubscribeSpec, TryPublishError};
 use crate::flow::{HandlerOutcome, ItemOnly, StopSignal, WithContext};

@@ -56,4 +56,3 @@ impl<T, E> Inner<T, E> {
         self.terminal.get()
     }
 }
-

@@ -657,6 +657,10 @@ impl Backend for DurableBackend {
         self.read(|state| Ok(state.groups()))
     }
 
+    fn held(&self) -> BackendFuture<'_, u64> {
+        self.read(|state| Ok(state.len() as u64))
+    }
+
     fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts> {
         self.read(|state| state.counts(group, now))
     }

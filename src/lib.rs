@@ -198,13 +198,16 @@
 
 mod broadcast;
 pub mod bus;
+mod chunk;
 pub mod context;
 pub mod flow;
 pub mod id;
 pub mod pipeline;
+mod processor;
 pub mod queue;
 pub mod reactive;
 pub mod resilience;
+mod retry;
 pub mod runtime;
 pub mod stats;
 

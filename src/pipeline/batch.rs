@@ -11,7 +11,7 @@ use pin_project_lite::pin_project;
 use super::StageError;
 use super::stage::Flowing;
 use crate::FlowContext;
-use crate::reactive::ops::Chunker;
+use crate::chunk::Chunker;
 use crate::runtime::SharedRuntime;
 
 pin_project! {

@@ -126,7 +126,6 @@ mod ext;
 mod flow;
 mod named;
 mod policy;
-mod processor;
 mod stage;
 mod stats;
 
@@ -139,9 +138,9 @@ pub use self::named::{
     PipelineStats, PipelineStatsHandle,
 };
 pub use self::policy::{DeadLetter, DeadLetterSink, ErrorPolicy};
-pub use self::processor::{
+pub use self::stage::{Flowing, ProcessorPanicked, Stage};
+pub use self::stats::{StageStats, StageStatsHandle};
+pub use crate::processor::{
     Filter, FilterFuture, FilterMap, FilterMapFuture, Map, MapFuture, Outcome, OutcomeFuture,
     Processor, TryMap, TryMapFuture, filter, filter_map, map, try_map,
 };
-pub use self::stage::{Flowing, ProcessorPanicked, Stage};
-pub use self::stats::{StageStats, StageStatsHandle};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use futures_util::lock::Mutex;
 use futures_util::{Sink, SinkExt};
 
-use crate::resilience::RetryPolicy;
+use crate::retry::RetryPolicy;
 use crate::{BoxError, FlowContext};
 
 /// A failed item on its way to a dead-letter sink: the item, the error, its context,

@@ -18,7 +18,8 @@ use pin_project_lite::pin_project;
 use super::policy::{DeadLetter, ErrorPolicy};
 use super::stats::{StageMetrics, StageStatsHandle};
 use super::{Outcome, Processor, StageError};
-use crate::runtime::{RuntimeExt, SharedRuntime, panic_message};
+use crate::retry::{RetryNext, Retrying};
+use crate::runtime::{SharedRuntime, panic_message};
 use crate::{BoxError, FlowContext};
 
 /// An item in a pipeline: the value and its context, or the error that stopped an
@@ -793,7 +794,7 @@ where
     ) -> Done<P::Out> {
         let copy = self.copier;
         let mut policy: &ErrorPolicy<In> = &self.policy;
-        let mut backoff = None;
+        let mut retrying: Option<Retrying> = None;
         loop {
             match policy {
                 ErrorPolicy::Retry {
@@ -801,15 +802,23 @@ where
                     then,
                     ..
                 } => {
-                    let delay = backoff.get_or_insert_with(|| retry.backoff()).next();
-                    match (delay, kept.take()) {
-                        (Some(delay), Some(again)) => {
-                            self.metrics.hit(|m| &m.retried);
-                            if let Some(rt) = &self.runtime {
-                                if !delay.is_zero() {
-                                    rt.sleep(delay).await;
+                    let again = match kept.take() {
+                        Some(item) => {
+                            let run = retrying.get_or_insert_with(|| {
+                                Retrying::new(retry, self.runtime.clone(), None)
+                            });
+                            match run.after(&error).await {
+                                RetryNext::Again => Ok(item),
+                                RetryNext::NotRetryable | RetryNext::Exhausted { .. } => {
+                                    Err(Some(item))
                                 }
                             }
+                        }
+                        None => Err(None),
+                    };
+                    match again {
+                        Ok(again) => {
+                            self.metrics.hit(|m| &m.retried);
                             attempts += 1;
                             kept = copy.map(|copy| copy(&again));
                             match self.attempt(again, &ctx).await {
@@ -825,10 +834,10 @@ where
                             }
                         }
                         // Attempts used up: the next policy decides, with the item.
-                        (_, back) => {
+                        Err(back) => {
                             kept = back;
                             policy = then;
-                            backoff = None;
+                            retrying = None;
                         }
                     }
                 }

@@ -360,7 +360,7 @@ impl<M: fmt::Debug> fmt::Debug for Delivery<M> {
 pub(crate) trait LeaseTarget: Send + Sync {
     fn backend(&self) -> &dyn super::Backend;
     fn now(&self) -> SystemTime;
-    fn retry_policy(&self) -> &crate::resilience::RetryPolicy;
+    fn retry_policy(&self) -> &crate::retry::RetryPolicy;
 }
 
 impl<C: Codec> LeaseTarget for Inner<C> {
@@ -370,7 +370,7 @@ impl<C: Codec> LeaseTarget for Inner<C> {
     fn now(&self) -> SystemTime {
         Inner::now(self)
     }
-    fn retry_policy(&self) -> &crate::resilience::RetryPolicy {
+    fn retry_policy(&self) -> &crate::retry::RetryPolicy {
         &self.retry
     }
 }

@@ -23,7 +23,7 @@ use super::payload::Payload;
 use super::shared::Inner;
 use super::stats::{GroupStats, QueueStats};
 use crate::flow::{HandlerOutcome, ItemOnly, WithContext};
-use crate::resilience::RetryPolicy;
+use crate::retry::RetryPolicy;
 use crate::runtime::SharedRuntime;
 
 /// How long a delivery is leased to its consumer by default before it is delivered

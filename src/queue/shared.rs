@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::backend::Backend;
 use super::stats::GroupMetrics;
-use crate::resilience::RetryPolicy;
+use crate::retry::RetryPolicy;
 use crate::runtime::SharedRuntime;
 
 /// What every part of a queue shares.

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_util::future::BoxFuture;
 
-use crate::pipeline::{Outcome, Processor};
+use crate::processor::{Outcome, Processor};
 use crate::stats::Counter;
 use crate::{BoxError, FlowContext};
 

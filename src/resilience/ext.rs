@@ -6,7 +6,7 @@ use super::{
     BreakerConfig, Bulkhead, CircuitBreaker, RateLimitConfig, RateLimiter, Retry, RetryPolicy,
     Timeout,
 };
-use crate::pipeline::Processor;
+use crate::processor::Processor;
 use crate::runtime::SharedRuntime;
 
 /// Wraps any [`Processor`] in a resilience layer; each method returns a processor

@@ -41,7 +41,6 @@ mod circuit_breaker;
 mod ext;
 mod rate_limit;
 mod retry;
-mod retrying;
 mod timeout;
 
 pub use self::bulkhead::{Bulkhead, BulkheadFull};
@@ -50,6 +49,6 @@ pub use self::circuit_breaker::{
 };
 pub use self::ext::ProcessorExt;
 pub use self::rate_limit::{RateLimitConfig, RateLimitMode, RateLimited, RateLimiter};
-pub use self::retry::{Backoff, Jitter, RetryPolicy};
-pub use self::retrying::{RetriesExhausted, Retry};
+pub use self::retry::{RetriesExhausted, Retry};
 pub use self::timeout::{TimedOut, Timeout};
+pub use crate::retry::{Backoff, Jitter, RetryPolicy};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::{Outcome, Processor};
+use crate::processor::{Outcome, Processor};
 use crate::runtime::SharedRuntime;
 use crate::stats::Counter;
 use crate::{BoxError, FlowContext};

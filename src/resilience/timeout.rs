@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
-use crate::pipeline::{Outcome, Processor};
+use crate::processor::{Outcome, Processor};
 use crate::runtime::{RuntimeExt, SharedRuntime};
 use crate::stats::Counter;
 use crate::{BoxError, FlowContext};

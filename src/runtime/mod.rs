@@ -121,7 +121,7 @@ pub use virtual_clock::VirtualRuntime;
 
 mod deadline;
 mod wall;
-pub(crate) use deadline::Deadline;
+pub(crate) use deadline::{Deadline, poll_due};
 
 #[cfg(feature = "tokio")]
 mod tokio;

@@ -9,7 +9,7 @@ use futures_core::{FusedStream, Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::upstream::{upstream_access, upstream_hint};
-use super::wait::poll_due;
+use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_core::{FusedStream, Stream, ready};
 
-use super::wait::poll_due;
+use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// The smallest period: a zero period is taken as one nanosecond.

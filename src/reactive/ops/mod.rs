@@ -58,11 +58,9 @@ mod throttle;
 mod timeout;
 mod timer;
 mod upstream;
-mod wait;
 mod window_time;
 
 pub use self::audit::Audit;
-pub(crate) use self::chunks_timeout::Chunker;
 pub use self::chunks_timeout::ChunksTimeout;
 pub use self::debounce::Debounce;
 pub use self::delay::Delay;

@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 
 use super::interval::schedule;
 use super::upstream::upstream_access;
-use super::wait::poll_due;
+use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures_core::{FusedStream, Stream, ready};
 
-use super::wait::poll_due;
+use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
 /// A stream that yields `()` once, `delay` after its first poll on `rt`'s clock, and

@@ -746,3 +746,118 @@ matrix! {
         assert_eq!((second.state(), second.unreported()), (BreakerState::Open, 1));
     }
 }
+
+matrix! {
+    /// The fallback answers when the primary fails, with the same item; a success or
+    /// a filtered item of the primary is its answer; `when` limits what falls back;
+    /// the fallback's own error is the answer's.
+    async fn fallback_answers_when_the_primary_fails(rt) {
+        let primary = |n: u32, _: FlowContext| async move {
+            match n {
+                0 => Ok(None),
+                n if n % 2 == 1 => Err::<Option<u32>, BoxError>("odd".into()),
+                7 => Err("fatal".into()),
+                n => Ok(Some(n)),
+            }
+        };
+        let fallback = |n: u32, _: FlowContext| async move {
+            if n == 9 {
+                Err::<Option<u32>, _>("fallback refuses nine")
+            } else {
+                Ok(Some(n * 100))
+            }
+        };
+        let guarded = primary.fallback(fallback);
+        let mut answers = Vec::new();
+        for n in [0, 1, 2, 3, 9] {
+            answers.push(guarded.process(n, &ctx()).await.map_err(|e| e.to_string()));
+        }
+        assert_eq!(
+            answers,
+            [
+                Ok(None),
+                Ok(Some(100)),
+                Ok(Some(2)),
+                Ok(Some(300)),
+                Err("fallback refuses nine".to_string())
+            ]
+        );
+        assert_eq!(guarded.used(), 3);
+        let picky = (|n: u32, _: FlowContext| async move {
+            Err::<Option<u32>, BoxError>(if n == 7 { "fatal".into() } else { "odd".into() })
+        })
+        .fallback(|n: u32, _: FlowContext| async move { Ok::<_, BoxError>(Some(n)) })
+        .when(|error| error.to_string() != "fatal");
+        assert_eq!(picky.process(1, &ctx()).await.unwrap(), Some(1));
+        assert_eq!(picky.process(7, &ctx()).await.unwrap_err().to_string(), "fatal");
+        assert_eq!(picky.used(), 1);
+    }
+}
+
+/// Outside a circuit breaker, the fallback answers while the breaker is open: the
+/// primary is not called then, and answers again once a probe closes the breaker.
+/// Exact times on the virtual clock.
+#[test]
+fn fallback_answers_while_the_breaker_is_open() {
+    use riverbed::runtime::VirtualRuntime;
+    let clock = VirtualRuntime::new();
+    let rt: SharedRuntime = Arc::new(clock.clone());
+    let start = rt.now();
+    let primary_calls = Arc::new(AtomicUsize::new(0));
+    // The primary is down for the first 100 ms.
+    let primary = {
+        let (calls, clock) = (Arc::clone(&primary_calls), Arc::clone(&rt));
+        move |n: u32, _: FlowContext| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let up = clock.now() - start >= ms(100);
+            async move {
+                if up {
+                    Ok(Some(n))
+                } else {
+                    Err::<Option<u32>, BoxError>("down".into())
+                }
+            }
+        }
+    };
+    let price = primary
+        .circuit_breaker(
+            BreakerConfig::default()
+                .no_failure_rate()
+                .consecutive_failures(2)
+                .open_for(ms(50))
+                .half_open_probes(1),
+            &rt,
+        )
+        .fallback(|n: u32, _: FlowContext| async move { Ok::<_, BoxError>(Some(n + 1000)) });
+    clock.block_on(async {
+        let mut log = Vec::new();
+        for step in 0..13 {
+            let at = rt.now() - start;
+            let answer = price.process(step, &ctx()).await.unwrap().unwrap();
+            log.push((at.as_millis(), answer, price.get_ref().state()));
+            rt.sleep(ms(10)).await;
+        }
+        use BreakerState::{Closed, Open};
+        assert_eq!(
+            log,
+            [
+                (0, 1000, Closed), // fails at the primary: the fallback answers
+                (10, 1001, Open),  // the second failure opens the breaker
+                (20, 1002, Open),  // open: rejected at once, the fallback answers
+                (30, 1003, Open),
+                (40, 1004, Open),
+                (50, 1005, Open),
+                (60, 1006, Open), // 50 ms after it opened: the probe fails, open again
+                (70, 1007, Open),
+                (80, 1008, Open),
+                (90, 1009, Open),
+                (100, 1010, Open),
+                (110, 11, Closed), // the probe succeeds: the primary answers again
+                (120, 12, Closed),
+            ]
+        );
+        // Called for the two failures, the failed probe and the two answers after.
+        assert_eq!(primary_calls.load(Ordering::SeqCst), 5);
+        assert_eq!(price.used(), 11);
+    });
+}

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    BreakerConfig, Bulkhead, CircuitBreaker, RateLimitConfig, RateLimiter, Retry, RetryPolicy,
-    Timeout,
+    BreakerConfig, Bulkhead, CircuitBreaker, Fallback, RateLimitConfig, RateLimiter, Retry,
+    RetryPolicy, Timeout,
 };
 use crate::processor::Processor;
 use crate::runtime::SharedRuntime;
@@ -72,6 +72,15 @@ pub trait ProcessorExt<In>: Processor<In> + Sized {
         In: Send + 'static,
     {
         Bulkhead::new(self, max_concurrent, max_queue)
+    }
+
+    /// Answers with `fallback` when this processor fails; see [`Fallback`].
+    fn fallback<F>(self, fallback: F) -> Fallback<Self, F>
+    where
+        In: Clone + Send + 'static,
+        F: Processor<In, Out = Self::Out>,
+    {
+        Fallback::new(self, fallback)
     }
 }
 

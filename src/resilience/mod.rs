@@ -1,4 +1,5 @@
-//! Resilience: retry with backoff, timeout, circuit breaker, rate limit and bulkhead,
+//! Resilience: retry with backoff, timeout, circuit breaker, rate limit, bulkhead and
+//! fallback,
 //! as wrappers around any [`Processor`](crate::pipeline::Processor).
 //!
 //! Each wrapper is a processor with the same input and output as the one it wraps, so
@@ -21,6 +22,9 @@
 //! - [`Bulkhead`] ([`bulkhead`](ProcessorExt::bulkhead)): at most `n` calls at once and
 //!   a bounded, first-come-first-served wait queue; beyond that a call fails with
 //!   [`BulkheadFull`].
+//! - [`Fallback`] ([`fallback`](ProcessorExt::fallback)): answers with a second
+//!   processor when the first fails; outside a circuit breaker, it answers while the
+//!   breaker is open.
 //!
 //! [`RetryPolicy`] is the one retry policy of the crate: the [`Retry`] layer and a
 //! pipeline stage's [`ErrorPolicy::retry`](crate::pipeline::ErrorPolicy::retry) both
@@ -39,6 +43,7 @@
 mod bulkhead;
 mod circuit_breaker;
 mod ext;
+mod fallback;
 mod rate_limit;
 mod retry;
 mod timeout;
@@ -48,6 +53,7 @@ pub use self::circuit_breaker::{
     BreakerConfig, BreakerEvent, BreakerState, CircuitBreaker, CircuitOpen,
 };
 pub use self::ext::ProcessorExt;
+pub use self::fallback::Fallback;
 pub use self::rate_limit::{RateLimitConfig, RateLimitMode, RateLimited, RateLimiter};
 pub use self::retry::{RetriesExhausted, Retry};
 pub use self::timeout::{TimedOut, Timeout};

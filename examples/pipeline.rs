@@ -27,7 +27,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::channel::mpsc;
@@ -336,13 +336,13 @@ fn euros(cents: u64) -> String {
 #[cfg(feature = "tokio")]
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let rt: SharedRuntime = Arc::new(riverbed::runtime::TokioRuntime::current());
+    let rt: SharedRuntime = riverbed::runtime::tokio();
     run(rt).await
 }
 
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 fn main() -> Result<(), BoxError> {
-    let rt: SharedRuntime = Arc::new(riverbed::runtime::SmolRuntime::global());
+    let rt: SharedRuntime = riverbed::runtime::smol();
     smol::block_on(run(rt))
 }
 

@@ -187,13 +187,13 @@ async fn run(rt: SharedRuntime) -> Result<(), BoxError> {
 #[cfg(feature = "tokio")]
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let rt: SharedRuntime = Arc::new(riverbed::runtime::TokioRuntime::current());
+    let rt: SharedRuntime = riverbed::runtime::tokio();
     run(rt).await
 }
 
 #[cfg(all(feature = "smol", not(feature = "tokio")))]
 fn main() -> Result<(), BoxError> {
-    let rt: SharedRuntime = Arc::new(riverbed::runtime::SmolRuntime::global());
+    let rt: SharedRuntime = riverbed::runtime::smol();
     smol::block_on(run(rt))
 }
 

@@ -135,6 +135,34 @@ mod smol;
 #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
 pub use self::smol::SmolRuntime;
 
+/// The tokio runtime the current thread is in, ready to hand to riverbed: the one
+/// call before the first queue or spawned flow.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let rt = riverbed::runtime::tokio();
+/// let queue: riverbed::queue::MessageQueue<u32> = riverbed::queue::MessageQueue::new("jobs", &rt);
+/// # let _ = queue;
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// Outside a tokio runtime context, as [`TokioRuntime::current`] does.
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub fn tokio() -> SharedRuntime {
+    Arc::new(TokioRuntime::current())
+}
+
+/// smol's global executor, ready to hand to riverbed ([`SmolRuntime::global`]).
+#[cfg(feature = "smol")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
+pub fn smol() -> SharedRuntime {
+    Arc::new(SmolRuntime::global())
+}
+
 /// A boxed timer future, as returned by [`Runtime::sleep_until`].
 pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 

@@ -37,7 +37,8 @@
 //!         bus.emit("user_registered", "alice".to_string()).await?;
 //!         bus.emit("order_placed", "#1001".to_string()).await?;
 //!         bus.close(); // no more publishing; subscribers drain what they were sent
-//!         mailer.await; // prints "welcome, alice!", then ends
+//!         let report = mailer.await; // prints "welcome, alice!", then ends
+//!         assert!(report.is_finished());
 //!
 //!         let order = orders.next().await.unwrap()?;
 //!         assert_eq!((order.seq, order.payload.as_str()), (1, "#1001"));

@@ -352,6 +352,6 @@ fn main() -> Result<(), BoxError> {
 #[cfg(not(any(feature = "tokio", feature = "smol")))]
 fn main() -> Result<(), BoxError> {
     let clock = riverbed::runtime::VirtualRuntime::new();
-    let rt: SharedRuntime = Arc::new(clock.clone());
+    let rt: SharedRuntime = std::sync::Arc::new(clock.clone());
     clock.block_on(run(rt))
 }

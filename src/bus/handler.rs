@@ -13,8 +13,8 @@ use futures_util::stream::StreamExt;
 
 use super::{Envelope, HandlerFailure, Kind, Subscription};
 use crate::flow::{
-    DriveSpec, Flow, FlowMetrics, FlowReport, FlowStatsHandle, HandlerFn, Next, Source, StopHandle,
-    StopSignal, StopState, Verdict, drive,
+    DriveSpec, Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState,
+    Verdict, drive,
 };
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
@@ -117,6 +117,8 @@ where
     K: Kind,
     H: HandlerFn<Envelope<P, K>, StopSignal>,
 {
+    crate::flow::flow_handles!();
+
     pub(crate) fn new(
         subscription: Subscription<P, K>,
         handler: H,
@@ -136,31 +138,10 @@ where
         }
     }
 
-    /// Names the handler in statistics and failure records.
-    pub fn name(self, name: impl Into<String>) -> Self {
-        self.metrics.rename(name.into());
-        self
-    }
-
     /// How many invocations may run at once (at least 1; default 1).
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
         self
-    }
-
-    /// A handle that stops the flow gracefully (see [`StopHandle`]). The grace period
-    /// is timed on the bus's clock or the runtime the flow is spawned on.
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            state: Arc::clone(&self.stop),
-        }
-    }
-
-    /// A handle to the flow's statistics (also in [`BusStats::handlers`](super::BusStats::handlers)).
-    pub fn stats(&self) -> FlowStatsHandle {
-        FlowStatsHandle {
-            metrics: Arc::clone(&self.metrics),
-        }
     }
 
     /// Drives the flow inside the current task; invocations run concurrently (up to
@@ -231,17 +212,7 @@ where
     K: Kind,
     H: HandlerFn<Envelope<P, K>, StopSignal>,
 {
-    fn name(&self) -> String {
-        self.metrics.name()
-    }
-
-    fn stop_handle(&self) -> StopHandle {
-        Handler::stop_handle(self)
-    }
-
-    fn stats(&self) -> FlowStatsHandle {
-        Handler::stats(self)
-    }
+    crate::flow::flow_identity!();
 
     fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
         self.drive(runtime)

@@ -75,6 +75,55 @@ use futures_util::future::BoxFuture;
 
 use crate::runtime::SharedRuntime;
 
+/// The methods every flow type has alike, for a type with `metrics:
+/// Arc<FlowMetrics>` and `stop: Arc<StopState>` fields: `name`, `stop_handle`,
+/// `stats`.
+macro_rules! flow_handles {
+    () => {
+        /// Names the flow in its statistics and failure records.
+        pub fn name(self, name: impl Into<String>) -> Self {
+            self.metrics.rename(name.into());
+            self
+        }
+
+        /// A handle that stops the flow gracefully (see
+        /// [`StopHandle`](crate::flow::StopHandle)); the grace period is timed on the
+        /// runtime the flow was given or is spawned on.
+        pub fn stop_handle(&self) -> $crate::flow::StopHandle {
+            $crate::flow::StopHandle {
+                state: ::std::sync::Arc::clone(&self.stop),
+            }
+        }
+
+        /// A handle to the flow's statistics, valid while and after it runs.
+        pub fn stats(&self) -> $crate::flow::FlowStatsHandle {
+            $crate::flow::FlowStatsHandle {
+                metrics: ::std::sync::Arc::clone(&self.metrics),
+            }
+        }
+    };
+}
+pub(crate) use flow_handles;
+
+/// The part of an `impl Flow` every flow type has alike (see [`flow_handles`]); the
+/// type writes `start` itself.
+macro_rules! flow_identity {
+    () => {
+        fn name(&self) -> String {
+            self.metrics.name()
+        }
+
+        fn stop_handle(&self) -> $crate::flow::StopHandle {
+            Self::stop_handle(self)
+        }
+
+        fn stats(&self) -> $crate::flow::FlowStatsHandle {
+            Self::stats(self)
+        }
+    };
+}
+pub(crate) use flow_identity;
+
 /// A flow behind a trait object: what an owner of flows (a registry, a supervisor)
 /// needs to start, stop and observe flows of any item type.
 ///

@@ -14,10 +14,7 @@ use futures_util::{FutureExt, StreamExt};
 use super::named::Build;
 use super::stage::Flowing;
 use super::{FlowStreamExt, StageError, StageStatsHandle};
-use crate::flow::{
-    Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStats, FlowStatsHandle, Grace,
-    StopHandle, StopState,
-};
+use crate::flow::{Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStats, Grace, StopState};
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
 /// A [`Pipeline`](super::Pipeline) fed from a stream and run as a flow; from
@@ -61,6 +58,8 @@ pub struct PipelineFlow<In, Out> {
 }
 
 impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
+    crate::flow::flow_handles!();
+
     pub(crate) fn new(
         name: &str,
         build: Build<In, Out>,
@@ -81,31 +80,11 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
         }
     }
 
-    /// Names the flow in its statistics (default: the pipeline's name).
-    pub fn name(self, name: impl Into<String>) -> Self {
-        self.metrics.rename(name.into());
-        self
-    }
-
     /// Times the grace period of a stop on `runtime`, for a flow driven in place; a
     /// spawned flow uses the runtime it is spawned on.
     pub fn runtime(self, runtime: &SharedRuntime) -> Self {
         self.stop.set_clock(runtime);
         self
-    }
-
-    /// A handle that stops the flow gracefully (see [`StopHandle`]).
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            state: Arc::clone(&self.stop),
-        }
-    }
-
-    /// A handle to the flow's statistics.
-    pub fn stats(&self) -> FlowStatsHandle {
-        FlowStatsHandle {
-            metrics: Arc::clone(&self.metrics),
-        }
     }
 
     /// Drives the pipeline inside the current task until its source ends, a stage
@@ -235,17 +214,7 @@ impl<In: Send + 'static, Out: Send + 'static> IntoFuture for PipelineFlow<In, Ou
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Flow for PipelineFlow<In, Out> {
-    fn name(&self) -> String {
-        self.metrics.name()
-    }
-
-    fn stop_handle(&self) -> StopHandle {
-        PipelineFlow::stop_handle(self)
-    }
-
-    fn stats(&self) -> FlowStatsHandle {
-        PipelineFlow::stats(self)
-    }
+    crate::flow::flow_identity!();
 
     fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
         self.drive(runtime)

@@ -19,8 +19,8 @@ use super::delivery::{Answers, Deliveries};
 use super::error::QueueError;
 use super::shared::Inner;
 use crate::flow::{
-    Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStatsHandle, Grace, HandlerFn,
-    StopHandle, StopSignal, StopState, Verdict, call,
+    Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, Grace, HandlerFn, StopSignal, StopState,
+    Verdict, call,
 };
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
@@ -82,7 +82,7 @@ impl MessageContext {
 /// parallel on a multi-threaded executor.
 ///
 /// It follows the [flow contract](crate::flow). The flow runs until
-/// [`StopHandle::stop`] (from [`stop_handle`](Self::stop_handle)): it then takes no
+/// [`StopHandle::stop`](crate::flow::StopHandle::stop) (from [`stop_handle`](Self::stop_handle)): it then takes no
 /// new message, lets the handlers running finish within the given grace period,
 /// cancels those still running after it (their messages go back to the group
 /// uncounted, to be delivered again: nothing is lost), returns what it had claimed
@@ -141,6 +141,8 @@ where
     C: Codec,
     H: HandlerFn<M, MessageContext>,
 {
+    crate::flow::flow_handles!();
+
     pub(crate) fn new(inner: Arc<Inner<C>>, group: &str, handler: H) -> Self {
         let clock = Arc::clone(&inner.runtime);
         Consumer {
@@ -153,21 +155,6 @@ where
             metrics: FlowMetrics::new(format!("{}/{group}", inner.name), Some(clock)),
             inner,
             message: PhantomData,
-        }
-    }
-
-    /// Names the flow in its statistics (default: `queue/group`).
-    pub fn name(self, name: impl Into<String>) -> Self {
-        self.metrics.rename(name.into());
-        self
-    }
-
-    /// A handle to the flow's statistics: `handled` counts acknowledged messages,
-    /// `failed` and `panicked` the handler's failures (retried or dead-lettered by the
-    /// queue), `cancelled` the handlers a stop cut off.
-    pub fn stats(&self) -> FlowStatsHandle {
-        FlowStatsHandle {
-            metrics: Arc::clone(&self.metrics),
         }
     }
 
@@ -195,14 +182,6 @@ where
     pub fn claim_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
-    }
-
-    /// A handle that stops the flow gracefully (see [`StopHandle`]); the grace period
-    /// is timed on the queue's runtime.
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            state: Arc::clone(&self.stop),
-        }
     }
 
     /// Drives every worker in the current task until the flow is stopped.
@@ -559,17 +538,7 @@ where
     C: Codec,
     H: HandlerFn<M, MessageContext>,
 {
-    fn name(&self) -> String {
-        self.metrics.name()
-    }
-
-    fn stop_handle(&self) -> StopHandle {
-        Consumer::stop_handle(self)
-    }
-
-    fn stats(&self) -> FlowStatsHandle {
-        Consumer::stats(self)
-    }
+    crate::flow::flow_identity!();
 
     fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
         self.drive(runtime)

@@ -12,8 +12,8 @@ use futures_util::stream::StreamExt;
 
 use super::subscription::{StreamError, Subscription};
 use crate::flow::{
-    DriveSpec, Flow, FlowMetrics, FlowReport, FlowStatsHandle, HandlerFn, Next, Source, StopHandle,
-    StopSignal, StopState, Verdict, drive,
+    DriveSpec, Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState,
+    Verdict, drive,
 };
 use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
 
@@ -119,6 +119,8 @@ where
     E: Clone + Send + Sync + 'static,
     H: HandlerFn<T, StopSignal>,
 {
+    crate::flow::flow_handles!();
+
     pub(crate) fn new(subscription: Subscription<T, E>, handler: H) -> Self {
         let name = subscription.stream.name.to_string();
         Subscriber {
@@ -133,12 +135,6 @@ where
         }
     }
 
-    /// Names the flow in its statistics (default: the stream's name).
-    pub fn name(self, name: impl Into<String>) -> Self {
-        self.metrics.rename(name.into());
-        self
-    }
-
     /// How many invocations may run at once (at least 1; default 1).
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
@@ -150,21 +146,6 @@ where
     pub fn runtime(self, runtime: &SharedRuntime) -> Self {
         self.stop.set_clock(runtime);
         self
-    }
-
-    /// A handle that stops the flow gracefully (see [`StopHandle`]); aborting a
-    /// spawned flow's `JoinHandle` or dropping the flow unsubscribes it at once.
-    pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            state: Arc::clone(&self.stop),
-        }
-    }
-
-    /// A handle to the flow's statistics.
-    pub fn stats(&self) -> FlowStatsHandle {
-        FlowStatsHandle {
-            metrics: Arc::clone(&self.metrics),
-        }
     }
 
     /// Drives the flow inside the current task; invocations run concurrently (up to
@@ -229,17 +210,7 @@ where
     E: Clone + Send + Sync + fmt::Display + 'static,
     H: HandlerFn<T, StopSignal>,
 {
-    fn name(&self) -> String {
-        self.metrics.name()
-    }
-
-    fn stop_handle(&self) -> StopHandle {
-        Subscriber::stop_handle(self)
-    }
-
-    fn stats(&self) -> FlowStatsHandle {
-        Subscriber::stats(self)
-    }
+    crate::flow::flow_identity!();
 
     fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
         self.drive(runtime)

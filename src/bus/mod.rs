@@ -86,7 +86,7 @@ pub trait Kind: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static {}
 impl<T: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static> Kind for T {}
 
 /// The default number of events that may wait for one subscriber.
-pub const DEFAULT_CAPACITY: usize = 1024;
+pub const DEFAULT_BUS_CAPACITY: usize = 1024;
 
 pub(crate) type Item<P, K> = Envelope<P, K>;
 pub(crate) type BusCore<P, K> = Core<Item<P, K>, KindLedger<K>>;
@@ -163,7 +163,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBusBuilder<P, K> {
     }
 
     /// How many events may wait for one subscriber before its overflow policy applies,
-    /// unless it chose its own. Default: [`DEFAULT_CAPACITY`]. Zero is raised to one.
+    /// unless it chose its own. Default: [`DEFAULT_BUS_CAPACITY`]. Zero is raised to one.
     pub fn capacity(mut self, events: usize) -> Self {
         self.capacity = events.max(1);
         self
@@ -213,7 +213,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> Default for EventBus<P, K> {
 }
 
 impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
-    /// A bus with default settings: no history, [`DEFAULT_CAPACITY`] per subscriber,
+    /// A bus with default settings: no history, [`DEFAULT_BUS_CAPACITY`] per subscriber,
     /// the system clock.
     pub fn new() -> Self {
         Self::builder().build()
@@ -224,7 +224,7 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
         EventBusBuilder {
             history: 0,
             max_age: None,
-            capacity: DEFAULT_CAPACITY,
+            capacity: DEFAULT_BUS_CAPACITY,
             clock: None,
             _types: std::marker::PhantomData,
         }

@@ -332,11 +332,11 @@ where
         &self,
         group: &str,
         limit: usize,
-    ) -> Result<Vec<DeadLetter<M>>, QueueError> {
+    ) -> Result<Vec<DeadMessage<M>>, QueueError> {
         let records = self.inner.backend.dead_letters(group, limit).await?;
         Ok(records
             .into_iter()
-            .map(|record| DeadLetter {
+            .map(|record| DeadMessage {
                 id: record.message.id,
                 message: self.inner.codec.decode(&record.message.payload),
                 payload: record.message.payload.to_vec(),
@@ -476,7 +476,7 @@ impl<M, C: Codec> fmt::Debug for SendFuture<'_, M, C> {
 
 /// A message a group gave up on, from [`MessageQueue::dead_letters`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct DeadLetter<M> {
+pub struct DeadMessage<M> {
     /// The message's id.
     pub id: u64,
     /// The message, or why it does not decode.

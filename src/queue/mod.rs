@@ -74,7 +74,7 @@ pub use durable::{
 pub use error::{QueueError, SendError};
 pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
 pub use message_queue::{
-    DEFAULT_LEASE, DeadLetter, MessageQueue, QueueBuilder, QueueSink, SendFuture,
+    DEFAULT_LEASE, DeadMessage, MessageQueue, QueueBuilder, QueueSink, SendFuture,
 };
 pub use payload::{INLINE_PAYLOAD, Payload};
 pub use stats::{GroupStats, QueueStats};

@@ -145,7 +145,7 @@ mod subscription;
 pub use ops::ReactiveExt;
 pub use share::{Share, ShareOptions};
 pub use subject::{
-    AlreadyTerminated, DEFAULT_CAPACITY, EmitError, ReactiveStats, ReactiveStream,
+    AlreadyTerminated, DEFAULT_STREAM_CAPACITY, EmitError, ReactiveStats, ReactiveStream,
     ReactiveStreamBuilder, SharedError, StreamState, TryEmitError,
 };
 pub use subscriber::Subscriber;

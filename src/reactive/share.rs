@@ -51,12 +51,12 @@ pub struct ShareOptions {
 
 impl ShareOptions {
     /// The capacity of a subscriber unless set: 64 items.
-    pub const DEFAULT_CAPACITY: usize = 64;
+    pub const DEFAULT_SHARE_CAPACITY: usize = 64;
 
-    /// [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY), no replay.
+    /// [`DEFAULT_SHARE_CAPACITY`](Self::DEFAULT_SHARE_CAPACITY), no replay.
     pub fn new() -> Self {
         ShareOptions {
-            capacity: Self::DEFAULT_CAPACITY,
+            capacity: Self::DEFAULT_SHARE_CAPACITY,
             replay: 0,
         }
     }

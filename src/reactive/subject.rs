@@ -23,7 +23,7 @@ pub type SharedError = Arc<dyn std::error::Error + Send + Sync>;
 
 /// How many items may wait for one subscriber, unless the stream or the subscriber says
 /// otherwise.
-pub const DEFAULT_CAPACITY: usize = 256;
+pub const DEFAULT_STREAM_CAPACITY: usize = 256;
 
 /// A hot, multicast stream: a *subject* that you [`emit`](Self::emit) into and that
 /// any number of subscribers read, each as a [`Stream`](futures_core::Stream)
@@ -97,7 +97,7 @@ pub struct ReactiveStreamBuilder<T, E = SharedError> {
 
 impl<T: Clone + Send + Sync + 'static, E> ReactiveStreamBuilder<T, E> {
     /// How many items may wait for each subscriber before its overflow policy applies
-    /// (default [`DEFAULT_CAPACITY`]; at least 1). A subscriber may choose its own.
+    /// (default [`DEFAULT_STREAM_CAPACITY`]; at least 1). A subscriber may choose its own.
     pub fn capacity(mut self, items: usize) -> Self {
         self.capacity = items.max(1);
         self
@@ -161,7 +161,7 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
     pub fn builder(name: impl Into<Arc<str>>) -> ReactiveStreamBuilder<T, E> {
         ReactiveStreamBuilder {
             name: name.into(),
-            capacity: DEFAULT_CAPACITY,
+            capacity: DEFAULT_STREAM_CAPACITY,
             replay: 0,
             initial: None,
             error: PhantomData,

@@ -260,8 +260,8 @@ pub trait RuntimeExt: Runtime {
     }
 
     /// Runs `future` with a time limit of `duration`.
-    fn timeout<F: Future>(&self, duration: Duration, future: F) -> Timeout<F> {
-        Timeout {
+    fn timeout<F: Future>(&self, duration: Duration, future: F) -> TimeoutFuture<F> {
+        TimeoutFuture {
             future: Box::pin(future),
             sleep: self.sleep(duration),
         }
@@ -415,7 +415,7 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// The error of [`Timeout`]: the time limit passed first.
+/// The error of [`TimeoutFuture`]: the time limit passed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
@@ -429,12 +429,12 @@ impl std::error::Error for Elapsed {}
 
 /// A future with a time limit, from [`RuntimeExt::timeout`].
 #[must_use = "futures do nothing unless polled"]
-pub struct Timeout<F> {
+pub struct TimeoutFuture<F> {
     future: Pin<Box<F>>,
     sleep: Sleep,
 }
 
-impl<F: Future> Future for Timeout<F> {
+impl<F: Future> Future for TimeoutFuture<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -448,8 +448,8 @@ impl<F: Future> Future for Timeout<F> {
     }
 }
 
-impl<F> fmt::Debug for Timeout<F> {
+impl<F> fmt::Debug for TimeoutFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timeout").finish_non_exhaustive()
+        f.debug_struct("TimeoutFuture").finish_non_exhaustive()
     }
 }

@@ -67,7 +67,7 @@ pub use self::delay::Delay;
 pub use self::interval::{Interval, interval};
 pub use self::sample::Sample;
 pub use self::throttle::{Throttle, ThrottleConfig};
-pub use self::timeout::Timeout;
+pub use self::timeout::TimeoutStream;
 pub use self::timer::{Timer, timer};
 pub use self::window_time::{Window, WindowTime};
 // End of time operators
@@ -884,11 +884,11 @@ pub trait ReactiveExt: Stream {
     /// // Nothing came within 100 ms of 60 ms.
     /// assert_eq!(out, [(Ok('a'), 0), (Ok('b'), 30), (Ok('c'), 60), (Err(Elapsed), 160)]);
     /// ```
-    fn timeout(self, limit: Duration, rt: &SharedRuntime) -> Timeout<Self>
+    fn timeout(self, limit: Duration, rt: &SharedRuntime) -> TimeoutStream<Self>
     where
         Self: Sized,
     {
-        Timeout::new(self, limit, rt.clone())
+        TimeoutStream::new(self, limit, rt.clone())
     }
     // End of time operators
 

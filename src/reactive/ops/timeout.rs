@@ -1,4 +1,4 @@
-//! [`Timeout`]: a time limit on every wait for an item.
+//! [`TimeoutStream`]: a time limit on every wait for an item.
 
 use std::fmt;
 use std::pin::Pin;
@@ -17,7 +17,7 @@ pin_project! {
     /// from [`ReactiveExt::timeout`](super::ReactiveExt::timeout), where the exact
     /// semantics are.
     #[must_use = "streams do nothing unless polled"]
-    pub struct Timeout<S> {
+    pub struct TimeoutStream<S> {
         #[pin]
         upstream: S,
         limit: Duration,
@@ -30,9 +30,9 @@ pin_project! {
     }
 }
 
-impl<S> Timeout<S> {
+impl<S> TimeoutStream<S> {
     pub(crate) fn new(upstream: S, limit: Duration, rt: SharedRuntime) -> Self {
-        Timeout {
+        TimeoutStream {
             upstream,
             limit,
             due: Deadline::new(rt),
@@ -52,7 +52,7 @@ impl<S> Timeout<S> {
     );
 }
 
-impl<S: Stream> Stream for Timeout<S> {
+impl<S: Stream> Stream for TimeoutStream<S> {
     type Item = Result<S::Item, Elapsed>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -103,15 +103,15 @@ impl<S: Stream> Stream for Timeout<S> {
     }
 }
 
-impl<S: Stream> FusedStream for Timeout<S> {
+impl<S: Stream> FusedStream for TimeoutStream<S> {
     fn is_terminated(&self) -> bool {
         self.done
     }
 }
 
-impl<S> fmt::Debug for Timeout<S> {
+impl<S> fmt::Debug for TimeoutStream<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timeout")
+        f.debug_struct("TimeoutStream")
             .field("limit", &self.limit)
             .field("waiting", &self.waiting)
             .field("due", &self.due)

@@ -16,7 +16,7 @@ use crate::flow::{
     DriveSpec, Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState,
     Verdict, drive,
 };
-use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
+use crate::runtime::SharedRuntime;
 
 /// The broadcast core that carries handler failures as events.
 pub(crate) type FailureCore = crate::broadcast::Core<HandlerFailure>;
@@ -117,7 +117,7 @@ where
     K: Kind,
     H: HandlerFn<Envelope<P, K>, StopSignal>,
 {
-    crate::flow::flow_handles!();
+    crate::flow::flow_handles!(FlowReport<Infallible>);
 
     pub(crate) fn new(
         subscription: Subscription<P, K>,
@@ -142,18 +142,6 @@ where
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
         self
-    }
-
-    /// Drives the flow inside the current task; invocations run concurrently (up to
-    /// the limit) but not in parallel.
-    pub async fn run(self) -> FlowReport<Infallible> {
-        self.drive(None).await
-    }
-
-    /// Spawns the flow on `runtime`; each invocation is spawned as its own task, so
-    /// they can run in parallel. Await the handle for the flow's report.
-    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<Infallible>> {
-        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
     }
 
     fn drive(

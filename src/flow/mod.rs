@@ -65,7 +65,7 @@ pub(crate) use self::driver::{DriveSpec, Next, Source, drive};
 pub use self::guard::{HandlerFn, ItemOnly, WithContext};
 pub(crate) use self::guard::{Verdict, call};
 pub use self::outcome::HandlerOutcome;
-pub use self::report::{FlowEnd, FlowError, FlowReport, IntoFlowError};
+pub use self::report::{FlowEnd, FlowError, FlowReport};
 pub(crate) use self::stats::FlowMetrics;
 pub use self::stats::{FlowFailure, FlowStats, FlowStatsHandle, RECENT_FAILURES};
 pub(crate) use self::stop::{Grace, StopState};
@@ -76,10 +76,31 @@ use futures_util::future::BoxFuture;
 use crate::runtime::SharedRuntime;
 
 /// The methods every flow type has alike, for a type with `metrics:
-/// Arc<FlowMetrics>` and `stop: Arc<StopState>` fields: `name`, `stop_handle`,
-/// `stats`.
+/// Arc<FlowMetrics>` and `stop: Arc<StopState>` fields and a `drive(self,
+/// Option<SharedRuntime>)` that resolves to `$report`: `name`, `stop_handle`,
+/// `stats`, `run` and `spawn`.
 macro_rules! flow_handles {
-    () => {
+    ($report:ty) => {
+        /// Drives the flow inside the current task, on any executor: its invocations
+        /// run concurrently (up to its limit) but not in parallel.
+        pub async fn run(self) -> $report {
+            self.drive(None).await
+        }
+
+        /// Spawns the flow on `runtime`, which also times its grace period: bus and
+        /// reactive invocations and a consumer's workers become tasks of their own,
+        /// so they run in parallel on a multi-threaded executor. Await the handle for
+        /// the flow's report.
+        pub fn spawn(
+            self,
+            runtime: &$crate::runtime::SharedRuntime,
+        ) -> $crate::runtime::JoinHandle<$report> {
+            $crate::runtime::RuntimeExt::spawn(
+                &**runtime,
+                self.drive(Some(::std::sync::Arc::clone(runtime))),
+            )
+        }
+
         /// Names the flow in its statistics and failure records.
         pub fn name(self, name: impl Into<String>) -> Self {
             self.metrics.rename(name.into());

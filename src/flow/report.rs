@@ -1,6 +1,5 @@
 //! [`FlowReport`]: how a flow ended, and what it did.
 
-use std::convert::Infallible;
 use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
@@ -24,7 +23,7 @@ pub enum FlowEnd<E> {
 
 /// What a flow's future resolves to: how it ended, and its statistics at the end.
 ///
-/// `E` is the flow's own error type ([`Infallible`] for a bus handler flow, which
+/// `E` is the flow's own error type ([`Infallible`](std::convert::Infallible) for a bus handler flow, which
 /// cannot fail); the object-safe [`Flow`](super::Flow) reports a [`FlowError`].
 #[derive(Debug, Clone, PartialEq)]
 #[must_use = "a report says whether the flow failed"]
@@ -149,42 +148,5 @@ impl Serialize for FlowError {
 impl<'de> Deserialize<'de> for FlowError {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(FlowError::msg)
-    }
-}
-
-/// Turns a flow's own error into a [`FlowError`], for the object-safe
-/// [`Flow`](super::Flow).
-pub trait IntoFlowError: Send + 'static {
-    /// The error as a [`FlowError`].
-    fn into_flow_error(self) -> FlowError;
-}
-
-impl IntoFlowError for Infallible {
-    fn into_flow_error(self) -> FlowError {
-        match self {}
-    }
-}
-
-impl IntoFlowError for FlowError {
-    fn into_flow_error(self) -> FlowError {
-        self
-    }
-}
-
-impl IntoFlowError for String {
-    fn into_flow_error(self) -> FlowError {
-        FlowError::msg(self)
-    }
-}
-
-impl IntoFlowError for &'static str {
-    fn into_flow_error(self) -> FlowError {
-        FlowError::msg(self)
-    }
-}
-
-impl IntoFlowError for crate::BoxError {
-    fn into_flow_error(self) -> FlowError {
-        FlowError::msg(self)
     }
 }

@@ -15,7 +15,7 @@ use super::named::Build;
 use super::stage::Flowing;
 use super::{FlowStreamExt, StageError, StageStatsHandle};
 use crate::flow::{Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStats, Grace, StopState};
-use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
+use crate::runtime::SharedRuntime;
 
 /// A [`Pipeline`](super::Pipeline) fed from a stream and run as a flow; from
 /// [`Pipeline::flow_from`](super::Pipeline::flow_from).
@@ -58,7 +58,7 @@ pub struct PipelineFlow<In, Out> {
 }
 
 impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
-    crate::flow::flow_handles!();
+    crate::flow::flow_handles!(FlowReport<StageError>);
 
     pub(crate) fn new(
         name: &str,
@@ -85,18 +85,6 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
     pub fn runtime(self, runtime: &SharedRuntime) -> Self {
         self.stop.set_clock(runtime);
         self
-    }
-
-    /// Drives the pipeline inside the current task until its source ends, a stage
-    /// fails it, or it is stopped.
-    pub async fn run(self) -> FlowReport<StageError> {
-        self.drive(None).await
-    }
-
-    /// Drives the pipeline in a task of `runtime`. (Stages that are given a runtime
-    /// of their own spawn their items on it.)
-    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<StageError>> {
-        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
     }
 
     fn drive(

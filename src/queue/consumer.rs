@@ -141,7 +141,7 @@ where
     C: Codec,
     H: HandlerFn<M, MessageContext>,
 {
-    crate::flow::flow_handles!();
+    crate::flow::flow_handles!(FlowReport<QueueError>);
 
     pub(crate) fn new(inner: Arc<Inner<C>>, group: &str, handler: H) -> Self {
         let clock = Arc::clone(&inner.runtime);
@@ -182,17 +182,6 @@ where
     pub fn claim_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
-    }
-
-    /// Drives every worker in the current task until the flow is stopped.
-    pub async fn run(self) -> FlowReport<QueueError> {
-        self.drive(None).await
-    }
-
-    /// Spawns every worker as a task of `runtime`; await the handle for the flow's
-    /// report.
-    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<QueueError>> {
-        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
     }
 
     /// Creates the group, then runs the workers: as tasks of `runtime`, or in this

@@ -15,7 +15,7 @@ use crate::flow::{
     DriveSpec, Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState,
     Verdict, drive,
 };
-use crate::runtime::{JoinHandle, RuntimeExt, SharedRuntime};
+use crate::runtime::SharedRuntime;
 
 /// A handler flow from [`ReactiveStream::on`](super::ReactiveStream::on) (or
 /// [`on_with_context`](super::ReactiveStream::on_with_context)): runs the handler for
@@ -119,7 +119,7 @@ where
     E: Clone + Send + Sync + 'static,
     H: HandlerFn<T, StopSignal>,
 {
-    crate::flow::flow_handles!();
+    crate::flow::flow_handles!(FlowReport<E>);
 
     pub(crate) fn new(subscription: Subscription<T, E>, handler: H) -> Self {
         let name = subscription.stream.name.to_string();
@@ -146,18 +146,6 @@ where
     pub fn runtime(self, runtime: &SharedRuntime) -> Self {
         self.stop.set_clock(runtime);
         self
-    }
-
-    /// Drives the flow inside the current task; invocations run concurrently (up to
-    /// the limit) but not in parallel.
-    pub async fn run(self) -> FlowReport<E> {
-        self.drive(None).await
-    }
-
-    /// Spawns the flow on `runtime`; each invocation is spawned as its own task, so
-    /// they can run in parallel. Await the handle for the flow's report.
-    pub fn spawn(self, runtime: &SharedRuntime) -> JoinHandle<FlowReport<E>> {
-        runtime.spawn(self.drive(Some(Arc::clone(runtime))))
     }
 
     fn drive(

@@ -55,7 +55,7 @@ use std::time::Duration;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use futures::{Stream, StreamExt, stream};
-use riverbed::bus::Overflow;
+use riverbed::broadcast::Overflow;
 use riverbed::reactive::{ReactiveExt, ReactiveStream, SubscribeOptions};
 use riverbed::runtime::SharedRuntime;
 
@@ -145,7 +145,9 @@ async fn riverbed_fanout(overflow: Overflow, async_transformer: bool) -> u64 {
     let delivered = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..FANOUT_SUBS {
-        let mut sub = stream.subscribe_with(SubscribeOptions::new().overflow(overflow));
+        let mut sub = stream
+            .subscribe_with(SubscribeOptions::new().overflow(overflow))
+            .unwrap();
         let delivered = Arc::clone(&delivered);
         tasks.push(tokio::spawn(async move {
             let mut n = 0;

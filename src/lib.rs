@@ -197,7 +197,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod broadcast;
+pub mod broadcast;
 pub mod bus;
 mod chunk;
 pub mod context;

@@ -427,11 +427,11 @@ matrix! {
         // Capacity zero is refused, with or without replay.
         let zero = SubscribeOptions::new().capacity(0);
         assert_eq!(
-            bus.subscribe_with(Filter::all(), zero.clone()).unwrap_err(),
+            bus.subscribe_with(Filter::all(), zero).unwrap_err(),
             SubscribeError::ZeroCapacity
         );
         assert_eq!(
-            bare.subscribe_with(Filter::all(), zero.from_seq(3)).unwrap_err(),
+            bare.subscribe_from_with(3, Filter::all(), zero).unwrap_err(),
             SubscribeError::ZeroCapacity
         );
     }

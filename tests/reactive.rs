@@ -10,11 +10,11 @@ use std::time::Duration;
 use common::matrix;
 use futures::future::FutureExt;
 use futures::stream::StreamExt;
-use riverbed::bus::{Lagged, Overflow};
+use riverbed::broadcast::{Lagged, Overflow, SubscribeError, SubscribeOptions};
 use riverbed::flow::FlowEnd;
 use riverbed::reactive::{
-    AlreadyTerminated, EmitError, ReactiveStream, StreamError, StreamState, SubscribeOptions,
-    Subscription, TryEmitError,
+    AlreadyTerminated, EmitError, ReactiveStream, StreamError, StreamState, Subscription,
+    TryEmitError,
 };
 use riverbed::runtime::RuntimeExt;
 
@@ -307,7 +307,7 @@ matrix! {
     async fn drop_oldest_subscriber_sees_the_miss_and_it_is_counted(rt) {
         let stream = Numbers::new("numbers");
         let options = SubscribeOptions::new().capacity(2).overflow(Overflow::DropOldest);
-        let mut lossy = stream.subscribe_with(options);
+        let mut lossy = stream.subscribe_with(options).unwrap();
         assert_eq!(lossy.overflow(), Overflow::DropOldest);
         for n in 1..=5 {
             // A lossy subscriber never holds the emitter back.
@@ -323,10 +323,24 @@ matrix! {
         assert_eq!(stream.stats().dropped_oldest, 3);
     }
 
+    /// A capacity of 0 is refused with a typed error, as on the bus.
+    async fn zero_capacity_is_refused(rt) {
+        let stream = Numbers::new("numbers");
+        let zero = SubscribeOptions::new().capacity(0);
+        assert_eq!(
+            stream.subscribe_with(zero).unwrap_err(),
+            SubscribeError::ZeroCapacity
+        );
+        assert_eq!(stream.subscriber_count(), 0);
+        let one = stream.subscribe_with(SubscribeOptions::new().capacity(1)).unwrap();
+        assert_eq!(stream.subscriber_count(), 1);
+        drop(one);
+    }
+
     async fn drop_newest_subscriber_keeps_what_it_had(rt) {
         let stream = Numbers::new("numbers");
         let options = SubscribeOptions::new().capacity(2).overflow(Overflow::DropNewest);
-        let mut lossy = stream.subscribe_with(options);
+        let mut lossy = stream.subscribe_with(options).unwrap();
         for n in 1..=5 {
             stream.try_emit(n).unwrap();
         }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use super::{Chunk, Core, Lagged, Ledger, Matcher, Overflow, SubCounts, matches};
+use super::ring::{Chunk, Core, Ledger, Matcher, SubCounts, matches};
+use super::{Lagged, Overflow};
 
 pub(crate) struct Receiver<T: Clone + Send + Sync, L: Ledger<T>> {
     core: Arc<Core<T, L>>,

@@ -64,14 +64,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 pub use self::envelope::{Envelope, Event, EventId, ParseEventIdError, Source};
-pub use self::error::{PublishError, SubscribeError, TryPublishError};
+pub use self::error::{PublishError, TryPublishError};
 pub use self::filter::Filter;
 pub use self::handler::Handler;
 pub use self::stats::{BusStats, HandlerFailure, KindCount};
-pub use self::subscription::{Failures, SubscribeOptions, Subscription};
-pub use crate::broadcast::{Lagged, Overflow};
+pub use self::subscription::{Failures, Subscription};
+/// The broadcast vocabulary, shared with the reactive stream (defined in
+/// [`broadcast`](crate::broadcast)).
+#[doc(no_inline)]
+pub use crate::broadcast::{Lagged, Overflow, SubscribeError, SubscribeOptions};
 
-use crate::broadcast::{Core, ReplayError, SubscribeSpec};
+use crate::broadcast::{Core, SubscribeSpec};
 use crate::flow::{FlowMetrics, FlowStats, HandlerOutcome, ItemOnly, StopSignal, WithContext};
 use crate::runtime::SharedRuntime;
 use handler::FailureCore;
@@ -334,40 +337,37 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
     /// Subscribes to the events matching `filter` published from now on, with the
     /// `Block` policy and the bus's default capacity.
     pub fn subscribe(&self, filter: Filter<P, K>) -> Subscription<P, K> {
-        let spec = self.spec(filter, &SubscribeOptions::new());
+        let spec = SubscribeSpec {
+            matcher: filter.into_matcher(),
+            overflow: Overflow::Block,
+            capacity: self.shared.capacity,
+        };
         Subscription::new(self.shared.core.subscribe(spec))
     }
 
-    fn spec(&self, filter: Filter<P, K>, options: &SubscribeOptions) -> SubscribeSpec<Item<P, K>> {
-        SubscribeSpec {
+    fn spec(
+        &self,
+        filter: Filter<P, K>,
+        options: &SubscribeOptions,
+    ) -> Result<SubscribeSpec<Item<P, K>>, SubscribeError> {
+        Ok(SubscribeSpec {
             matcher: filter.into_matcher(),
-            overflow: options.overflow,
-            capacity: options.capacity.unwrap_or(self.shared.capacity),
-        }
+            overflow: options.get_overflow(),
+            capacity: options.resolve_capacity(self.shared.capacity)?,
+        })
     }
 
-    /// Subscribes with explicit options (capacity, overflow policy, replay start).
+    /// Subscribes to the events matching `filter` published from now on, with explicit
+    /// options (capacity, overflow policy).
+    ///
+    /// Fails with [`SubscribeError::ZeroCapacity`] for a capacity of 0.
     pub fn subscribe_with(
         &self,
         filter: Filter<P, K>,
         options: SubscribeOptions,
     ) -> Result<Subscription<P, K>, SubscribeError> {
-        if options.capacity == Some(0) {
-            return Err(SubscribeError::ZeroCapacity);
-        }
-        let spec = self.spec(filter, &options);
-        let Some(from) = options.from_seq else {
-            return Ok(Subscription::new(self.shared.core.subscribe(spec)));
-        };
-        match self.shared.core.subscribe_from(spec, from) {
-            Ok(receiver) => Ok(Subscription::new(receiver)),
-            Err(ReplayError::Evicted { requested, oldest }) => {
-                Err(SubscribeError::Evicted { requested, oldest })
-            }
-            Err(ReplayError::Ahead { requested, next }) => {
-                Err(SubscribeError::Ahead { requested, next })
-            }
-        }
+        let spec = self.spec(filter, &options)?;
+        Ok(Subscription::new(self.shared.core.subscribe(spec)))
     }
 
     /// Replays the history from sequence number `seq` (the matching events the bus
@@ -381,7 +381,21 @@ impl<P: Clone + Send + Sync + 'static, K: Kind> EventBus<P, K> {
         seq: u64,
         filter: Filter<P, K>,
     ) -> Result<Subscription<P, K>, SubscribeError> {
-        self.subscribe_with(filter, SubscribeOptions::new().from_seq(seq))
+        self.subscribe_from_with(seq, filter, SubscribeOptions::new())
+    }
+
+    /// As [`subscribe_from`](Self::subscribe_from), with explicit options; a capacity
+    /// of 0 fails with [`SubscribeError::ZeroCapacity`].
+    pub fn subscribe_from_with(
+        &self,
+        seq: u64,
+        filter: Filter<P, K>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<P, K>, SubscribeError> {
+        let spec = self.spec(filter, &options)?;
+        Ok(Subscription::new(
+            self.shared.core.subscribe_from(spec, seq)?,
+        ))
     }
 
     /// The last `limit` events in the history that match `filter`, oldest first.

@@ -6,50 +6,9 @@ use std::task::{Context, Poll};
 
 use futures_core::{FusedStream, Stream};
 
-use super::{Envelope, HandlerFailure, Item, Lagged, Overflow};
-use crate::broadcast::Receiver;
+use super::{Envelope, HandlerFailure, Item, Lagged};
+use crate::broadcast::{Overflow, Receiver};
 use crate::bus::ledger::KindLedger;
-
-/// Options for [`EventBus::subscribe_with`](super::EventBus::subscribe_with).
-///
-/// ```
-/// use riverbed::bus::{Overflow, SubscribeOptions};
-///
-/// let options = SubscribeOptions::new().capacity(64).overflow(Overflow::DropOldest);
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubscribeOptions {
-    pub(crate) capacity: Option<usize>,
-    pub(crate) overflow: Overflow,
-    pub(crate) from_seq: Option<u64>,
-}
-
-impl SubscribeOptions {
-    /// Defaults: the bus's capacity, [`Overflow::Block`], live events only.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many events may wait for this subscriber before its overflow policy applies.
-    pub fn capacity(mut self, events: usize) -> Self {
-        self.capacity = Some(events);
-        self
-    }
-
-    /// What happens when this subscriber is full.
-    pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
-        self
-    }
-
-    /// Replay the history from `seq` first (see
-    /// [`EventBus::subscribe_from`](super::EventBus::subscribe_from)).
-    pub fn from_seq(mut self, seq: u64) -> Self {
-        self.from_seq = Some(seq);
-        self
-    }
-}
 
 /// A subscriber's events, as a [`Stream`].
 ///

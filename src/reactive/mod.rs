@@ -142,6 +142,10 @@ mod subject_state;
 mod subscriber;
 mod subscription;
 
+/// The broadcast vocabulary, shared with the event bus (defined in
+/// [`broadcast`](crate::broadcast)).
+#[doc(no_inline)]
+pub use crate::broadcast::{Lagged, Overflow, SubscribeError, SubscribeOptions};
 pub use ops::ReactiveExt;
 pub use share::{Share, ShareOptions};
 pub use subject::{
@@ -149,6 +153,6 @@ pub use subject::{
     ReactiveStreamBuilder, SharedError, StreamState, TryEmitError,
 };
 pub use subscriber::Subscriber;
-pub use subscription::{StreamError, SubscribeOptions, Subscription};
+pub use subscription::{StreamError, Subscription};
 // Time sources and settings
 pub use ops::{ThrottleConfig, interval, timer};

@@ -13,8 +13,10 @@ use serde::{Deserialize, Serialize};
 use super::chain::{Chain, Panicked, Step};
 use super::subject_state::{Counters, Inner, Subject, Terminal};
 use super::subscriber::Subscriber;
-use super::subscription::{SubscribeOptions, Subscription};
-use crate::broadcast::{Core, SubscribeSpec, TryPublishError};
+use super::subscription::Subscription;
+use crate::broadcast::{
+    Core, Overflow, SubscribeError, SubscribeOptions, SubscribeSpec, TryPublishError,
+};
 use crate::flow::{HandlerOutcome, ItemOnly, StopSignal, WithContext};
 
 /// The default error type of a [`ReactiveStream`]: any error, shared by every
@@ -45,7 +47,7 @@ pub const DEFAULT_STREAM_CAPACITY: usize = 256;
 ///   stream), and nothing after it. Emitting afterwards is a typed error
 ///   ([`EmitError::Terminated`], the item handed back). Dropping the last
 ///   `ReactiveStream` handle completes the stream.
-/// * **Overflow is each subscriber's choice** ([`Overflow`](crate::bus::Overflow)):
+/// * **Overflow is each subscriber's choice** ([`Overflow`](crate::broadcast::Overflow)):
 ///   `Block` (the default: `emit` waits for room; nothing is lost), `DropOldest` or
 ///   `DropNewest`, where the subscriber is told how many it missed
 ///   ([`StreamError::Lagged`](super::StreamError::Lagged)) and the drops are counted.
@@ -373,15 +375,24 @@ impl<T: Clone + Send + Sync + 'static, E: Clone + Send + Sync + 'static> Reactiv
     /// A subscriber, as a [`Stream`](futures_core::Stream) of `Result<T,
     /// StreamError<E>>`, with the stream's capacity and the `Block` policy.
     pub fn subscribe(&self) -> Subscription<T, E> {
-        self.subscribe_with(SubscribeOptions::new())
+        self.attach(Overflow::Block, self.inner.capacity)
     }
 
-    /// A subscriber with its own capacity and overflow policy.
-    pub fn subscribe_with(&self, options: SubscribeOptions) -> Subscription<T, E> {
+    /// A subscriber with its own capacity and overflow policy; a capacity of 0 fails
+    /// with [`SubscribeError::ZeroCapacity`].
+    pub fn subscribe_with(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<Subscription<T, E>, SubscribeError> {
+        let capacity = options.resolve_capacity(self.inner.capacity)?;
+        Ok(self.attach(options.get_overflow(), capacity))
+    }
+
+    fn attach(&self, overflow: Overflow, capacity: usize) -> Subscription<T, E> {
         let spec = SubscribeSpec {
             matcher: None,
-            overflow: options.overflow,
-            capacity: options.capacity.unwrap_or(self.inner.capacity),
+            overflow,
+            capacity,
         };
         let receiver = match self.inner.subject {
             Subject::Plain => self.inner.core.subscribe(spec),

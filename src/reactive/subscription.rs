@@ -11,41 +11,6 @@ use futures_core::{FusedStream, Stream};
 use super::subject_state::{Inner, Terminal};
 use crate::broadcast::{Lagged, Overflow, Receiver};
 
-/// Options for [`ReactiveStream::subscribe_with`](super::ReactiveStream::subscribe_with).
-///
-/// ```
-/// use riverbed::bus::Overflow;
-/// use riverbed::reactive::SubscribeOptions;
-///
-/// let options = SubscribeOptions::new().capacity(16).overflow(Overflow::DropOldest);
-/// # let _ = options;
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubscribeOptions {
-    pub(crate) capacity: Option<usize>,
-    pub(crate) overflow: Overflow,
-}
-
-impl SubscribeOptions {
-    /// Defaults: the stream's capacity and [`Overflow::Block`].
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// How many items may wait for this subscriber before its policy applies (at
-    /// least 1).
-    pub fn capacity(mut self, items: usize) -> Self {
-        self.capacity = Some(items.max(1));
-        self
-    }
-
-    /// What happens when this subscriber is full.
-    pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
-        self
-    }
-}
-
 /// What a subscriber receives in place of an item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamError<E> {

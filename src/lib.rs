@@ -70,7 +70,7 @@
 //!         };
 //!         let pipeline = Pipeline::<String>::new("orders")
 //!             .stage_with(parse, |stage| {
-//!                 stage.name("parse").on_error(ErrorPolicy::Skip)
+//!                 stage.name("parse").on_error(ErrorPolicy::skip())
 //!             })
 //!             .stage_with(label, |stage| stage.name("label").concurrency(4));
 //!         let stats = pipeline.stats();
@@ -233,7 +233,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///     Ok::<_, riverbed::BoxError>(Some(n * 2))
 /// };
 /// assert_eq!(futures::executor::block_on(double.process(21, &ctx)).unwrap(), Some(42));
-/// let policy = ErrorPolicy::retry(RetryPolicy::default(), ErrorPolicy::Skip);
+/// let policy = ErrorPolicy::retry(RetryPolicy::default(), ErrorPolicy::skip());
 /// let pipeline: Pipeline<u32> = Pipeline::new("numbers")
 ///     .stage_with(double.timeout(Duration::from_secs(1), &rt), |s| s.on_error(policy));
 /// let doubled = futures::stream::iter([1, 2, 3]).flow_in(ctx).pipe(double);

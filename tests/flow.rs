@@ -116,7 +116,7 @@ fn fixture(kind: Kind, rt: &SharedRuntime, script: Script) -> Fixture {
                         let run = script(n);
                         async move { run.await.map(|()| Some(n)) }
                     },
-                    |stage| stage.concurrency(2).on_error(ErrorPolicy::Skip),
+                    |stage| stage.concurrency(2).on_error(ErrorPolicy::skip()),
                 )
                 .flow_from(rx);
             let closer = tx.clone();

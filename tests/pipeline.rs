@@ -9,12 +9,12 @@ use std::time::Duration;
 use common::{matrix, timed_matrix};
 use futures::StreamExt;
 use futures::channel::mpsc;
-use riverbed::FlowContext;
 use riverbed::pipeline::{
     DeadLetter, DeadLetterSink, ErrorPolicy, FlowStreamExt, ProcessorPanicked, StageError, filter,
     map, try_map,
 };
 use riverbed::resilience::{Jitter, RetryPolicy};
+use riverbed::{BoxError, FlowContext};
 
 /// Yields to the executor `n` times: makes items finish in a chosen order.
 async fn yield_times(n: u32) {
@@ -116,7 +116,7 @@ matrix! {
         let stage = futures::stream::iter(["1", "x", "3", "y"])
             .flow()
             .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
-            .on_error(ErrorPolicy::Skip);
+            .on_error(ErrorPolicy::skip());
         let stats = stage.stats();
         assert_eq!(values(stage.values().collect::<Vec<_>>().await), [1, 3]);
         let s = stats.snapshot();
@@ -178,7 +178,7 @@ matrix! {
                 assert_ne!(n, 2, "two is poison");
                 n
             }))
-            .on_error(ErrorPolicy::Skip);
+            .on_error(ErrorPolicy::skip());
         let stats = stage.stats();
         assert_eq!(values(stage.values().collect::<Vec<_>>().await), [0, 1, 3, 4]);
         let s = stats.snapshot();
@@ -331,7 +331,7 @@ timed_matrix! {
                 RetryPolicy::exponential(Duration::from_millis(10))
                     .max_attempts(5)
                     .jitter(Jitter::None),
-                ErrorPolicy::Fail,
+                ErrorPolicy::fail(),
             ))
             .runtime(&rt);
         let stats = stage.stats();
@@ -354,7 +354,7 @@ timed_matrix! {
             .name("parse")
             .on_error(ErrorPolicy::retry(
                 RetryPolicy::constant(Duration::from_millis(5)).max_attempts(3),
-                ErrorPolicy::Fail,
+                ErrorPolicy::fail(),
             ))
             .runtime(&rt);
         let stats = stage.stats();
@@ -363,6 +363,39 @@ timed_matrix! {
         assert_eq!(error.attempts(), 3);
         let s = stats.snapshot();
         assert_eq!((s.retried, s.failed), (2, 1));
+    }
+
+    /// `when` retries only the errors it accepts; any other error goes straight to the
+    /// next policy with one attempt made, as the `Retry` layer's `when` does.
+    async fn retry_when_chooses_the_errors(rt) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&calls);
+        let stage = futures::stream::iter(["busy", "bad"])
+            .flow()
+            .pipe(move |s: &'static str, _ctx: FlowContext| {
+                let n = seen.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    match (s, n) {
+                        // Transient: fails once, then succeeds.
+                        ("busy", 0) => Err::<Option<u32>, BoxError>("busy".into()),
+                        ("busy", _) => Ok(Some(1)),
+                        _ => Err(s.parse::<u32>().unwrap_err().into()),
+                    }
+                }
+            })
+            .on_error(
+                ErrorPolicy::retry(
+                    RetryPolicy::constant(Duration::from_millis(5)).max_attempts(4),
+                    ErrorPolicy::skip(),
+                )
+                .when(|error| !error.is::<std::num::ParseIntError>()),
+            )
+            .runtime(&rt);
+        let stats = stage.stats();
+        assert_eq!(values(stage.values().collect::<Vec<_>>().await), [1]);
+        let s = stats.snapshot();
+        assert_eq!((s.retried, s.emitted, s.skipped, s.failed), (1, 1, 1, 0));
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "the parse error was not retried");
     }
 }
 
@@ -375,7 +408,7 @@ mod named {
         Pipeline::<String>::new("orders")
             .stage_with(
                 try_map(|s: String| async move { s.parse::<u32>() }),
-                |stage| stage.name("validate").on_error(ErrorPolicy::Skip),
+                |stage| stage.name("validate").on_error(ErrorPolicy::skip()),
             )
             .stage(map(|n: u32| async move { n * 100 }))
     }

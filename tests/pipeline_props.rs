@@ -68,7 +68,7 @@ async fn check(
         Policy::DeadLetter => ErrorPolicy::dead_letter(DeadLetterSink::new(dead_tx)),
         Policy::Skip => {
             drop(dead_tx);
-            ErrorPolicy::Skip
+            ErrorPolicy::skip()
         }
         Policy::RetryThenSkip => {
             drop(dead_tx);
@@ -76,7 +76,7 @@ async fn check(
                 RetryPolicy::constant(std::time::Duration::ZERO)
                     .max_attempts(2)
                     .jitter(Jitter::None),
-                ErrorPolicy::Skip,
+                ErrorPolicy::skip(),
             )
         }
     };

@@ -25,7 +25,7 @@ use crate::FlowContext;
 /// let out: Vec<_> = futures::stream::iter(["1", "2", "x", "4"])
 ///     .flow()
 ///     .pipe(try_map(|s: &'static str| async move { s.parse::<u32>() }))
-///     .on_error(riverbed::pipeline::ErrorPolicy::Skip)
+///     .on_error(riverbed::pipeline::ErrorPolicy::skip())
 ///     .pipe(filter(|n: &u32| std::future::ready(n % 2 == 0)))
 ///     .pipe(map(|n: u32| async move { n * 10 }))
 ///     .values()

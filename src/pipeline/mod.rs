@@ -46,19 +46,20 @@
 //! makes its stage wait too.
 //!
 //! **Errors.** An error goes to the stage's [`ErrorPolicy`] (default
-//! [`Fail`](ErrorPolicy::Fail): nothing is dropped unless a policy says so):
+//! [`fail`](ErrorPolicy::fail): nothing is dropped unless a policy says so):
 //!
-//! - [`Skip`](ErrorPolicy::Skip) drops the item and counts it as skipped.
+//! - [`skip`](ErrorPolicy::skip) drops the item and counts it as skipped.
 //! - [`retry`](ErrorPolicy::retry) runs the processor again on a copy of the item,
 //!   waiting between attempts as the crate's one
 //!   [`RetryPolicy`](crate::resilience::RetryPolicy) says (exponential backoff, jitter,
 //!   maximum attempts and delay) on the stage's [`runtime`](Stage::runtime); without a
 //!   runtime the attempts follow each other at once. When the attempts are used up, the
-//!   item and its last error fall through to the policy given as `then`.
+//!   item and its last error fall through to the policy given as `then`; so does an
+//!   error that [`when`](ErrorPolicy::when) says is not worth another attempt.
 //! - [`dead_letter`](ErrorPolicy::dead_letter) sends a [`DeadLetter`] (the item as it
 //!   entered the stage, the error, the context, the stage's name and the number of
 //!   attempts) to any `Sink` and goes on. If the sink fails, the item fails the stage.
-//! - [`Fail`](ErrorPolicy::Fail) stops the stage: the items still in flight in it are
+//! - [`fail`](ErrorPolicy::fail) stops the stage: the items still in flight in it are
 //!   cancelled, a [`StageError`] (stage, error, context, attempts) comes out in place of
 //!   an item, and the stream ends. Each later stage finishes the items it already holds,
 //!   passes the same `StageError` on and ends, so it reaches the output stream and

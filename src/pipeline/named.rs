@@ -40,7 +40,7 @@ pub const DEFAULT_INPUT_CAPACITY: usize = 64;
 /// # futures::executor::block_on(async {
 /// let pipeline = Pipeline::<String>::new("orders")
 ///     .stage_with(try_map(|s: String| async move { s.parse::<u32>() }), |stage| {
-///         stage.name("validate").on_error(ErrorPolicy::Skip)
+///         stage.name("validate").on_error(ErrorPolicy::skip())
 ///     })
 ///     .stage(map(|n: u32| async move { n * 100 }));
 /// let stats = pipeline.stats();

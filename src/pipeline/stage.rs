@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
 
-use super::policy::{DeadLetter, ErrorPolicy};
+use super::policy::{DeadLetter, ErrorPolicy, PolicyKind};
 use super::stats::{StageMetrics, StageStatsHandle};
 use super::{Outcome, Processor, StageError};
 use crate::retry::{RetryNext, Retrying};
@@ -81,7 +81,7 @@ pin_project! {
     ///   concurrency are in flight and its consumer keeps polling, so a slow consumer
     ///   bounds how many items the stage holds.
     /// - **Errors**: an error (or a panic) of the processor goes to the stage's
-    ///   [`ErrorPolicy`] (default [`Fail`](ErrorPolicy::Fail)). `Fail` emits a
+    ///   [`ErrorPolicy`] (default [`fail`](ErrorPolicy::fail)). `Fail` emits a
     ///   [`StageError`] and ends the stream, cancelling the items in flight; an error
     ///   coming from upstream passes through the same way after the items in flight.
     /// - **Context**: each item's [`FlowContext`] goes with it to the processor and on
@@ -147,7 +147,7 @@ where
             upstream,
             shared: Arc::new(Shared {
                 processor: Arc::new(processor),
-                policy: Arc::new(ErrorPolicy::Fail),
+                policy: Arc::new(ErrorPolicy::fail()),
                 runtime: None,
                 metrics: Arc::new(StageMetrics::new(Arc::from("stage"))),
                 stats: true,
@@ -728,18 +728,18 @@ where
             }
             Err(error) => error,
         };
-        match &*self.policy {
-            ErrorPolicy::Skip => {
+        match &self.policy.kind {
+            PolicyKind::Skip => {
                 self.metrics.hit(|m| &m.skipped);
                 self.finish(mark);
                 Concluded::Done(Done::Dropped)
             }
-            ErrorPolicy::Fail => {
+            PolicyKind::Fail => {
                 self.metrics.hit(|m| &m.failed);
                 self.finish(mark);
                 Concluded::Done(Done::Failed(self.error(error, ctx, 1)))
             }
-            ErrorPolicy::Retry { .. } | ErrorPolicy::DeadLetter { .. } => {
+            PolicyKind::Retry { .. } | PolicyKind::DeadLetter { .. } => {
                 Concluded::Slow(self.slow(error, kept, ctx, mark))
             }
         }
@@ -796,16 +796,17 @@ where
         let mut policy: &ErrorPolicy<In> = &self.policy;
         let mut retrying: Option<Retrying> = None;
         loop {
-            match policy {
-                ErrorPolicy::Retry {
+            match &policy.kind {
+                PolicyKind::Retry {
                     policy: retry,
+                    retryable,
                     then,
                     ..
                 } => {
                     let again = match kept.take() {
                         Some(item) => {
                             let run = retrying.get_or_insert_with(|| {
-                                Retrying::new(retry, self.runtime.clone(), None)
+                                Retrying::new(retry, self.runtime.clone(), retryable.clone())
                             });
                             match run.after(&error).await {
                                 RetryNext::Again => Ok(item),
@@ -841,11 +842,11 @@ where
                         }
                     }
                 }
-                ErrorPolicy::Skip => {
+                PolicyKind::Skip => {
                     self.metrics.hit(|m| &m.skipped);
                     return Done::Dropped;
                 }
-                ErrorPolicy::DeadLetter { sink, .. } => {
+                PolicyKind::DeadLetter { sink, .. } => {
                     let Some(item) = kept else {
                         self.metrics.hit(|m| &m.failed);
                         return Done::Failed(self.error(error, ctx, attempts));
@@ -868,7 +869,7 @@ where
                         }
                     };
                 }
-                ErrorPolicy::Fail => {
+                PolicyKind::Fail => {
                     self.metrics.hit(|m| &m.failed);
                     return Done::Failed(self.error(error, ctx, attempts));
                 }

@@ -183,6 +183,16 @@
 //! percentiles; [`ReactiveStream::stats`](reactive::ReactiveStream::stats) counts
 //! emitted, transformed-away, delivered and dropped items and handler outcomes.
 //!
+//! ## Serialized forms
+//!
+//! Snapshots, envelopes and configurations are meant to be read as JSON. In a
+//! human-readable format a point in time is an **RFC 3339 string in UTC**
+//! (`"timestamp": "2026-12-04T01:25:58.5Z"`; any offset is accepted when reading), and
+//! a duration is, in every format, **integer nanoseconds in a field whose name ends in
+//! `_ns`** (`"p99_ns": 1250000`, `"open_for_ns": 30000000000`), so the unit is in the
+//! name and the value round-trips exactly. Binary formats (the durable queue's store)
+//! keep serde's compact standard form for points in time.
+//!
 //! ## Flow context
 //!
 //! A [`FlowContext`] carries a flow's identity (a unique flow id, an optional user id),
@@ -210,6 +220,7 @@ pub mod reactive;
 pub mod resilience;
 mod retry;
 pub mod runtime;
+mod serde_time;
 pub mod stats;
 
 pub use context::FlowContext;

@@ -46,7 +46,8 @@
 //!
 //! [`HistogramSnapshot`] implements `Serialize` and `Deserialize`. Durations are
 //! written as integer nanoseconds in fields suffixed `_ns`, which reads well in JSON
-//! and round-trips exactly:
+//! and round-trips exactly (the crate's one rule for durations; see
+//! [Serialized forms](crate#serialized-forms)):
 //!
 //! ```json
 //! {"count":3,"min_ns":1000,"max_ns":3000,"mean_ns":2000,
@@ -622,41 +623,26 @@ pub struct HistogramSnapshot {
     /// Number of recorded values.
     pub count: u64,
     /// Smallest recorded value.
-    #[serde(rename = "min_ns", with = "nanos")]
+    #[serde(rename = "min_ns", with = "crate::serde_time::duration_ns")]
     pub min: Duration,
     /// Largest recorded value.
-    #[serde(rename = "max_ns", with = "nanos")]
+    #[serde(rename = "max_ns", with = "crate::serde_time::duration_ns")]
     pub max: Duration,
     /// Arithmetic mean, rounded down to a nanosecond.
-    #[serde(rename = "mean_ns", with = "nanos")]
+    #[serde(rename = "mean_ns", with = "crate::serde_time::duration_ns")]
     pub mean: Duration,
     /// Median.
-    #[serde(rename = "p50_ns", with = "nanos")]
+    #[serde(rename = "p50_ns", with = "crate::serde_time::duration_ns")]
     pub p50: Duration,
     /// 90th percentile.
-    #[serde(rename = "p90_ns", with = "nanos")]
+    #[serde(rename = "p90_ns", with = "crate::serde_time::duration_ns")]
     pub p90: Duration,
     /// 99th percentile.
-    #[serde(rename = "p99_ns", with = "nanos")]
+    #[serde(rename = "p99_ns", with = "crate::serde_time::duration_ns")]
     pub p99: Duration,
     /// 99.9th percentile.
-    #[serde(rename = "p999_ns", with = "nanos")]
+    #[serde(rename = "p999_ns", with = "crate::serde_time::duration_ns")]
     pub p999: Duration,
-}
-
-/// `Duration` as integer nanoseconds (saturating at `u64::MAX`, 584 years).
-mod nanos {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_nanos)
-    }
 }
 
 #[cfg(test)]

@@ -877,7 +877,13 @@ matrix! {
         assert_eq!(json["kind"], "UserAction");
         assert_eq!(json["source"], "web");
         assert_eq!(json["payload"], serde_json::json!({"user": "alice", "clicks": 3}));
-        assert!(json.get("timestamp").is_some_and(|t| !t.is_null()));
+        // The timestamp is an RFC 3339 string in UTC, exact to the nanosecond.
+        let stamp = json["timestamp"].as_str().expect("an RFC 3339 string");
+        let seconds = user.timestamp.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert!(stamp.ends_with('Z') && stamp.len() >= 20, "{stamp}");
+        assert_eq!(&stamp[4..5], "-");
+        assert_eq!(&stamp[10..11], "T");
+        assert!(seconds.as_secs() > 1_700_000_000 && stamp.starts_with("20"), "{stamp}");
         let back: Envelope<serde_json::Value, EventType> = serde_json::from_value(json).unwrap();
         assert_eq!(back, *user);
 

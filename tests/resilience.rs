@@ -429,6 +429,8 @@ fn breaker_config_round_trips_through_serde() {
         .open_for(ms(1_500))
         .half_open_probes(3);
     let json = serde_json::to_string(&config).unwrap();
+    // Durations are integer nanoseconds under `_ns` names.
+    assert!(json.contains(r#""open_for_ns":1500000000"#), "{json}");
     assert_eq!(
         serde_json::from_str::<BreakerConfig>(&json).unwrap(),
         config
@@ -437,10 +439,16 @@ fn breaker_config_round_trips_through_serde() {
         .burst(2)
         .mode(RateLimitMode::Fail);
     let json = serde_json::to_string(&limit).unwrap();
+    assert!(json.contains(r#""period_ns":1000000000"#), "{json}");
     assert_eq!(
         serde_json::from_str::<RateLimitConfig>(&json).unwrap(),
         limit
     );
+    let retry = RetryPolicy::exponential(ms(100)).max_delay(ms(2_000));
+    let json = serde_json::to_string(&retry).unwrap();
+    assert!(json.contains(r#""initial_delay_ns":100000000"#), "{json}");
+    assert!(json.contains(r#""max_delay_ns":2000000000"#), "{json}");
+    assert_eq!(serde_json::from_str::<RetryPolicy>(&json).unwrap(), retry);
 }
 
 // ---------------------------------------------------------------------------------

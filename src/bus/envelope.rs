@@ -265,6 +265,7 @@ pub struct Envelope<P, K> {
     /// The event's kind.
     pub kind: K,
     /// When it was published (or the timestamp the publisher gave).
+    #[serde(with = "crate::serde_time::timestamp")]
     pub timestamp: SystemTime,
     /// Who published it, if it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]

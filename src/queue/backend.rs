@@ -57,8 +57,10 @@ pub struct StoredMessage {
     /// The encoded message (its bytes shared, not copied, between groups).
     pub payload: Payload,
     /// When it was sent.
+    #[serde(with = "crate::serde_time::timestamp")]
     pub enqueued_at: SystemTime,
     /// Not delivered before this time.
+    #[serde(with = "crate::serde_time::timestamp_opt")]
     pub not_before: Option<SystemTime>,
 }
 
@@ -108,6 +110,7 @@ pub struct DeadRecord {
     /// Why: the last handler error, a decode error, ...
     pub error: String,
     /// When it was dead-lettered.
+    #[serde(with = "crate::serde_time::timestamp")]
     pub dead_at: SystemTime,
 }
 

@@ -78,6 +78,7 @@ pub(crate) struct PendingEntry {
     /// Deliveries so far.
     pub attempts: u32,
     /// Leased until this time (`leased`), or waiting until it.
+    #[serde(with = "crate::serde_time::timestamp")]
     pub until: SystemTime,
     pub leased: bool,
     /// The last attempt's error.

@@ -80,6 +80,7 @@ pub struct BreakerConfig {
     /// Calls the window must hold before the failure rate counts.
     pub min_calls: u32,
     /// How long the breaker stays open before letting probes through.
+    #[serde(rename = "open_for_ns", with = "crate::serde_time::duration_ns")]
     pub open_for: Duration,
     /// Probes let through while half-open; that many successes close the breaker.
     pub half_open_probes: u32,

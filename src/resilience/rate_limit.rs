@@ -55,6 +55,7 @@ pub struct RateLimitConfig {
     /// Calls allowed per `period` in the long run (at least 1).
     pub rate: u32,
     /// The period `rate` is counted over.
+    #[serde(rename = "period_ns", with = "crate::serde_time::duration_ns")]
     pub period: Duration,
     /// Calls allowed at once after a quiet time (at least 1).
     pub burst: u32,

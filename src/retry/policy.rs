@@ -40,10 +40,12 @@ pub struct RetryPolicy {
     /// Attempts in all, the first included; at least 1 (1 means "never retry").
     pub max_attempts: u32,
     /// The delay before the first retry, before jitter.
+    #[serde(rename = "initial_delay_ns", with = "crate::serde_time::duration_ns")]
     pub initial_delay: Duration,
     /// The factor between consecutive delays (1.0 gives a constant delay).
     pub multiplier: f64,
     /// No delay is longer than this, before jitter.
+    #[serde(rename = "max_delay_ns", with = "crate::serde_time::duration_ns")]
     pub max_delay: Duration,
     /// How delays are randomised.
     pub jitter: Jitter,

@@ -22,6 +22,14 @@
 //!   default statistics. tokio's timer has a 1 ms granularity, so each simulated I/O
 //!   actually lasts about 1 ms; what matters is the ratio between concurrency 8 and 1.
 //!
+//! * `pipeline_input`: 200,000 `u64`s fed by a spawned producer task through a bounded
+//!   input of 1,024 items into one `add` stage, read out on the bench thread. Sides:
+//!   - `riverbed_named_feed`: a named `Pipeline` (`start()`, `PipelineInput::feed`,
+//!     one context clone per item);
+//!   - `futures_mpsc_input` / `async_channel_input`: the same stage fed through a
+//!     hand-made `futures::channel::mpsc` or `async-channel` receiver
+//!     (`rx.flow_in(ctx)`), the two candidates for the named pipeline's input channel.
+//!
 //! Throughput is in items per second. Everything runs on a tokio multi-thread runtime
 //! with 2 workers.
 //!
@@ -37,7 +45,7 @@ use criterion::{
 };
 use futures::{Stream, StreamExt, stream};
 use riverbed::FlowContext;
-use riverbed::pipeline::{FlowStreamExt, Flowing, Processor, Stage, map};
+use riverbed::pipeline::{FlowStreamExt, Flowing, Pipeline, Processor, Stage, map};
 
 #[path = "support/timing.rs"]
 #[allow(dead_code)] // the benches that count delivered items use the rest
@@ -50,7 +58,9 @@ const ITEMS: u64 = 1_000_000;
 const IO_ITEMS: u64 = 2_000;
 /// The simulated I/O of `pipeline_concurrency` (tokio rounds it up to ~1 ms).
 const IO: Duration = Duration::from_micros(50);
-/// Capacity of each channel of `async_channel_tasks`.
+/// Items per iteration of `pipeline_input`.
+const FEED_ITEMS: u64 = 200_000;
+/// Capacity of each channel of `async_channel_tasks`, and of the input of `pipeline_input`.
 const CAPACITY: usize = 1024;
 
 /// The input of one iteration, built before the clock starts.
@@ -172,6 +182,72 @@ async fn async_channel_tasks(strings: Vec<String>) -> u64 {
     count
 }
 
+/// Reads a one-stage flow to its end, checking every output.
+async fn drain_values<T, E: std::fmt::Debug, S: Stream<Item = Result<T, E>> + Unpin>(
+    out: S,
+) -> u64 {
+    out.fold(0u64, |count, out| {
+        black_box(out.expect("no stage fails"));
+        std::future::ready(count + 1)
+    })
+    .await
+}
+
+/// A named pipeline fed through its own input by a spawned producer.
+async fn riverbed_named_feed(ctx: &FlowContext) -> u64 {
+    let pipeline = Pipeline::<u64>::new("feed")
+        .input_capacity(CAPACITY)
+        .stage(map(|n: u64| async move { add(n) }));
+    let (mut input, output) = pipeline.start();
+    let ctx = ctx.clone();
+    let producer = tokio::spawn(async move {
+        for n in 0..FEED_ITEMS {
+            input
+                .feed(n, ctx.clone())
+                .await
+                .expect("the pipeline reads");
+        }
+    });
+    let count = drain_values(output.values()).await;
+    producer.await.expect("producer");
+    count
+}
+
+/// The same stage fed through a `futures::channel::mpsc` receiver.
+async fn futures_mpsc_input(ctx: &FlowContext) -> u64 {
+    use futures::SinkExt;
+    let (mut tx, rx) = futures::channel::mpsc::channel::<u64>(CAPACITY - 1);
+    let producer = tokio::spawn(async move {
+        for n in 0..FEED_ITEMS {
+            tx.send(n).await.expect("the stage reads");
+        }
+    });
+    let out = rx
+        .flow_in(ctx.clone())
+        .pipe(map(|n: u64| async move { add(n) }))
+        .values();
+    let count = drain_values(Box::pin(out)).await;
+    producer.await.expect("producer");
+    count
+}
+
+/// The same stage fed through an `async-channel` receiver.
+async fn async_channel_input(ctx: &FlowContext) -> u64 {
+    let (tx, rx) = async_channel::bounded::<u64>(CAPACITY);
+    let producer = tokio::spawn(async move {
+        for n in 0..FEED_ITEMS {
+            tx.send(n).await.expect("the stage reads");
+        }
+    });
+    let out = rx
+        .flow_in(ctx.clone())
+        .pipe(map(|n: u64| async move { add(n) }))
+        .values();
+    let count = drain_values(Box::pin(out)).await;
+    producer.await.expect("producer");
+    count
+}
+
 /// One stage awaiting a simulated I/O per item, `concurrency` items at once, ordered.
 async fn riverbed_io(ctx: &FlowContext, concurrency: usize) -> u64 {
     stream::iter(0..IO_ITEMS)
@@ -248,5 +324,25 @@ fn concurrency(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, three_stages, concurrency);
+fn input_channel(c: &mut Criterion) {
+    let rt = runtime();
+    let ctx = FlowContext::new();
+    let ctx = &ctx;
+    let mut group = c.benchmark_group("pipeline_input");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(FEED_ITEMS));
+    group.bench_function("riverbed_named_feed", |b| {
+        time_counted(b, &rt, FEED_ITEMS, || riverbed_named_feed(ctx))
+    });
+    group.bench_function("futures_mpsc_input", |b| {
+        time_counted(b, &rt, FEED_ITEMS, || futures_mpsc_input(ctx))
+    });
+    group.bench_function("async_channel_input", |b| {
+        time_counted(b, &rt, FEED_ITEMS, || async_channel_input(ctx))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, three_stages, input_channel, concurrency);
 criterion_main!(benches);

@@ -442,7 +442,37 @@ mod named {
                 input.feed(n.to_string(), FlowContext::new()).await.unwrap();
             }
             assert!(input.feed("4".into(), FlowContext::new()).now_or_never().is_none());
+            assert_eq!(input.len(), 4);
+            // Clones share the one bound: a second producer adds no room.
+            let mut other = input.clone();
+            assert!(other.feed("5".into(), FlowContext::new()).now_or_never().is_none());
             drop(output);
+        }
+
+        /// The input is also a `Sink`: a stream forwarded in through a small input
+        /// arrives whole and in order, the sink waiting whenever the input is full;
+        /// once the output is gone the sink says `PipelineClosed`.
+        async fn input_as_a_sink(rt) {
+            use futures::SinkExt;
+            use riverbed::pipeline::PipelineClosed;
+
+            let (mut input, output) = parse_and_scale().input_capacity(2).start();
+            let lines = futures::stream::iter(0..50u32)
+                .map(|n| Ok::<_, PipelineClosed>((n.to_string(), FlowContext::new())));
+            let mut lines = Box::pin(lines);
+            let feeder = async move {
+                input.send_all(&mut lines).await.unwrap();
+                input.close().await.unwrap();
+            };
+            let (_, out) = futures::join!(feeder, output.values().collect::<Vec<_>>());
+            assert_eq!(values(out), (0..50u32).map(|n| n * 100).collect::<Vec<_>>());
+
+            let (mut input, output) = parse_and_scale().start();
+            drop(output);
+            assert_eq!(
+                input.send(("1".into(), FlowContext::new())).await,
+                Err(PipelineClosed)
+            );
         }
 
         /// Dropping the output stops the pipeline; feeding then fails and hands the item

@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_channel::mpsc;
 use futures_core::Stream;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use futures_util::{Sink, SinkExt, StreamExt};
+use futures_util::{FutureExt, Sink, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::stage::{Flowing, Stage};
@@ -120,7 +120,8 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     }
 
     /// How many fed items the input holds before [`feed`](PipelineInput::feed) waits
-    /// (default [`DEFAULT_INPUT_CAPACITY`]).
+    /// (default [`DEFAULT_INPUT_CAPACITY`]; at least 1, 0 counts as 1), however many
+    /// clones of the input feed it.
     pub fn input_capacity(mut self, items: usize) -> Self {
         self.capacity = items;
         self
@@ -143,11 +144,11 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     /// stages as it is polled. The output ends when every input handle is dropped and
     /// the stages are drained, or after a stage's error.
     pub fn start(self) -> (PipelineInput<In>, PipelineOutput<Out>) {
-        let (tx, rx) = mpsc::channel::<(In, FlowContext)>(self.capacity.saturating_sub(1));
+        let (tx, rx) = async_channel::bounded::<(In, FlowContext)>(self.capacity.max(1));
         let input: BoxStream<'static, Flowing<In>> = rx.map(Ok).boxed();
         let output = (self.build)(input);
         (
-            PipelineInput { tx },
+            PipelineInput { tx, sending: None },
             PipelineOutput {
                 inner: Output::Direct(output),
             },
@@ -165,7 +166,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
     }
 
     /// Starts the pipeline in a task on `runtime`; outputs are handed over through a
-    /// channel of `capacity` items. Dropping the output stops the task at its next
+    /// channel of `capacity` items (at least 1). Dropping the output stops the task at its next
     /// output; the handle resolves when the task ends.
     pub fn spawn(
         self,
@@ -173,7 +174,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         capacity: usize,
     ) -> (PipelineInput<In>, PipelineOutput<Out>, JoinHandle<()>) {
         let (input, output) = self.start();
-        let (mut tx, rx) = mpsc::channel::<Flowing<Out>>(capacity.saturating_sub(1));
+        let (tx, rx) = async_channel::bounded::<Flowing<Out>>(capacity.max(1));
         let task = runtime.spawn(async move {
             let mut output = output;
             while let Some(item) = output.next().await {
@@ -186,7 +187,7 @@ impl<In: Send + 'static, Out: Send + 'static> Pipeline<In, Out> {
         (
             input,
             PipelineOutput {
-                inner: Output::Channel(rx),
+                inner: Output::Channel(Box::pin(rx)),
             },
             task,
         )
@@ -221,18 +222,21 @@ impl<In> fmt::Display for FeedError<In> {
 
 impl<In: fmt::Debug> std::error::Error for FeedError<In> {}
 
-/// The input of a started [`Pipeline`]. Clone it for more producers (each clone may
-/// add one item of buffering); the pipeline's input ends when every clone is dropped.
+/// The input of a started [`Pipeline`]: a bounded [`async-channel`](async_channel).
+/// Clone it for more producers; the pipeline's input ends when every clone is dropped.
 ///
 /// It is also a [`Sink`] of `(item, context)` pairs, so a stream can be forwarded in.
 pub struct PipelineInput<In> {
-    tx: mpsc::Sender<(In, FlowContext)>,
+    tx: async_channel::Sender<(In, FlowContext)>,
+    /// The `Sink` side's item that found the input full, on its way in.
+    sending: Option<BoxFuture<'static, Result<(), PipelineClosed>>>,
 }
 
 impl<In> Clone for PipelineInput<In> {
     fn clone(&self) -> Self {
         PipelineInput {
             tx: self.tx.clone(),
+            sending: None,
         }
     }
 }
@@ -240,12 +244,8 @@ impl<In> Clone for PipelineInput<In> {
 impl<In> PipelineInput<In> {
     /// Feeds one item with its context, waiting while the input is full (backpressure).
     pub async fn feed(&mut self, item: In, ctx: FlowContext) -> Result<(), FeedError<In>> {
-        let tx = &mut self.tx;
-        if std::future::poll_fn(|cx| tx.poll_ready(cx)).await.is_err() {
-            return Err(FeedError { item, ctx });
-        }
-        tx.try_send((item, ctx)).map_err(|e| {
-            let (item, ctx) = e.into_inner();
+        self.tx.send((item, ctx)).await.map_err(|refused| {
+            let (item, ctx) = refused.into_inner();
             FeedError { item, ctx }
         })
     }
@@ -254,29 +254,61 @@ impl<In> PipelineInput<In> {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// Items fed and not yet taken in by the first stage.
+    pub fn len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Whether no fed item is waiting for the first stage.
+    pub fn is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+
+    fn poll_sending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), PipelineClosed>> {
+        let Some(sending) = self.sending.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        let done = std::task::ready!(sending.poll_unpin(cx));
+        self.sending = None;
+        Poll::Ready(done)
+    }
 }
 
-impl<In> Sink<(In, FlowContext)> for PipelineInput<In> {
+impl<In: Send + 'static> Sink<(In, FlowContext)> for PipelineInput<In> {
     type Error = PipelineClosed;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.tx.poll_ready(cx).map_err(|_| PipelineClosed)
+        std::task::ready!(self.poll_sending(cx))?;
+        if self.tx.is_closed() {
+            return Poll::Ready(Err(PipelineClosed));
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: (In, FlowContext)) -> Result<(), Self::Error> {
-        self.tx.start_send(item).map_err(|_| PipelineClosed)
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            Err(async_channel::TrySendError::Closed(_)) => Err(PipelineClosed),
+            // Full: the item waits for room in a send of its own, which `poll_ready`
+            // and `poll_flush` drive; the allocation is on this slow path only.
+            Err(async_channel::TrySendError::Full(item)) => {
+                let tx = self.tx.clone();
+                self.sending = Some(Box::pin(async move {
+                    tx.send(item).await.map_err(|_| PipelineClosed)
+                }));
+                Ok(())
+            }
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.tx)
-            .poll_flush(cx)
-            .map_err(|_| PipelineClosed)
+        self.poll_sending(cx)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.tx)
-            .poll_close(cx)
-            .map_err(|_| PipelineClosed)
+        // Closing one handle only flushes it: the input ends when every clone is gone.
+        self.poll_sending(cx)
     }
 }
 
@@ -284,6 +316,7 @@ impl<In> fmt::Debug for PipelineInput<In> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PipelineInput")
             .field("closed", &self.tx.is_closed())
+            .field("waiting", &self.tx.len())
             .finish()
     }
 }
@@ -302,7 +335,7 @@ impl std::error::Error for PipelineClosed {}
 
 enum Output<Out> {
     Direct(BoxStream<'static, Flowing<Out>>),
-    Channel(mpsc::Receiver<Flowing<Out>>),
+    Channel(Pin<Box<async_channel::Receiver<Flowing<Out>>>>),
 }
 
 /// The output of a started [`Pipeline`]: a stream of [`Flowing`] items (use

@@ -10,8 +10,10 @@ use std::time::{Duration, SystemTime};
 use common::matrix;
 use futures::future::FutureExt;
 use futures::{SinkExt, StreamExt};
+use riverbed::FlowContext;
 use riverbed::queue::{
-    Backend, Deliveries, Delivery, MemoryBackend, MessageQueue, Postcard, QueueError, StartFrom,
+    Backend, Deliveries, Delivery, MemoryBackend, MessageQueue, NewMessage, Postcard, QueueError,
+    StartFrom,
 };
 use riverbed::resilience::{Jitter, RetryPolicy};
 use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
@@ -46,6 +48,47 @@ fn policy(attempts: u32, delay_ms: u64) -> RetryPolicy {
 }
 
 matrix! {
+    /// The producer's `FlowContext` travels with the message: a delivery and a
+    /// consumer's handler see its flow id, user id and attributes, on every attempt; a
+    /// message sent without one has none.
+    async fn the_producers_context_travels_with_the_message(rt) {
+        let queue = Jobs::new("jobs", &rt);
+        let mut workers = queue.consume("workers").await.unwrap();
+        let ctx = FlowContext::new().with_user_id("ada").with_attribute("order", "17");
+        queue.send(1).with_context(ctx.clone()).await.unwrap();
+        queue.send(2).await.unwrap();
+        let first = next(&mut workers).await;
+        assert_eq!(first.context(), Some(&ctx));
+        first.retry("once more").await.unwrap();
+        let second = next(&mut workers).await;
+        assert_eq!(*second.message(), 2);
+        assert_eq!(second.context(), None);
+        second.ack().await.unwrap();
+        drop(workers);
+
+        // The retried message, now in a handler's context.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&seen);
+        let report = queue
+            .consumer_with_context("workers", move |n: u32, cx| {
+                record.lock().unwrap().push((
+                    n,
+                    cx.attempt(),
+                    cx.flow_context().map(|c| (c.flow_id().to_owned(), c.user_id().map(str::to_owned))),
+                    cx.flow_context().and_then(|c| c.attribute("order").map(str::to_owned)),
+                ));
+                cx.stop().stop_flow();
+                async {}
+            })
+            .claim_batch(1)
+            .await;
+        assert!(report.is_stopped(), "{report:?}");
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [(1, 2, Some((ctx.flow_id().to_owned(), Some("ada".to_owned()))), Some("17".to_owned()))]
+        );
+    }
+
     async fn send_consume_ack_and_stats(rt) {
         let queue = Jobs::new("jobs", &rt);
         let mut workers = queue.consume("workers").await.unwrap();
@@ -240,6 +283,34 @@ matrix! {
         assert!(dead[0].error.starts_with("decode error: postcard codec:"), "{}", dead[0].error);
         assert!(dead[0].message.is_err());
         assert_eq!(dead[0].attempts, 1);
+    }
+
+    /// A message whose stored flow context does not decode is not handed out with a
+    /// made-up context: it goes to dead letters, saying so, and the next one comes.
+    async fn a_context_that_does_not_decode_goes_to_dead_letters(rt) {
+        let backend: Arc<dyn Backend> = Arc::new(MemoryBackend::new());
+        let queue: Jobs =
+            MessageQueue::builder("jobs", &rt).shared_backend(Arc::clone(&backend)).build();
+        let mut stream = queue.consume("g").await.unwrap();
+        let raw = NewMessage {
+            payload: postcard::to_stdvec(&5u32).unwrap().into(),
+            enqueued_at: rt.system_time(),
+            not_before: None,
+            context: Some(vec![0xff; 3].into()),
+        };
+        backend.append(vec![raw]).await.unwrap();
+        queue.send(6).await.unwrap();
+        let good = next(&mut stream).await;
+        assert_eq!(*good.message(), 6);
+        good.ack().await.unwrap();
+        let dead = queue.dead_letters("g", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert!(
+            dead[0].error.starts_with("decode error: postcard codec: its flow context:"),
+            "{}",
+            dead[0].error
+        );
+        assert_eq!(dead[0].message.as_ref().ok(), Some(&5));
     }
 
     async fn a_delivery_dropped_without_an_answer_comes_back(rt) {

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::matrix;
 use futures::StreamExt;
 use futures::future::FutureExt;
+use riverbed::FlowContext;
 use riverbed::queue::{
     Backend, BackendError, Deliveries, Delivery, Durability, DurableBackend, DurableOptions,
     MessageQueue, NewMessage, OpenError, Postcard, QueueError, SendError, StartFrom,
@@ -76,6 +77,27 @@ matrix! {
         assert_eq!(counts(&queue, "workers").await, (0, 0, 0, 0));
         let stats = backend.stats();
         assert!(stats.commits >= 1 && stats.operations >= stats.commits, "{stats:?}");
+    }
+
+    /// The producer's `FlowContext` is stored with the message and comes back with it
+    /// after the store is reopened.
+    async fn the_producers_context_survives_a_restart(rt) {
+        let dir = TempDir::new().unwrap();
+        let ctx = FlowContext::new().with_user_id("ada").with_attribute("order", "17");
+        {
+            let backend = open(dir.path());
+            let queue = queue_on(&rt, &backend);
+            queue.create_group("g", StartFrom::Earliest).await.unwrap();
+            queue.send(1).with_context(ctx.clone()).await.unwrap();
+            queue.send(2).await.unwrap();
+        }
+        let backend = open(dir.path());
+        let queue = queue_on(&rt, &backend);
+        let mut stream = queue.consume("g").await.unwrap();
+        let first = next(&mut stream).await;
+        assert_eq!((*first.message(), first.context()), (1, Some(&ctx)));
+        let second = next(&mut stream).await;
+        assert_eq!((*second.message(), second.context()), (2, None));
     }
 
     /// Messages a consumer claimed ahead and never handed out go back uncounted, and
@@ -215,6 +237,7 @@ matrix! {
                 payload: postcard::to_stdvec(&7u32).unwrap().into(),
                 enqueued_at: rt.system_time(),
                 not_before: None,
+                context: None,
             };
             // Takes effect when called; the future is dropped unawaited.
             drop(backend.append(vec![message]));
@@ -234,12 +257,18 @@ matrix! {
             payload: vec![1].into(),
             enqueued_at: UNIX_EPOCH - Duration::from_secs(1),
             not_before: None,
+            context: None,
         };
         let error = backend.append(vec![ancient]).await.unwrap_err();
         assert!(matches!(error, BackendError::Storage(_)), "{error}");
         assert_eq!(backend.counts("g", rt.system_time()).await.unwrap().depth, 0);
         // The backend goes on.
-        let fine = NewMessage { payload: vec![2].into(), enqueued_at: rt.system_time(), not_before: None };
+        let fine = NewMessage {
+            payload: vec![2].into(),
+            enqueued_at: rt.system_time(),
+            not_before: None,
+            context: None,
+        };
         assert_eq!(backend.append(vec![fine]).await.unwrap(), [0]);
     }
 }

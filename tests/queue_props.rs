@@ -139,6 +139,7 @@ proptest! {
                             payload: vec![1, 2, 3].into(),
                             enqueued_at: now,
                             not_before: (delay_ms > 0).then(|| now + Duration::from_millis(delay_ms)),
+                            context: None,
                         })
                         .collect();
                     for id in block_on(backend.append(batch)).unwrap() {

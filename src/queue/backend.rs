@@ -47,6 +47,9 @@ pub struct NewMessage {
     pub enqueued_at: SystemTime,
     /// Not delivered before this time (`None`: at once).
     pub not_before: Option<SystemTime>,
+    /// The producer's [`FlowContext`](crate::FlowContext), encoded by the queue's
+    /// codec, when it sent one; the backend stores it beside the payload.
+    pub context: Option<Payload>,
 }
 
 /// A stored message, shared by the groups that still have to see it.
@@ -62,6 +65,9 @@ pub struct StoredMessage {
     /// Not delivered before this time.
     #[serde(with = "crate::serde_time::timestamp_opt")]
     pub not_before: Option<SystemTime>,
+    /// The producer's [`FlowContext`](crate::FlowContext), encoded by the queue's
+    /// codec, when it sent one.
+    pub context: Option<Payload>,
 }
 
 /// Where a new consumer group starts.

@@ -18,6 +18,7 @@ use super::codec::Codec;
 use super::delivery::{Answers, Deliveries};
 use super::error::QueueError;
 use super::shared::Inner;
+use crate::FlowContext;
 use crate::flow::{
     Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, Grace, HandlerFn, StopSignal, StopState,
     Verdict, call,
@@ -39,6 +40,7 @@ pub struct MessageContext {
     id: u64,
     attempt: u32,
     enqueued_at: SystemTime,
+    flow: Option<FlowContext>,
     stop: StopSignal,
 }
 
@@ -56,6 +58,13 @@ impl MessageContext {
     /// When the message was sent.
     pub fn enqueued_at(&self) -> SystemTime {
         self.enqueued_at
+    }
+
+    /// The producer's [`FlowContext`], when it sent the message with one
+    /// ([`SendFuture::with_context`](super::SendFuture::with_context)): its flow id,
+    /// user id and attributes, for tracing the work across the queue.
+    pub fn flow_context(&self) -> Option<&FlowContext> {
+        self.flow.as_ref()
     }
 
     /// The consumer's stop: whether one was asked for, a future for it, and a way to
@@ -278,7 +287,7 @@ where
                 pace.handled += 1;
                 answering.delivered += 1;
                 answering.redelivered += u64::from(claimed.lease_expired);
-                let Some(message) = deliveries.decode(&claimed) else {
+                let Some((message, flow)) = deliveries.decode(&claimed) else {
                     continue;
                 };
                 let (id, attempt) = (claimed.message.id, claimed.attempt);
@@ -291,6 +300,7 @@ where
                     id,
                     attempt,
                     enqueued_at,
+                    flow,
                     stop: StopSignal::new(&stop),
                 };
                 let verdict = handle_within_grace(&*handler, message, cx, &stop).await;

@@ -15,10 +15,11 @@ use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::backend::{BackendError, Claim, Claimed};
-use super::codec::Codec;
+use super::codec::{Codec, CodecError};
 use super::error::QueueError;
 use super::shared::Inner;
 use super::stats::GroupMetrics;
+use crate::FlowContext;
 use crate::runtime::Sleep;
 use crate::stats::HistogramBatch;
 
@@ -152,7 +153,7 @@ where
     /// Turns a claimed message into a delivery, or dead-letters it if it does not
     /// decode.
     fn deliver(&self, claimed: Claimed) -> Option<Delivery<M>> {
-        let message = self.decode(&claimed)?;
+        let (message, context) = self.decode(&claimed)?;
         let lease = Lease {
             to: Arc::clone(&self.answers),
             id: claimed.message.id,
@@ -161,13 +162,33 @@ where
             last_error: claimed.last_error,
             answered: false,
         };
-        Some(Delivery { message, lease })
+        Some(Delivery {
+            message,
+            context,
+            lease,
+        })
     }
 
-    /// Decodes a claimed message, or dead-letters it with the decode error.
-    pub(crate) fn decode(&self, claimed: &Claimed) -> Option<M> {
-        match self.inner.codec.decode(&claimed.message.payload) {
-            Ok(message) => Some(message),
+    /// Decodes a claimed message and the producer's context, or dead-letters the
+    /// message with the decode error.
+    pub(crate) fn decode(&self, claimed: &Claimed) -> Option<(M, Option<FlowContext>)> {
+        let codec = &self.inner.codec;
+        let decoded = codec.decode(&claimed.message.payload).and_then(|message| {
+            match &claimed.message.context {
+                None => Ok((message, None)),
+                Some(bytes) => {
+                    codec
+                        .decode(bytes)
+                        .map(|ctx| (message, Some(ctx)))
+                        .map_err(|error| CodecError {
+                            message: format!("its flow context: {}", error.message),
+                            ..error
+                        })
+                }
+            }
+        });
+        match decoded {
+            Ok(decoded) => Some(decoded),
             Err(error) => {
                 let id = claimed.message.id;
                 self.answers
@@ -294,6 +315,7 @@ impl<M, C: Codec> fmt::Debug for Deliveries<M, C> {
 /// without an answer"), at once as far as the backend is concerned.
 pub struct Delivery<M> {
     message: M,
+    context: Option<FlowContext>,
     lease: Lease,
 }
 
@@ -301,6 +323,12 @@ impl<M> Delivery<M> {
     /// The message.
     pub fn message(&self) -> &M {
         &self.message
+    }
+
+    /// The producer's [`FlowContext`], when it sent the message with one
+    /// ([`SendFuture::with_context`](super::SendFuture::with_context)).
+    pub fn context(&self) -> Option<&FlowContext> {
+        self.context.as_ref()
     }
 
     /// The message, to change in place.
@@ -351,6 +379,7 @@ impl<M: fmt::Debug> fmt::Debug for Delivery<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
             .field("message", &self.message)
+            .field("context", &self.context)
             .field("lease", &self.lease)
             .finish()
     }

@@ -175,6 +175,7 @@ impl Inbox {
             payload: message.payload,
             enqueued_at: message.enqueued_at,
             not_before: message.not_before,
+            context: message.context,
         });
         id
     }

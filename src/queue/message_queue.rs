@@ -22,6 +22,7 @@ use super::memory::MemoryBackend;
 use super::payload::Payload;
 use super::shared::Inner;
 use super::stats::{GroupStats, QueueStats};
+use crate::FlowContext;
 use crate::flow::{HandlerOutcome, ItemOnly, WithContext};
 use crate::retry::RetryPolicy;
 use crate::runtime::SharedRuntime;
@@ -217,6 +218,7 @@ where
             state: SendState::Start {
                 message,
                 not_before: None,
+                context: None,
             },
         }
     }
@@ -235,6 +237,7 @@ where
             state: SendState::Start {
                 message,
                 not_before,
+                context: None,
             },
         }
     }
@@ -253,6 +256,7 @@ where
                     payload,
                     enqueued_at: now,
                     not_before: None,
+                    context: None,
                 }),
                 Err(error) => return Err(SendError::Encode(message, error)),
             }
@@ -407,6 +411,7 @@ enum SendState<'a, M> {
     Start {
         message: M,
         not_before: Option<SystemTime>,
+        context: Option<FlowContext>,
     },
     Appending(BoxFuture<'a, Result<u64, BackendError>>),
     Done,
@@ -414,6 +419,43 @@ enum SendState<'a, M> {
 
 // The message is only ever moved, never pinned.
 impl<M, C: Codec> Unpin for SendFuture<'_, M, C> {}
+
+impl<M, C: Codec> SendFuture<'_, M, C> {
+    /// Sends the message with the producer's `ctx`: its flow id, user id and
+    /// attributes travel with the message (encoded by the queue's codec; a deadline is
+    /// local to a process and does not), and every delivery hands them to the handler
+    /// ([`Delivery::context`](super::Delivery::context),
+    /// [`MessageContext::flow_context`](super::MessageContext::flow_context)).
+    ///
+    /// ```
+    /// # futures::executor::block_on(async {
+    /// use std::sync::Arc;
+    /// use riverbed::FlowContext;
+    /// use riverbed::queue::MessageQueue;
+    /// use riverbed::runtime::{SharedRuntime, VirtualRuntime};
+    ///
+    /// let rt: SharedRuntime = Arc::new(VirtualRuntime::new());
+    /// let queue: MessageQueue<String> = MessageQueue::new("mail", &rt);
+    /// let mut deliveries = queue.consume("senders").await.unwrap();
+    /// let ctx = FlowContext::new().with_user_id("ada");
+    /// queue.send("hello".into()).with_context(ctx.clone()).await.unwrap();
+    ///
+    /// use futures::StreamExt;
+    /// let delivery = deliveries.next().await.unwrap().unwrap();
+    /// assert_eq!(delivery.context(), Some(&ctx));
+    /// delivery.ack().await.unwrap();
+    /// # });
+    /// ```
+    ///
+    /// Set it before the send is first polled; once the send has started it changes
+    /// nothing.
+    pub fn with_context(mut self, ctx: FlowContext) -> Self {
+        if let SendState::Start { context, .. } = &mut self.state {
+            *context = Some(ctx);
+        }
+        self
+    }
+}
 
 impl<M, C> Future for SendFuture<'_, M, C>
 where
@@ -428,6 +470,7 @@ where
             let SendState::Start {
                 message,
                 not_before,
+                context,
             } = std::mem::replace(&mut this.state, SendState::Done)
             else {
                 return Poll::Pending;
@@ -437,10 +480,16 @@ where
                 Ok(payload) => payload,
                 Err(error) => return Poll::Ready(Err(SendError::Encode(message, error))),
             };
+            let context = match context.map(|ctx| inner.codec.encode_payload(&ctx)) {
+                None => None,
+                Some(Ok(encoded)) => Some(encoded),
+                Some(Err(error)) => return Poll::Ready(Err(SendError::Encode(message, error))),
+            };
             let new = NewMessage {
                 payload,
                 enqueued_at: inner.now(),
                 not_before,
+                context,
             };
             match inner.backend.append_now(new) {
                 Ok(id) => return Poll::Ready(Ok(id)),
@@ -549,6 +598,7 @@ where
             payload,
             enqueued_at: now,
             not_before: None,
+            context: None,
         });
         Ok(())
     }

@@ -26,6 +26,11 @@
 //!   messages in flight at the crash may be handled twice.
 //! * **Bad payloads** go to dead letters with the decode error; they never reach a
 //!   handler, crash a worker or block the queue.
+//! * **The producer's context travels.** A message sent with
+//!   [`send(m).with_context(ctx)`](SendFuture::with_context) carries the producer's
+//!   [`FlowContext`](crate::FlowContext) (flow id, user id, attributes) to every
+//!   delivery ([`Delivery::context`], [`MessageContext::flow_context`]), stored beside
+//!   the payload on every backend.
 //! * **Graceful stop.** A [`Consumer`] stops taking messages, lets running handlers
 //!   finish within a grace period and returns the rest to the group: nothing is lost.
 //! * **Time** (leases, delays, backoff) runs on the queue's runtime: exact under the

@@ -473,6 +473,7 @@ impl State {
                 payload: message.payload,
                 enqueued_at: message.enqueued_at,
                 not_before: message.not_before,
+                context: message.context,
             };
             changes.record(|| Change::PutMessage(stored.clone()));
             self.messages.push_back(stored);
@@ -975,6 +976,7 @@ mod tests {
                 payload: n.to_le_bytes().to_vec().into(),
                 enqueued_at: at(0),
                 not_before: None,
+                context: None,
             })
             .collect();
         state.append(new, &mut ());
@@ -1069,6 +1071,7 @@ mod tests {
                     payload: vec![1].into(),
                     enqueued_at: at(0),
                     not_before: None,
+                    context: None,
                 }],
                 &mut (),
             );
@@ -1136,6 +1139,7 @@ mod tests {
                 payload: vec![1].into(),
                 enqueued_at: at(0),
                 not_before: None,
+                context: None,
             }],
             &mut (),
         );

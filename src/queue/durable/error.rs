@@ -27,6 +27,17 @@ pub enum OpenError {
         /// What is wrong, as far as it is known.
         detail: String,
     },
+    /// The store was written in a format this version does not read (an older
+    /// riverbed's): it is left untouched. Open it with the version that wrote it to
+    /// drain it, or move it aside and start empty.
+    Format {
+        /// The store's directory.
+        path: PathBuf,
+        /// The format the store says it is in.
+        found: String,
+        /// The format this version reads and writes.
+        expected: String,
+    },
     /// The store is already open in this process: share that [`DurableBackend`]
     /// (clone it) instead of opening the directory twice.
     ///
@@ -51,6 +62,7 @@ impl OpenError {
         match self {
             OpenError::NotAStore { path, .. }
             | OpenError::Corrupted { path, .. }
+            | OpenError::Format { path, .. }
             | OpenError::InUse { path }
             | OpenError::Io { path, .. } => path,
         }
@@ -155,6 +167,15 @@ impl fmt::Display for OpenError {
                     path.display()
                 )
             }
+            OpenError::Format {
+                path,
+                found,
+                expected,
+            } => write!(
+                f,
+                "the queue store at {} is in format {found:?}; this version reads {expected:?} only",
+                path.display()
+            ),
             OpenError::InUse { path } => write!(
                 f,
                 "the queue store at {} is already open in this process",

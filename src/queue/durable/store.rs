@@ -34,7 +34,9 @@ use crate::queue::backend::{DeadRecord, StoredMessage};
 use crate::queue::state::{Change, PendingEntry, State};
 
 /// The value of the `format` row: what wrote the store.
-const FORMAT: &[u8] = b"riverbed queue store 1";
+///
+/// 2: a message carries the producer's flow context (`StoredMessage::context`).
+const FORMAT: &[u8] = b"riverbed queue store 2";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 /// fjall flushes the journal's changes to data files once the journals hold this much
@@ -200,14 +202,11 @@ impl Store {
         match meta.get(FORMAT_KEY) {
             Some(format) if format.as_slice() == FORMAT => {}
             Some(format) => {
-                return Err(OpenError::not_a_store(
-                    dir,
-                    format!(
-                        "its format is {:?}, not {:?}",
-                        String::from_utf8_lossy(format),
-                        String::from_utf8_lossy(FORMAT)
-                    ),
-                ));
+                return Err(OpenError::Format {
+                    path: dir.to_owned(),
+                    found: String::from_utf8_lossy(format).into_owned(),
+                    expected: String::from_utf8_lossy(FORMAT).into_owned(),
+                });
             }
             None => {
                 return Err(OpenError::corrupted(dir, "the store lost its format row"));
@@ -640,6 +639,39 @@ mod tests {
         assert_eq!(read("put-then-delete"), None, "after replay");
         assert_eq!(read("delete-then-put"), Some(b"2".to_vec()), "after replay");
         assert_eq!(read("twice"), Some(b"second".to_vec()), "after replay");
+    }
+
+    /// A store written in the previous format (no flow context in its messages) is
+    /// refused with a typed error that names both formats, never misread, and is
+    /// left as it was.
+    #[test]
+    fn a_store_of_the_previous_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(crate::queue::DurableBackend::open(dir.path()).unwrap());
+        let old = b"riverbed queue store 1";
+        {
+            let keyspace = Config::new(dir.path()).open().unwrap();
+            let meta = keyspace
+                .open_partition("meta", PartitionCreateOptions::default())
+                .unwrap();
+            meta.insert(FORMAT_KEY, seal(Part::Meta, FORMAT_KEY, old.to_vec()))
+                .unwrap();
+            keyspace.persist(PersistMode::SyncAll).unwrap();
+        }
+        for _ in 0..2 {
+            match crate::queue::DurableBackend::open(dir.path()) {
+                Err(OpenError::Format {
+                    path,
+                    found,
+                    expected,
+                }) => {
+                    assert_eq!(path, dir.path());
+                    assert_eq!(found, "riverbed queue store 1");
+                    assert_eq!(expected.as_bytes(), FORMAT);
+                }
+                other => panic!("expected a format error, got {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -268,20 +268,27 @@ async fn failures_are_counted_alike(kind: Kind, rt: &SharedRuntime) {
         (3, 1, 1, 0),
         "{kind:?}: {s:?}"
     );
-    if kind != Kind::Pipeline {
-        let messages: Vec<(&str, bool)> = s
-            .recent_failures
-            .iter()
-            .map(|f| (f.message.as_str(), f.panicked))
-            .take(2)
-            .collect();
-        let mut messages = messages;
-        messages.sort_unstable();
-        assert_eq!(
-            messages,
-            [("one fails", false), ("panicked: two panics", true)],
-            "{kind:?}"
-        );
+    let mut messages: Vec<(&str, bool)> = s
+        .recent_failures
+        .iter()
+        .map(|f| (f.message.as_str(), f.panicked))
+        .collect();
+    messages.sort_unstable();
+    assert_eq!(
+        messages,
+        [("one fails", false), ("panicked: two panics", true)],
+        "{kind:?}"
+    );
+    let name = s.name.as_str();
+    assert!(s.recent_failures.iter().all(|f| f.flow == name), "{kind:?}");
+    if kind == Kind::Pipeline {
+        // A pipeline names the item by its context's flow id and the stage.
+        for failure in &s.recent_failures {
+            assert!(
+                failure.item.starts_with("flow ") && failure.item.contains(", stage \""),
+                "{failure:?}"
+            );
+        }
     }
 }
 

@@ -177,6 +177,12 @@ impl FlowMetrics {
         } else {
             self.failed.inc();
         }
+        self.remember(item, message, panicked)
+    }
+
+    /// Keeps a failure among the recent ones without counting it (a pipeline flow's
+    /// counts come from its stages).
+    pub(crate) fn remember(&self, item: String, message: &str, panicked: bool) -> FlowFailure {
         let failure = FlowFailure {
             flow: self.name(),
             item,

@@ -13,7 +13,9 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::named::Build;
 use super::stage::Flowing;
+use super::stats::FailureHook;
 use super::{FlowStreamExt, StageError, StageStatsHandle};
+use crate::FlowContext;
 use crate::flow::{Flow, FlowEnd, FlowError, FlowMetrics, FlowReport, FlowStats, Grace, StopState};
 use crate::runtime::SharedRuntime;
 
@@ -32,8 +34,9 @@ use crate::runtime::SharedRuntime;
 ///
 /// Its [`FlowStats`] add up the stages: `failed` counts items an error ended
 /// (skipped, dead-lettered or failed) other than by a panic, `panicked` processor
-/// panics, `in_flight` items
-/// inside the stages; latency is the last stage's.
+/// panics, `in_flight` items inside the stages; latency is the last stage's.
+/// `recent_failures` names each such item by its context's flow id and the stage
+/// (`flow 0193…, stage "parse"`), with the error's message.
 ///
 /// ```
 /// use std::time::Duration;
@@ -71,6 +74,18 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
             name,
             Box::new(move |stats: &mut FlowStats| add_stages(stats, &view_stages)),
         );
+        for stage in &stages {
+            let recent = Arc::downgrade(&metrics);
+            // A stage belongs to one started pipeline; its first flow keeps the hook.
+            let _ = stage.metrics.failures.set(FailureHook(Box::new(
+                move |stage: &str, ctx: &FlowContext, message: &str, panicked: bool| {
+                    if let Some(metrics) = recent.upgrade() {
+                        let item = format!("flow {}, stage {stage:?}", ctx.flow_id());
+                        metrics.remember(item, message, panicked);
+                    }
+                },
+            )));
+        }
         PipelineFlow {
             source,
             build,

@@ -731,11 +731,13 @@ where
         match &self.policy.kind {
             PolicyKind::Skip => {
                 self.metrics.hit(|m| &m.skipped);
+                self.metrics.ended_by(&ctx, &error);
                 self.finish(mark);
                 Concluded::Done(Done::Dropped)
             }
             PolicyKind::Fail => {
                 self.metrics.hit(|m| &m.failed);
+                self.metrics.ended_by(&ctx, &error);
                 self.finish(mark);
                 Concluded::Done(Done::Failed(self.error(error, ctx, 1)))
             }
@@ -844,9 +846,11 @@ where
                 }
                 PolicyKind::Skip => {
                     self.metrics.hit(|m| &m.skipped);
+                    self.metrics.ended_by(&ctx, &error);
                     return Done::Dropped;
                 }
                 PolicyKind::DeadLetter { sink, .. } => {
+                    self.metrics.ended_by(&ctx, &error);
                     let Some(item) = kept else {
                         self.metrics.hit(|m| &m.failed);
                         return Done::Failed(self.error(error, ctx, attempts));
@@ -871,6 +875,7 @@ where
                 }
                 PolicyKind::Fail => {
                     self.metrics.hit(|m| &m.failed);
+                    self.metrics.ended_by(&ctx, &error);
                     return Done::Failed(self.error(error, ctx, attempts));
                 }
             }

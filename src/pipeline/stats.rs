@@ -1,5 +1,6 @@
 //! Per-stage statistics: [`StageStats`].
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,22 @@ pub(crate) struct StageMetrics {
     pub retried: Counter,
     pub panics: Counter,
     pub latency: Histogram,
+    /// Where an item's error is reported as it ends the item (set by a pipeline flow,
+    /// for its recent failures); read on the error path only.
+    pub failures: std::sync::OnceLock<FailureHook>,
+}
+
+/// Told of each item an error ended: the stage, the item's context, the error,
+/// whether it was a panic.
+pub(crate) struct FailureHook(pub Box<FailureFn>);
+
+/// The stage's name, the item's context, the error's message, whether it panicked.
+pub(crate) type FailureFn = dyn Fn(&str, &crate::FlowContext, &str, bool) + Send + Sync;
+
+impl fmt::Debug for FailureHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FailureHook")
+    }
 }
 
 impl StageMetrics {
@@ -89,6 +106,23 @@ impl StageMetrics {
             retried: Counter::new(),
             panics: Counter::new(),
             latency: Histogram::new(),
+            failures: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Reports an item that `error` ended (skipped, dead-lettered or failed) to the
+    /// failure hook, if one is set.
+    pub(crate) fn ended_by(&self, ctx: &crate::FlowContext, error: &crate::BoxError) {
+        if let Some(hook) = self.failures.get() {
+            // A panic reads as every flow's does: `panicked: <its message>`.
+            let (message, panicked) = match error.downcast_ref::<super::ProcessorPanicked>() {
+                Some(panic) => match &panic.message {
+                    Some(message) => (format!("panicked: {message}"), true),
+                    None => ("panicked".to_owned(), true),
+                },
+                None => (error.to_string(), false),
+            };
+            (hook.0)(&self.name, ctx, &message, panicked);
         }
     }
 

@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream, ready};
+use futures_core::{Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::{upstream_access, upstream_hint};
+use super::upstream::{Upstream, upstream_operator};
 use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -19,33 +19,24 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Audit<S: Stream> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         window: Duration,
         // The newest item of the open window.
         held: Option<S::Item>,
         // The end of the open window; a window is open exactly while an item is held.
         end: Deadline,
-        upstream_done: bool,
-        done: bool,
     }
 }
 
 impl<S: Stream> Audit<S> {
     pub(crate) fn new(upstream: S, window: Duration, rt: SharedRuntime) -> Self {
         Audit {
-            upstream,
+            upstream: Upstream::new(upstream),
             window,
             held: None,
             end: Deadline::new(rt),
-            upstream_done: false,
-            done: false,
         }
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream; the held item, if any, is dropped.
-    );
 }
 
 impl<S: Stream> Stream for Audit<S> {
@@ -55,37 +46,27 @@ impl<S: Stream> Stream for Audit<S> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if *this.done {
+            if this.upstream.is_finished() {
                 return Poll::Ready(None);
             }
-            if !*this.upstream_done {
-                match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => {
-                        let arrived = this.end.now_cached(&mut now);
-                        if this.end.is_due(arrived) {
-                            // The window closed before this item: its item goes out,
-                            // and this one opens the next window.
-                            this.end.set_after(arrived, *this.window);
-                            return Poll::Ready(this.held.replace(item));
-                        }
-                        if this.held.is_none() {
-                            this.end.set_after(arrived, *this.window);
-                        }
-                        *this.held = Some(item);
-                        continue;
-                    }
-                    Poll::Ready(None) => {
-                        *this.upstream_done = true;
-                        continue;
-                    }
-                    Poll::Pending => {}
+            if let Poll::Ready(Some(item)) = this.upstream.as_mut().poll_item(cx) {
+                let arrived = this.end.now_cached(&mut now);
+                if this.end.is_due(arrived) {
+                    // The window closed before this item: its item goes out, and this
+                    // one opens the next window.
+                    this.end.set_after(arrived, *this.window);
+                    return Poll::Ready(this.held.replace(item));
                 }
+                if this.held.is_none() {
+                    this.end.set_after(arrived, *this.window);
+                }
+                *this.held = Some(item);
+                continue;
             }
             // Upstream is pending or done: wait for the open window to close, if any.
             if this.held.is_none() {
-                if *this.upstream_done {
-                    *this.done = true;
-                    return Poll::Ready(None);
+                if this.upstream.has_ended() {
+                    return this.upstream.as_mut().finish();
                 }
                 return Poll::Pending;
             }
@@ -96,18 +77,9 @@ impl<S: Stream> Stream for Audit<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
         let held = usize::from(self.held.is_some());
-        let upper = upstream_hint(&self.upstream, self.upstream_done).1;
-        (0, upper.and_then(|upper| upper.checked_add(held)))
-    }
-}
-
-impl<S: Stream> FusedStream for Audit<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream
+            .size_hint_with(|(_, upper)| (0, upper.and_then(|upper| upper.checked_add(held))))
     }
 }
 
@@ -117,7 +89,12 @@ impl<S: Stream> fmt::Debug for Audit<S> {
             .field("window", &self.window)
             .field("holding", &self.held.is_some())
             .field("end", &self.end)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    Audit,
+    /// The upstream stream; the held item, if any, is dropped.
+);

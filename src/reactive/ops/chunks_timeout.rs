@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream};
+use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::upstream::{upstream_access, upstream_hint};
+use super::upstream::{Upstream, upstream_operator};
 use crate::chunk::Chunker;
 use crate::runtime::SharedRuntime;
 
@@ -20,27 +20,18 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct ChunksTimeout<S: Stream> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         chunker: Chunker<S::Item>,
-        upstream_done: bool,
-        done: bool,
     }
 }
 
 impl<S: Stream> ChunksTimeout<S> {
     pub(crate) fn new(upstream: S, max_len: usize, max_wait: Duration, rt: SharedRuntime) -> Self {
         ChunksTimeout {
-            upstream,
+            upstream: Upstream::new(upstream),
             chunker: Chunker::new(max_len, Some((max_wait, rt))),
-            upstream_done: false,
-            done: false,
         }
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream; the chunk in progress, if any, is dropped.
-    );
 }
 
 impl<S: Stream> Stream for ChunksTimeout<S> {
@@ -50,44 +41,37 @@ impl<S: Stream> Stream for ChunksTimeout<S> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if *this.done {
+            if this.upstream.is_finished() {
                 return Poll::Ready(None);
             }
             if let Some(full) = this.chunker.take_full() {
                 return Poll::Ready(Some(full));
             }
-            if *this.upstream_done {
-                let rest = this.chunker.take_rest();
-                *this.done = rest.is_none();
-                return Poll::Ready(rest);
+            if this.upstream.has_ended() {
+                return match this.chunker.take_rest() {
+                    Some(rest) => Poll::Ready(Some(rest)),
+                    None => this.upstream.as_mut().finish(),
+                };
             }
-            match this.upstream.as_mut().poll_next(cx) {
+            match this.upstream.as_mut().poll_item(cx) {
                 Poll::Ready(Some(item)) => {
                     if let Some(expired) = this.chunker.push(item, &mut now) {
                         return Poll::Ready(Some(expired));
                     }
                 }
-                Poll::Ready(None) => *this.upstream_done = true,
+                Poll::Ready(None) => {}
                 Poll::Pending => return this.chunker.poll_expired(cx, &mut now).map(Some),
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
         let buffered = self.chunker.len();
-        let (lower, upper) = upstream_hint(&self.upstream, self.upstream_done);
-        // At least one chunk when any item is to come; at most one per item.
-        let lower = usize::from(lower > 0 || buffered > 0);
-        (lower, upper.and_then(|upper| upper.checked_add(buffered)))
-    }
-}
-
-impl<S: Stream> FusedStream for ChunksTimeout<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream.size_hint_with(|(lower, upper)| {
+            // At least one chunk when any item is to come; at most one per item.
+            let lower = usize::from(lower > 0 || buffered > 0);
+            (lower, upper.and_then(|upper| upper.checked_add(buffered)))
+        })
     }
 }
 
@@ -95,7 +79,12 @@ impl<S: Stream> fmt::Debug for ChunksTimeout<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunksTimeout")
             .field("chunker", &self.chunker)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    ChunksTimeout,
+    /// The upstream stream; the chunk in progress, if any, is dropped.
+);

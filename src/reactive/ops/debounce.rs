@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream, ready};
+use futures_core::{Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::{upstream_access, upstream_hint};
+use super::upstream::{Upstream, upstream_operator};
 use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -19,33 +19,24 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Debounce<S: Stream> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         quiet: Duration,
         // The newest item, waiting for the quiet period to pass.
         held: Option<S::Item>,
         // When `held` goes out; set exactly while an item is held.
         due: Deadline,
-        upstream_done: bool,
-        done: bool,
     }
 }
 
 impl<S: Stream> Debounce<S> {
     pub(crate) fn new(upstream: S, quiet: Duration, rt: SharedRuntime) -> Self {
         Debounce {
-            upstream,
+            upstream: Upstream::new(upstream),
             quiet,
             held: None,
             due: Deadline::new(rt),
-            upstream_done: false,
-            done: false,
         }
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream; the held item, if any, is dropped.
-    );
 }
 
 impl<S: Stream> Stream for Debounce<S> {
@@ -55,17 +46,18 @@ impl<S: Stream> Stream for Debounce<S> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if *this.done {
+            if this.upstream.is_finished() {
                 return Poll::Ready(None);
             }
-            if *this.upstream_done {
+            if this.upstream.has_ended() {
                 // The held item goes out at once; the next poll ends the stream.
                 this.due.clear();
-                let held = this.held.take();
-                *this.done = held.is_none();
-                return Poll::Ready(held);
+                return match this.held.take() {
+                    Some(held) => Poll::Ready(Some(held)),
+                    None => this.upstream.as_mut().finish(),
+                };
             }
-            match this.upstream.as_mut().poll_next(cx) {
+            match this.upstream.as_mut().poll_item(cx) {
                 Poll::Ready(Some(item)) => {
                     let arrived = this.due.now_cached(&mut now);
                     // The held item's quiet period ended at or before this arrival.
@@ -76,7 +68,7 @@ impl<S: Stream> Stream for Debounce<S> {
                         return Poll::Ready(previous);
                     }
                 }
-                Poll::Ready(None) => *this.upstream_done = true,
+                Poll::Ready(None) => {}
                 Poll::Pending => {
                     if this.held.is_none() {
                         return Poll::Pending;
@@ -90,20 +82,12 @@ impl<S: Stream> Stream for Debounce<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
         let held = usize::from(self.held.is_some());
-        let (lower, upper) = upstream_hint(&self.upstream, self.upstream_done);
-        // The last item always comes out; any other may be replaced.
-        let lower = (lower + held).min(1);
-        (lower, upper.and_then(|upper| upper.checked_add(held)))
-    }
-}
-
-impl<S: Stream> FusedStream for Debounce<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream.size_hint_with(|(lower, upper)| {
+            // The last item always comes out; any other may be replaced.
+            let lower = (lower + held).min(1);
+            (lower, upper.and_then(|upper| upper.checked_add(held)))
+        })
     }
 }
 
@@ -113,7 +97,12 @@ impl<S: Stream> fmt::Debug for Debounce<S> {
             .field("quiet", &self.quiet)
             .field("holding", &self.held.is_some())
             .field("due", &self.due)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    Debounce,
+    /// The upstream stream; the held item, if any, is dropped.
+);

@@ -6,10 +6,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream};
+use futures_core::Stream;
 use pin_project_lite::pin_project;
 
-use super::upstream::{upstream_access, upstream_hint};
+use super::upstream::{Upstream, upstream_operator};
 use crate::runtime::{Deadline, SharedRuntime};
 
 pin_project! {
@@ -19,27 +19,23 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Delay<S: Stream> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         by: Duration,
         // The items on their way, each with when it goes out (`None`: never, past the
         // end of representable time). Arrival order is due order.
         queue: VecDeque<(Option<Instant>, S::Item)>,
         // When the head of the queue goes out.
         head: Deadline,
-        upstream_done: bool,
-        done: bool,
     }
 }
 
 impl<S: Stream> Delay<S> {
     pub(crate) fn new(upstream: S, by: Duration, rt: SharedRuntime) -> Self {
         Delay {
-            upstream,
+            upstream: Upstream::new(upstream),
             by,
             queue: VecDeque::new(),
             head: Deadline::new(rt),
-            upstream_done: false,
-            done: false,
         }
     }
 
@@ -47,11 +43,6 @@ impl<S: Stream> Delay<S> {
     pub fn in_flight(&self) -> usize {
         self.queue.len()
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream; the items in flight are dropped.
-    );
 }
 
 impl<S: Stream> Stream for Delay<S> {
@@ -61,7 +52,7 @@ impl<S: Stream> Stream for Delay<S> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if *this.done {
+            if this.upstream.is_finished() {
                 return Poll::Ready(None);
             }
             // The head goes out once its time has come.
@@ -71,27 +62,17 @@ impl<S: Stream> Stream for Delay<S> {
                     return Poll::Ready(this.queue.pop_front().map(|(_, item)| item));
                 }
             }
-            if !*this.upstream_done {
-                match this.upstream.as_mut().poll_next(cx) {
-                    Poll::Ready(Some(item)) => {
-                        let arrived = this.head.now_cached(&mut now);
-                        this.queue.push_back((arrived.checked_add(*this.by), item));
-                        continue;
-                    }
-                    Poll::Ready(None) => {
-                        *this.upstream_done = true;
-                        continue;
-                    }
-                    Poll::Pending => {}
-                }
+            if let Poll::Ready(Some(item)) = this.upstream.as_mut().poll_item(cx) {
+                let arrived = this.head.now_cached(&mut now);
+                this.queue.push_back((arrived.checked_add(*this.by), item));
+                continue;
             }
             // Upstream is pending or done: wait for the head.
             match this.queue.front() {
                 None => {
                     this.head.clear();
-                    if *this.upstream_done {
-                        *this.done = true;
-                        return Poll::Ready(None);
+                    if this.upstream.has_ended() {
+                        return this.upstream.as_mut().finish();
                     }
                     return Poll::Pending;
                 }
@@ -109,25 +90,17 @@ impl<S: Stream> Stream for Delay<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
         let queued = self.queue.len();
-        let (lower, upper) = upstream_hint(&self.upstream, self.upstream_done);
         // Items due past the end of representable time never come out.
         let stuck = self.queue.back().is_some_and(|(due, _)| due.is_none());
-        let lower = if stuck {
-            0
-        } else {
-            lower.saturating_add(queued)
-        };
-        (lower, upper.and_then(|upper| upper.checked_add(queued)))
-    }
-}
-
-impl<S: Stream> FusedStream for Delay<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream.size_hint_with(|(lower, upper)| {
+            let lower = if stuck {
+                0
+            } else {
+                lower.saturating_add(queued)
+            };
+            (lower, upper.and_then(|upper| upper.checked_add(queued)))
+        })
     }
 }
 
@@ -137,7 +110,12 @@ impl<S: Stream> fmt::Debug for Delay<S> {
             .field("by", &self.by)
             .field("in_flight", &self.queue.len())
             .field("head", &self.head)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    Delay,
+    /// The upstream stream; the items in flight are dropped.
+);

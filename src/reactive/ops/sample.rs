@@ -5,11 +5,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream, ready};
+use futures_core::{Stream, ready};
 use pin_project_lite::pin_project;
 
 use super::interval::schedule;
-use super::upstream::upstream_access;
+use super::upstream::{Upstream, upstream_operator};
 use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -20,7 +20,7 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Sample<S: Stream> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         period: Duration,
         // The newest item since the last tick.
         held: Option<S::Item>,
@@ -28,26 +28,19 @@ pin_project! {
         start: Option<Instant>,
         // The next tick.
         tick: Deadline,
-        done: bool,
     }
 }
 
 impl<S: Stream> Sample<S> {
     pub(crate) fn new(upstream: S, period: Duration, rt: SharedRuntime) -> Self {
         Sample {
-            upstream,
+            upstream: Upstream::new(upstream),
             period: period.max(Duration::from_nanos(1)),
             held: None,
             start: None,
             tick: Deadline::new(rt),
-            done: false,
         }
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream; the held item, if any, is dropped.
-    );
 }
 
 impl<S: Stream> Stream for Sample<S> {
@@ -55,7 +48,7 @@ impl<S: Stream> Stream for Sample<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
-        if *this.done {
+        if this.upstream.is_finished() {
             return Poll::Ready(None);
         }
         let mut now = None;
@@ -69,7 +62,7 @@ impl<S: Stream> Stream for Sample<S> {
             }
         };
         loop {
-            match this.upstream.as_mut().poll_next(cx) {
+            match this.upstream.as_mut().poll_item(cx) {
                 Poll::Ready(Some(item)) => {
                     let arrived = this.tick.now_cached(&mut now);
                     if this.tick.is_due(arrived) {
@@ -84,10 +77,9 @@ impl<S: Stream> Stream for Sample<S> {
                 }
                 Poll::Ready(None) => {
                     // As RxJS's: an item not sampled yet is dropped.
-                    *this.done = true;
                     *this.held = None;
                     this.tick.clear();
-                    return Poll::Ready(None);
+                    return this.upstream.as_mut().finish();
                 }
                 Poll::Pending => {
                     // Ticks with nothing held emit nothing; only a held item needs one.
@@ -104,16 +96,7 @@ impl<S: Stream> Stream for Sample<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
-        (0, self.upstream.size_hint().1)
-    }
-}
-
-impl<S: Stream> FusedStream for Sample<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream.size_hint_with(|(_, upper)| (0, upper))
     }
 }
 
@@ -123,7 +106,12 @@ impl<S: Stream> fmt::Debug for Sample<S> {
             .field("period", &self.period)
             .field("holding", &self.held.is_some())
             .field("tick", &self.tick)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    Sample,
+    /// The upstream stream; the held item, if any, is dropped.
+);

@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_core::{FusedStream, Stream, ready};
+use futures_core::{Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::{upstream_access, upstream_hint};
+use super::upstream::{Upstream, upstream_operator};
 use crate::runtime::poll_due;
 use crate::runtime::{Deadline, SharedRuntime};
 
@@ -59,7 +59,7 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct Throttle<S: Stream> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         window: Duration,
         config: ThrottleConfig,
         // The newest item of the open window, for a trailing emission.
@@ -69,8 +69,6 @@ pin_project! {
         lookahead: Option<(S::Item, Instant)>,
         // The end of the open window; set exactly while a window is open.
         end: Deadline,
-        upstream_done: bool,
-        done: bool,
     }
 }
 
@@ -82,21 +80,14 @@ impl<S: Stream> Throttle<S> {
         rt: SharedRuntime,
     ) -> Self {
         Throttle {
-            upstream,
+            upstream: Upstream::new(upstream),
             window,
             config,
             held: None,
             lookahead: None,
             end: Deadline::new(rt),
-            upstream_done: false,
-            done: false,
         }
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream; items held for a trailing emission are dropped.
-    );
 }
 
 impl<S: Stream> Stream for Throttle<S> {
@@ -106,28 +97,24 @@ impl<S: Stream> Stream for Throttle<S> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if *this.done {
+            if this.upstream.is_finished() {
                 return Poll::Ready(None);
             }
             // The next arrival: one put back by the previous poll, or one from upstream.
             let (item, arrived) = if let Some(next) = this.lookahead.take() {
                 next
-            } else if *this.upstream_done {
+            } else if this.upstream.has_ended() {
                 // A trailing item waits for its window to close; then the stream ends.
                 if this.held.is_none() {
-                    *this.done = true;
-                    return Poll::Ready(None);
+                    return this.upstream.as_mut().finish();
                 }
                 ready!(poll_due(this.end, cx, &mut now));
                 this.end.clear();
                 return Poll::Ready(this.held.take());
             } else {
-                match this.upstream.as_mut().poll_next(cx) {
+                match this.upstream.as_mut().poll_item(cx) {
                     Poll::Ready(Some(item)) => (item, this.end.now_cached(&mut now)),
-                    Poll::Ready(None) => {
-                        *this.upstream_done = true;
-                        continue;
-                    }
+                    Poll::Ready(None) => continue,
                     Poll::Pending => {
                         // Only a trailing item needs the window's end to wake us; an
                         // idle window closes when the next item finds it over.
@@ -174,18 +161,9 @@ impl<S: Stream> Stream for Throttle<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
         let kept = usize::from(self.held.is_some()) + usize::from(self.lookahead.is_some());
-        let upper = upstream_hint(&self.upstream, self.upstream_done).1;
-        (0, upper.and_then(|upper| upper.checked_add(kept)))
-    }
-}
-
-impl<S: Stream> FusedStream for Throttle<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream
+            .size_hint_with(|(_, upper)| (0, upper.and_then(|upper| upper.checked_add(kept))))
     }
 }
 
@@ -196,7 +174,12 @@ impl<S: Stream> fmt::Debug for Throttle<S> {
             .field("config", &self.config)
             .field("holding", &self.held.is_some())
             .field("end", &self.end)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    Throttle,
+    /// The upstream stream; items held for a trailing emission are dropped.
+);

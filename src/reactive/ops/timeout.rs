@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_core::{FusedStream, Stream, ready};
+use futures_core::{Stream, ready};
 use pin_project_lite::pin_project;
 
-use super::upstream::upstream_access;
+use super::upstream::{Upstream, upstream_operator};
 use crate::runtime::poll_due;
 use crate::runtime::{Deadline, Elapsed, SharedRuntime};
 
@@ -19,25 +19,23 @@ pin_project! {
     #[must_use = "streams do nothing unless polled"]
     pub struct TimeoutStream<S> {
         #[pin]
-        upstream: S,
+        upstream: Upstream<S>,
         limit: Duration,
         // The end of the current wait. It stays set between waits, so the timer armed
         // for one wait serves the next one (it is re-armed when it fires early).
         due: Deadline,
         // Whether a wait is in progress (`due` is its end).
         waiting: bool,
-        done: bool,
     }
 }
 
 impl<S> TimeoutStream<S> {
     pub(crate) fn new(upstream: S, limit: Duration, rt: SharedRuntime) -> Self {
         TimeoutStream {
-            upstream,
+            upstream: Upstream::new(upstream),
             limit,
             due: Deadline::new(rt),
             waiting: false,
-            done: false,
         }
     }
 
@@ -45,19 +43,14 @@ impl<S> TimeoutStream<S> {
     pub fn limit(&self) -> Duration {
         self.limit
     }
-
-    upstream_access!(
-        upstream: S,
-        /// The upstream stream.
-    );
 }
 
 impl<S: Stream> Stream for TimeoutStream<S> {
     type Item = Result<S::Item, Elapsed>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.project();
-        if *this.done {
+        let mut this = self.project();
+        if this.upstream.is_finished() {
             return Poll::Ready(None);
         }
         let mut now = None;
@@ -67,12 +60,12 @@ impl<S: Stream> Stream for TimeoutStream<S> {
             this.due.set_after(asked, *this.limit);
             *this.waiting = true;
         }
-        match this.upstream.poll_next(cx) {
+        match this.upstream.as_mut().poll_item(cx) {
             Poll::Ready(Some(item)) => {
                 let arrived = this.due.now_cached(&mut now);
                 if this.due.is_due(arrived) {
                     // Too late: the limit passed before it came.
-                    *this.done = true;
+                    this.upstream.end();
                     this.due.clear();
                     return Poll::Ready(Some(Err(Elapsed)));
                 }
@@ -80,13 +73,12 @@ impl<S: Stream> Stream for TimeoutStream<S> {
                 Poll::Ready(Some(Ok(item)))
             }
             Poll::Ready(None) => {
-                *this.done = true;
                 this.due.clear();
-                Poll::Ready(None)
+                this.upstream.finish()
             }
             Poll::Pending => {
                 ready!(poll_due(this.due, cx, &mut now));
-                *this.done = true;
+                this.upstream.end();
                 this.due.clear();
                 Poll::Ready(Some(Err(Elapsed)))
             }
@@ -94,18 +86,10 @@ impl<S: Stream> Stream for TimeoutStream<S> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            return (0, Some(0));
-        }
         // Each item, or fewer and the `Elapsed`.
-        let (lower, upper) = self.upstream.size_hint();
-        (lower.min(1), upper.and_then(|upper| upper.checked_add(1)))
-    }
-}
-
-impl<S: Stream> FusedStream for TimeoutStream<S> {
-    fn is_terminated(&self) -> bool {
-        self.done
+        self.upstream.size_hint_with(|(lower, upper)| {
+            (lower.min(1), upper.and_then(|upper| upper.checked_add(1)))
+        })
     }
 }
 
@@ -115,7 +99,12 @@ impl<S> fmt::Debug for TimeoutStream<S> {
             .field("limit", &self.limit)
             .field("waiting", &self.waiting)
             .field("due", &self.due)
-            .field("done", &self.done)
+            .field("done", &self.upstream.is_finished())
             .finish_non_exhaustive()
     }
 }
+
+upstream_operator!(
+    TimeoutStream,
+    /// The upstream stream.
+);

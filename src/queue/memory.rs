@@ -3,15 +3,11 @@
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::SystemTime;
 
-use event_listener::Event;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 
-use super::backend::{
-    Backend, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom, StoredMessage,
-};
+use super::backend::{BackendFuture, NewMessage, StoredMessage};
+use super::local::{Commit, Local, LocalStore, backend_over_local};
 use super::state::State;
 
 /// Messages a [`MemoryBackend`] holds by default before `send` waits.
@@ -38,7 +34,11 @@ pub const DEFAULT_MEMORY_CAPACITY: usize = 65_536;
 /// # let _ = queue;
 /// ```
 pub struct MemoryBackend {
-    state: Mutex<State>,
+    local: Local<Memory>,
+}
+
+/// What the memory backend keeps beside its state.
+struct Memory {
     /// Sends land here under a lock of their own, held for a push, so that producers
     /// do not wait for consumers' claims and acks; every state operation first moves
     /// them into the state, in id order.
@@ -51,10 +51,38 @@ pub struct MemoryBackend {
     /// Messages the state held after its last operation.
     held: AtomicUsize,
     capacity: usize,
-    /// Appenders waiting for room.
-    room: Event,
-    /// Consumers waiting for something to claim.
-    changed: Event,
+}
+
+impl LocalStore for Memory {
+    type Journal = ();
+
+    fn take_in(&self, state: &mut State) {
+        let mut inbox = self.inbox();
+        if !inbox.messages.is_empty() {
+            state.append_stored(&mut inbox.messages, &mut ());
+            // Count them as held before sends can see the inbox empty: room is
+            // judged from `held` and the inbox together, under the inbox's lock.
+            self.held.store(state.len(), Ordering::Release);
+        }
+    }
+
+    fn submit(&self, state: &State, (): ()) -> Option<Commit> {
+        self.held.store(state.len(), Ordering::Release);
+        None
+    }
+}
+
+impl Memory {
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        // No user code runs under this lock; a poisoned lock still guards whole data.
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `wanted` more messages fit (or the backend is empty).
+    fn fits(&self, inbox: &Inbox, wanted: usize) -> bool {
+        let held = self.held.load(Ordering::Acquire) + inbox.messages.len();
+        held + wanted <= self.capacity || held == 0
+    }
 }
 
 impl MemoryBackend {
@@ -65,45 +93,27 @@ impl MemoryBackend {
 
     /// A backend holding up to `capacity` messages (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
-        MemoryBackend {
-            state: Mutex::new(State::new()),
+        let memory = Memory {
             inbox: Mutex::new(Inbox::default()),
             held: AtomicUsize::new(0),
             capacity: capacity.max(1),
-            room: Event::new(),
-            changed: Event::new(),
+        };
+        MemoryBackend {
+            local: Local::new(State::new(), memory),
         }
     }
 
     /// The most messages it holds before appends wait.
     pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The state, with the sends waiting in the inbox moved in.
-    fn state(&self) -> MutexGuard<'_, State> {
-        // No user code runs under these locks; a poisoned lock still guards whole data.
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut inbox = self.inbox();
-        if !inbox.messages.is_empty() {
-            state.append_stored(&mut inbox.messages, &mut ());
-            // Count them as held before sends can see the inbox empty: room is
-            // judged from `held` and the inbox together, under the inbox's lock.
-            self.held.store(state.len(), Ordering::Release);
-        }
-        drop(inbox);
-        state
-    }
-
-    fn inbox(&self) -> MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|p| p.into_inner())
+        self.local.store.capacity
     }
 
     /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
     fn try_append(&self, messages: &mut Option<Vec<NewMessage>>) -> Option<Vec<u64>> {
         let wanted = messages.as_ref().map_or(0, Vec::len);
-        let mut inbox = self.inbox();
-        if !self.fits(&inbox, wanted) {
+        let memory = &self.local.store;
+        let mut inbox = memory.inbox();
+        if !memory.fits(&inbox, wanted) {
             return None;
         }
         let batch = messages.take().unwrap_or_default();
@@ -114,47 +124,25 @@ impl MemoryBackend {
             .collect();
         drop(inbox);
         if was_empty {
-            self.changed.notify(usize::MAX);
+            self.local.changed.notify(usize::MAX);
         }
         Some(ids)
     }
 
     /// [`try_append`](Self::try_append) for one message, with no batch to build.
     fn try_append_one(&self, message: NewMessage) -> Result<u64, NewMessage> {
-        let mut inbox = self.inbox();
-        if !self.fits(&inbox, 1) {
+        let memory = &self.local.store;
+        let mut inbox = memory.inbox();
+        if !memory.fits(&inbox, 1) {
             return Err(message);
         }
         let was_empty = inbox.messages.is_empty();
         let id = inbox.push(message);
         drop(inbox);
         if was_empty {
-            self.changed.notify(usize::MAX);
+            self.local.changed.notify(usize::MAX);
         }
         Ok(id)
-    }
-
-    /// Whether `wanted` more messages fit (or the backend is empty).
-    fn fits(&self, inbox: &Inbox, wanted: usize) -> bool {
-        let held = self.held.load(Ordering::Acquire) + inbox.messages.len();
-        held + wanted <= self.capacity || held == 0
-    }
-
-    /// Runs `op` on the state, then wakes appenders if messages were dropped.
-    fn with<T>(&self, op: impl FnOnce(&mut State, &mut ()) -> T) -> T {
-        let mut changes = ();
-        let (out, freed) = {
-            let mut state = self.state();
-            let before = state.len();
-            let out = op(&mut state, &mut changes);
-            let after = state.len();
-            self.held.store(after, Ordering::Release);
-            (out, after < before)
-        };
-        if freed {
-            self.room.notify(usize::MAX);
-        }
-        out
     }
 }
 
@@ -190,13 +178,13 @@ impl Default for MemoryBackend {
 impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBackend")
-            .field("capacity", &self.capacity)
-            .field("held", &self.state().len())
+            .field("capacity", &self.capacity())
+            .field("held", &self.local.lock().len())
             .finish()
     }
 }
 
-impl Backend for MemoryBackend {
+backend_over_local!(MemoryBackend, |this| this.local, {
     fn append(&self, messages: Vec<NewMessage>) -> BackendFuture<'_, Vec<u64>> {
         async move {
             let mut messages = Some(messages);
@@ -205,7 +193,7 @@ impl Backend for MemoryBackend {
                     return Ok(ids);
                 }
                 // Listen, then try again: room made in between is not missed.
-                let listener = self.room.listen();
+                let listener = self.local.room.listen();
                 if let Some(ids) = self.try_append(&mut messages) {
                     return Ok(ids);
                 }
@@ -223,7 +211,7 @@ impl Backend for MemoryBackend {
         };
         async move {
             loop {
-                let listener = self.room.listen();
+                let listener = self.local.room.listen();
                 match self.try_append_one(message) {
                     Ok(id) => return Ok(id),
                     Err(back) => message = back,
@@ -237,110 +225,4 @@ impl Backend for MemoryBackend {
     fn append_now(&self, message: NewMessage) -> Result<u64, NewMessage> {
         self.try_append_one(message)
     }
-
-    fn create_group<'a>(&'a self, group: &'a str, start: StartFrom) -> BackendFuture<'a, bool> {
-        let created = self.with(|state, changes| state.create_group(group, start, changes));
-        if created {
-            self.changed.notify(usize::MAX);
-        }
-        std::future::ready(Ok(created)).boxed()
-    }
-
-    fn claim<'a>(
-        &'a self,
-        group: &'a str,
-        _consumer: &'a str,
-        max: usize,
-        now: SystemTime,
-        lease_until: SystemTime,
-    ) -> BackendFuture<'a, Claim> {
-        let claim = self.with(|state, changes| state.claim(group, max, now, lease_until, changes));
-        std::future::ready(claim).boxed()
-    }
-
-    fn ack<'a>(&'a self, group: &'a str, ids: &'a [u64]) -> BackendFuture<'a, ()> {
-        let done = self.with(|state, changes| state.ack(group, ids, changes));
-        std::future::ready(done).boxed()
-    }
-
-    fn nack<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        retry_at: SystemTime,
-        error: Option<String>,
-    ) -> BackendFuture<'a, ()> {
-        let done =
-            self.with(|state, changes| state.nack(group, id, attempt, retry_at, error, changes));
-        self.changed.notify(usize::MAX);
-        std::future::ready(done).boxed()
-    }
-
-    fn release<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        now: SystemTime,
-    ) -> BackendFuture<'a, ()> {
-        let done = self.with(|state, changes| state.release(group, id, attempt, now, changes));
-        self.changed.notify(usize::MAX);
-        std::future::ready(done).boxed()
-    }
-
-    fn extend_lease<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        lease_until: SystemTime,
-    ) -> BackendFuture<'a, bool> {
-        let done = self
-            .with(|state, changes| state.extend_lease(group, id, attempt, lease_until, changes));
-        std::future::ready(done).boxed()
-    }
-
-    fn dead_letter<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        error: String,
-        now: SystemTime,
-    ) -> BackendFuture<'a, ()> {
-        let done =
-            self.with(|state, changes| state.dead_letter(group, id, attempt, error, now, changes));
-        std::future::ready(done).boxed()
-    }
-
-    fn dead_letters<'a>(
-        &'a self,
-        group: &'a str,
-        limit: usize,
-    ) -> BackendFuture<'a, Vec<DeadRecord>> {
-        std::future::ready(self.state().dead_letters(group, limit)).boxed()
-    }
-
-    fn requeue<'a>(&'a self, group: &'a str, id: u64, now: SystemTime) -> BackendFuture<'a, bool> {
-        let done = self.with(|state, changes| state.requeue(group, id, now, changes));
-        self.changed.notify(usize::MAX);
-        std::future::ready(done).boxed()
-    }
-
-    fn groups(&self) -> BackendFuture<'_, Vec<String>> {
-        std::future::ready(Ok(self.state().groups())).boxed()
-    }
-
-    fn held(&self) -> BackendFuture<'_, u64> {
-        std::future::ready(Ok(self.state().len() as u64)).boxed()
-    }
-
-    fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts> {
-        std::future::ready(self.state().counts(group, now)).boxed()
-    }
-
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        self.changed.listen().boxed()
-    }
-}
+});

@@ -54,6 +54,7 @@ mod delivery;
 mod durable;
 mod error;
 mod id_map;
+mod local;
 mod memory;
 mod message_queue;
 mod payload;

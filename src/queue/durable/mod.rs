@@ -8,23 +8,20 @@ mod writer;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use event_listener::Event;
 use fjall::PersistMode;
 use futures_channel::oneshot;
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 pub use self::error::OpenError;
 use self::store::Store;
 use self::writer::Writer;
-use super::backend::{
-    Backend, BackendError, BackendFuture, Claim, DeadRecord, GroupCounts, NewMessage, StartFrom,
-};
+use super::backend::{BackendError, BackendFuture, NewMessage};
+use super::local::{Commit, Local, LocalStore, backend_over_local};
 use super::state::{Change, State};
 use crate::runtime::panic_message;
 
@@ -147,7 +144,7 @@ pub struct DurableStats {
 ///   once: only messages in flight at the crash can be handled twice); delayed
 ///   messages come at their time; dead letters stay listed and can be requeued.
 ///
-/// Operations take effect in memory when called, as the [`Backend`] promises, and
+/// Operations take effect in memory when called, as the [`Backend`](crate::queue::Backend) promises, and
 /// resolve once durable: a claim leases its messages at once and resolves once the
 /// lease is on disk, which is after the messages' own appends, so no handler ever
 /// sees a message whose `send` could still be lost.
@@ -211,22 +208,61 @@ pub struct DurableStats {
 /// ```
 #[derive(Clone)]
 pub struct DurableBackend {
-    shared: Arc<Shared>,
+    local: Arc<Local<Disk>>,
 }
 
-struct Shared {
+/// What the durable backend keeps beside its state: the writer that journals its
+/// changes to the store.
+struct Disk {
     dir: PathBuf,
     options: DurableOptions,
-    /// The queue; changes are submitted to the writer under this lock.
-    state: Mutex<State>,
-    /// Appenders waiting for room.
-    room: Event,
-    /// Consumers waiting for something to claim.
-    changed: Event,
     writer: Arc<Writer>,
     thread: Option<JoinHandle<()>>,
     /// Released after the writer has closed the store (fields drop after `drop`).
     _open: OpenDir,
+}
+
+impl LocalStore for Disk {
+    type Journal = Vec<Change>;
+
+    /// `Err` once the store failed: the state in memory may be ahead of the disk.
+    fn healthy(&self) -> Result<(), BackendError> {
+        match self.writer.failure.get() {
+            Some(failure) => Err(BackendError::Storage(failure.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Times are stored as time since the Unix epoch: one before it cannot be.
+    fn storable(&self, times: &[SystemTime]) -> Result<(), BackendError> {
+        if times.iter().all(|t| t.duration_since(UNIX_EPOCH).is_ok()) {
+            Ok(())
+        } else {
+            Err(BackendError::Storage(
+                "a time before 1970 cannot be stored".to_owned(),
+            ))
+        }
+    }
+
+    /// Adds `changes` to the writer's next batch; called under the state's lock, so
+    /// that the disk sees the changes in the order the state made them.
+    fn submit(&self, _state: &State, changes: Vec<Change>) -> Option<Commit> {
+        if changes.is_empty() {
+            return None;
+        }
+        let committed = self.writer.submit(&changes);
+        Some(
+            async move {
+                match committed.await {
+                    Ok(done) => done,
+                    Err(oneshot::Canceled) => Err(BackendError::Storage(
+                        "the store's writer stopped before committing".to_owned(),
+                    )),
+                }
+            }
+            .boxed(),
+        )
+    }
 }
 
 /// The directories of the stores open in this process: two stores over one directory
@@ -256,14 +292,6 @@ impl Drop for OpenDir {
         let mut open = OPEN_DIRS.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|dir| *dir != self.0);
     }
-}
-
-/// What an operation waits for after it took effect in memory.
-enum Commit {
-    /// It changed nothing.
-    Nothing,
-    /// Its changes are in the writer's next batch.
-    Queued(oneshot::Receiver<Result<(), BackendError>>),
 }
 
 impl DurableBackend {
@@ -310,28 +338,26 @@ impl DurableBackend {
                 path: dir.to_owned(),
                 source,
             })?;
+        let disk = Disk {
+            dir: dir.to_owned(),
+            options,
+            writer,
+            thread: Some(thread),
+            _open: claim,
+        };
         Ok(DurableBackend {
-            shared: Arc::new(Shared {
-                dir: dir.to_owned(),
-                options,
-                state: Mutex::new(opened.state),
-                room: Event::new(),
-                changed: Event::new(),
-                writer,
-                thread: Some(thread),
-                _open: claim,
-            }),
+            local: Arc::new(Local::new(opened.state, disk)),
         })
     }
 
     /// The store's directory.
     pub fn path(&self) -> &Path {
-        &self.shared.dir
+        &self.local.store.dir
     }
 
     /// The options it was opened with.
     pub fn options(&self) -> DurableOptions {
-        self.shared.options
+        self.local.store.options
     }
 
     /// Commits and operations so far: operations ÷ commits is the average number of
@@ -339,8 +365,8 @@ impl DurableBackend {
     pub fn stats(&self) -> DurableStats {
         use std::sync::atomic::Ordering::Relaxed;
         DurableStats {
-            commits: self.shared.writer.commits.load(Relaxed),
-            operations: self.shared.writer.operations.load(Relaxed),
+            commits: self.local.store.writer.commits.load(Relaxed),
+            operations: self.local.store.writer.operations.load(Relaxed),
         }
     }
 
@@ -349,9 +375,9 @@ impl DurableBackend {
     /// resolve-once-durable promise.
     #[doc(hidden)]
     pub fn hold_commits(&self) -> CommitHold {
-        self.shared.writer.hold(true);
+        self.local.store.writer.hold(true);
         CommitHold {
-            writer: Arc::downgrade(&self.shared.writer),
+            writer: Arc::downgrade(&self.local.store.writer),
         }
     }
 
@@ -360,122 +386,35 @@ impl DurableBackend {
     /// [`BackendError::Storage`]. For tests of what a storage failure does.
     #[doc(hidden)]
     pub fn fail_next_commit(&self, message: &str) {
-        self.shared.writer.fail_next_commit(message.to_owned());
+        self.local.store.writer.fail_next_commit(message.to_owned());
     }
 
     /// Appends the batch if it fits (or the backend is empty); `None` if it must wait.
     fn try_append(
         &self,
         messages: &mut Option<Vec<NewMessage>>,
-    ) -> Option<(Result<Vec<u64>, BackendError>, Commit)> {
-        let shared = &*self.shared;
-        let mut state = shared.lock();
-        if let Err(error) = shared.healthy() {
-            return Some((Err(error), Commit::Nothing));
-        }
+    ) -> Option<BackendFuture<'static, Vec<u64>>> {
+        let local = &*self.local;
         let wanted = messages.as_ref().map_or(0, Vec::len);
-        let held = state.len();
-        if shared
-            .options
-            .capacity
-            .is_some_and(|capacity| held + wanted > capacity && held > 0)
-        {
+        let capacity = local.store.options.capacity;
+        let mut refused = false;
+        let appended = local.apply(&[], |state, changes| {
+            let held = state.len();
+            if capacity.is_some_and(|capacity| held + wanted > capacity && held > 0) {
+                refused = true;
+                return Ok(Vec::new());
+            }
+            Ok(state.append(messages.take().unwrap_or_default(), changes))
+        });
+        if refused {
             return None;
         }
-        let mut changes = Vec::new();
-        let ids = state.append(messages.take().unwrap_or_default(), &mut changes);
-        let commit = shared.submit(&changes);
-        drop(state);
-        shared.changed.notify(usize::MAX);
-        Some((Ok(ids), commit))
-    }
-
-    /// Runs `op` on the state and queues its changes for the writer, both under the
-    /// lock; wakes appenders if messages were dropped. Returns a future that resolves
-    /// with `op`'s result once its changes are committed.
-    fn apply<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&mut State, &mut Vec<Change>) -> Result<T, BackendError>,
-    ) -> BackendFuture<'static, T> {
-        let shared = &*self.shared;
-        let mut state = shared.lock();
-        if let Err(error) = shared.healthy() {
-            return std::future::ready(Err(error)).boxed();
-        }
-        let before = state.len();
-        let mut changes = Vec::new();
-        let out = op(&mut state, &mut changes);
-        let freed = state.len() < before;
-        let commit = shared.submit(&changes);
-        drop(state);
-        if freed {
-            shared.room.notify(usize::MAX);
-        }
-        finish(out, commit).boxed()
-    }
-
-    /// Reads the state (no change, nothing to wait for).
-    fn read<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&State) -> Result<T, BackendError>,
-    ) -> BackendFuture<'static, T> {
-        let shared = &*self.shared;
-        let out = shared.healthy().and_then(|()| op(&shared.lock()));
-        std::future::ready(out).boxed()
+        local.changed.notify(usize::MAX);
+        Some(appended)
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // No user code runs under this lock; a poisoned lock still guards whole data.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Adds `changes` to the writer's next batch; call it under the state's lock, so
-    /// that the disk sees the changes in the order the state made them.
-    fn submit(&self, changes: &[Change]) -> Commit {
-        if changes.is_empty() {
-            Commit::Nothing
-        } else {
-            Commit::Queued(self.writer.submit(changes))
-        }
-    }
-
-    /// `Err` once the store failed: the state in memory may be ahead of the disk.
-    fn healthy(&self) -> Result<(), BackendError> {
-        match self.writer.failure.get() {
-            Some(failure) => Err(BackendError::Storage(failure.clone())),
-            None => Ok(()),
-        }
-    }
-}
-
-/// `out`, once `commit` is done.
-async fn finish<T>(out: Result<T, BackendError>, commit: Commit) -> Result<T, BackendError> {
-    match commit {
-        Commit::Nothing => out,
-        Commit::Queued(committed) => match committed.await {
-            Ok(Ok(())) => out,
-            Ok(Err(error)) => Err(error),
-            Err(oneshot::Canceled) => Err(BackendError::Storage(
-                "the store's writer stopped before committing".to_owned(),
-            )),
-        },
-    }
-}
-
-/// Times are stored as time since the Unix epoch: one before it cannot be.
-fn storable(times: &[SystemTime]) -> Result<(), BackendError> {
-    if times.iter().all(|t| t.duration_since(UNIX_EPOCH).is_ok()) {
-        Ok(())
-    } else {
-        Err(BackendError::Storage(
-            "a time before 1970 cannot be stored".to_owned(),
-        ))
-    }
-}
-
-impl Drop for Shared {
+impl Drop for Disk {
     fn drop(&mut self) {
         // The writer commits what is left (a test's hold no longer counts) and stops;
         // the store closes as the writer is dropped, before the directory is released.
@@ -490,9 +429,9 @@ impl Drop for Shared {
 impl fmt::Debug for DurableBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DurableBackend")
-            .field("path", &self.shared.dir)
-            .field("options", &self.shared.options)
-            .field("held", &self.shared.lock().len())
+            .field("path", &self.local.store.dir)
+            .field("options", &self.local.store.options)
+            .field("held", &self.local.lock().len())
             .field("stats", &self.stats())
             .finish()
     }
@@ -515,157 +454,35 @@ impl Drop for CommitHold {
     }
 }
 
-impl Backend for DurableBackend {
+backend_over_local!(DurableBackend, |this| this.local, {
     fn append(&self, messages: Vec<NewMessage>) -> BackendFuture<'_, Vec<u64>> {
         let times: Vec<SystemTime> = messages
             .iter()
             .flat_map(|m| std::iter::once(m.enqueued_at).chain(m.not_before))
             .collect();
-        if let Err(error) = storable(&times) {
+        if let Err(error) = self.local.store.storable(&times) {
             return std::future::ready(Err(error)).boxed();
         }
         // Takes effect now if there is room; waits for room otherwise.
         let mut messages = Some(messages);
         let first = self.try_append(&mut messages);
         async move {
-            let (out, commit) = match first {
-                Some(done) => done,
+            let appended = match first {
+                Some(appended) => appended,
                 None => loop {
                     // Listen, then try again: room made in between is not missed.
-                    let listener = self.shared.room.listen();
-                    if let Some(done) = self.try_append(&mut messages) {
-                        break done;
+                    let listener = self.local.room.listen();
+                    if let Some(appended) = self.try_append(&mut messages) {
+                        break appended;
                     }
                     listener.await;
-                    if let Some(done) = self.try_append(&mut messages) {
-                        break done;
+                    if let Some(appended) = self.try_append(&mut messages) {
+                        break appended;
                     }
                 },
             };
-            finish(out, commit).await
+            appended.await
         }
         .boxed()
     }
-
-    fn create_group<'a>(&'a self, group: &'a str, start: StartFrom) -> BackendFuture<'a, bool> {
-        let mut created = false;
-        let done = self.apply(|state, changes| {
-            created = state.create_group(group, start, changes);
-            Ok(created)
-        });
-        if created {
-            self.shared.changed.notify(usize::MAX);
-        }
-        done
-    }
-
-    fn claim<'a>(
-        &'a self,
-        group: &'a str,
-        _consumer: &'a str,
-        max: usize,
-        now: SystemTime,
-        lease_until: SystemTime,
-    ) -> BackendFuture<'a, Claim> {
-        if let Err(error) = storable(&[now, lease_until]) {
-            return std::future::ready(Err(error)).boxed();
-        }
-        self.apply(|state, changes| state.claim(group, max, now, lease_until, changes))
-    }
-
-    fn ack<'a>(&'a self, group: &'a str, ids: &'a [u64]) -> BackendFuture<'a, ()> {
-        self.apply(|state, changes| state.ack(group, ids, changes))
-    }
-
-    fn nack<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        retry_at: SystemTime,
-        error: Option<String>,
-    ) -> BackendFuture<'a, ()> {
-        if let Err(error) = storable(&[retry_at]) {
-            return std::future::ready(Err(error)).boxed();
-        }
-        let done =
-            self.apply(|state, changes| state.nack(group, id, attempt, retry_at, error, changes));
-        self.shared.changed.notify(usize::MAX);
-        done
-    }
-
-    fn release<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        now: SystemTime,
-    ) -> BackendFuture<'a, ()> {
-        if let Err(error) = storable(&[now]) {
-            return std::future::ready(Err(error)).boxed();
-        }
-        let done = self.apply(|state, changes| state.release(group, id, attempt, now, changes));
-        self.shared.changed.notify(usize::MAX);
-        done
-    }
-
-    fn extend_lease<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        lease_until: SystemTime,
-    ) -> BackendFuture<'a, bool> {
-        if let Err(error) = storable(&[lease_until]) {
-            return std::future::ready(Err(error)).boxed();
-        }
-        self.apply(|state, changes| state.extend_lease(group, id, attempt, lease_until, changes))
-    }
-
-    fn dead_letter<'a>(
-        &'a self,
-        group: &'a str,
-        id: u64,
-        attempt: u32,
-        error: String,
-        now: SystemTime,
-    ) -> BackendFuture<'a, ()> {
-        if let Err(error) = storable(&[now]) {
-            return std::future::ready(Err(error)).boxed();
-        }
-        self.apply(|state, changes| state.dead_letter(group, id, attempt, error, now, changes))
-    }
-
-    fn dead_letters<'a>(
-        &'a self,
-        group: &'a str,
-        limit: usize,
-    ) -> BackendFuture<'a, Vec<DeadRecord>> {
-        self.read(|state| state.dead_letters(group, limit))
-    }
-
-    fn requeue<'a>(&'a self, group: &'a str, id: u64, now: SystemTime) -> BackendFuture<'a, bool> {
-        if let Err(error) = storable(&[now]) {
-            return std::future::ready(Err(error)).boxed();
-        }
-        let done = self.apply(|state, changes| state.requeue(group, id, now, changes));
-        self.shared.changed.notify(usize::MAX);
-        done
-    }
-
-    fn groups(&self) -> BackendFuture<'_, Vec<String>> {
-        self.read(|state| Ok(state.groups()))
-    }
-
-    fn held(&self) -> BackendFuture<'_, u64> {
-        self.read(|state| Ok(state.len() as u64))
-    }
-
-    fn counts<'a>(&'a self, group: &'a str, now: SystemTime) -> BackendFuture<'a, GroupCounts> {
-        self.read(|state| state.counts(group, now))
-    }
-
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        self.shared.changed.listen().boxed()
-    }
-}
+});

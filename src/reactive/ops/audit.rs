@@ -39,16 +39,11 @@ impl<S: Stream> Audit<S> {
     }
 }
 
-impl<S: Stream> Stream for Audit<S> {
-    type Item = S::Item;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+impl<S: Stream> Audit<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if this.upstream.is_finished() {
-                return Poll::Ready(None);
-            }
             if let Poll::Ready(Some(item)) = this.upstream.as_mut().poll_item(cx) {
                 let arrived = this.end.now_cached(&mut now);
                 if this.end.is_due(arrived) {
@@ -76,25 +71,21 @@ impl<S: Stream> Stream for Audit<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (_lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
         let held = usize::from(self.held.is_some());
-        self.upstream
-            .size_hint_with(|(_, upper)| (0, upper.and_then(|upper| upper.checked_add(held))))
+        (0, upper.and_then(|upper| upper.checked_add(held)))
     }
-}
 
-impl<S: Stream> fmt::Debug for Audit<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Audit")
-            .field("window", &self.window)
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("window", &self.window)
             .field("holding", &self.held.is_some())
-            .field("end", &self.end)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+            .field("end", &self.end);
     }
 }
 
 upstream_operator!(
     Audit,
+    S::Item,
     /// The upstream stream; the held item, if any, is dropped.
 );

@@ -34,16 +34,11 @@ impl<S: Stream> ChunksTimeout<S> {
     }
 }
 
-impl<S: Stream> Stream for ChunksTimeout<S> {
-    type Item = Vec<S::Item>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+impl<S: Stream> ChunksTimeout<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<S::Item>>> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if this.upstream.is_finished() {
-                return Poll::Ready(None);
-            }
             if let Some(full) = this.chunker.take_full() {
                 return Poll::Ready(Some(full));
             }
@@ -65,26 +60,21 @@ impl<S: Stream> Stream for ChunksTimeout<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
         let buffered = self.chunker.len();
-        self.upstream.size_hint_with(|(lower, upper)| {
-            // At least one chunk when any item is to come; at most one per item.
-            let lower = usize::from(lower > 0 || buffered > 0);
-            (lower, upper.and_then(|upper| upper.checked_add(buffered)))
-        })
+        // At least one chunk when any item is to come; at most one per item.
+        let lower = usize::from(lower > 0 || buffered > 0);
+        (lower, upper.and_then(|upper| upper.checked_add(buffered)))
     }
-}
 
-impl<S: Stream> fmt::Debug for ChunksTimeout<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChunksTimeout")
-            .field("chunker", &self.chunker)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("chunker", &self.chunker);
     }
 }
 
 upstream_operator!(
     ChunksTimeout,
+    Vec<S::Item>,
     /// The upstream stream; the chunk in progress, if any, is dropped.
 );

@@ -39,16 +39,11 @@ impl<S: Stream> Debounce<S> {
     }
 }
 
-impl<S: Stream> Stream for Debounce<S> {
-    type Item = S::Item;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+impl<S: Stream> Debounce<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if this.upstream.is_finished() {
-                return Poll::Ready(None);
-            }
             if this.upstream.has_ended() {
                 // The held item goes out at once; the next poll ends the stream.
                 this.due.clear();
@@ -81,28 +76,23 @@ impl<S: Stream> Stream for Debounce<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
         let held = usize::from(self.held.is_some());
-        self.upstream.size_hint_with(|(lower, upper)| {
-            // The last item always comes out; any other may be replaced.
-            let lower = (lower + held).min(1);
-            (lower, upper.and_then(|upper| upper.checked_add(held)))
-        })
+        // The last item always comes out; any other may be replaced.
+        let lower = (lower + held).min(1);
+        (lower, upper.and_then(|upper| upper.checked_add(held)))
     }
-}
 
-impl<S: Stream> fmt::Debug for Debounce<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Debounce")
-            .field("quiet", &self.quiet)
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("quiet", &self.quiet)
             .field("holding", &self.held.is_some())
-            .field("due", &self.due)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+            .field("due", &self.due);
     }
 }
 
 upstream_operator!(
     Debounce,
+    S::Item,
     /// The upstream stream; the held item, if any, is dropped.
 );

@@ -45,16 +45,11 @@ impl<S: Stream> Delay<S> {
     }
 }
 
-impl<S: Stream> Stream for Delay<S> {
-    type Item = S::Item;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+impl<S: Stream> Delay<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if this.upstream.is_finished() {
-                return Poll::Ready(None);
-            }
             // The head goes out once its time has come.
             if let Some(&(due, _)) = this.queue.front() {
                 let current = this.head.now_cached(&mut now);
@@ -89,33 +84,28 @@ impl<S: Stream> Stream for Delay<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
         let queued = self.queue.len();
         // Items due past the end of representable time never come out.
         let stuck = self.queue.back().is_some_and(|(due, _)| due.is_none());
-        self.upstream.size_hint_with(|(lower, upper)| {
-            let lower = if stuck {
-                0
-            } else {
-                lower.saturating_add(queued)
-            };
-            (lower, upper.and_then(|upper| upper.checked_add(queued)))
-        })
+        let lower = if stuck {
+            0
+        } else {
+            lower.saturating_add(queued)
+        };
+        (lower, upper.and_then(|upper| upper.checked_add(queued)))
     }
-}
 
-impl<S: Stream> fmt::Debug for Delay<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delay")
-            .field("by", &self.by)
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("by", &self.by)
             .field("in_flight", &self.queue.len())
-            .field("head", &self.head)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+            .field("head", &self.head);
     }
 }
 
 upstream_operator!(
     Delay,
+    S::Item,
     /// The upstream stream; the items in flight are dropped.
 );

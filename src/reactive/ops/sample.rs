@@ -43,14 +43,9 @@ impl<S: Stream> Sample<S> {
     }
 }
 
-impl<S: Stream> Stream for Sample<S> {
-    type Item = S::Item;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+impl<S: Stream> Sample<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
-        if this.upstream.is_finished() {
-            return Poll::Ready(None);
-        }
         let mut now = None;
         let start = match *this.start {
             Some(start) => start,
@@ -95,23 +90,20 @@ impl<S: Stream> Stream for Sample<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.upstream.size_hint_with(|(_, upper)| (0, upper))
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (_lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
+        (0, upper)
     }
-}
 
-impl<S: Stream> fmt::Debug for Sample<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sample")
-            .field("period", &self.period)
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("period", &self.period)
             .field("holding", &self.held.is_some())
-            .field("tick", &self.tick)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+            .field("tick", &self.tick);
     }
 }
 
 upstream_operator!(
     Sample,
+    S::Item,
     /// The upstream stream; the held item, if any, is dropped.
 );

@@ -90,16 +90,11 @@ impl<S: Stream> Throttle<S> {
     }
 }
 
-impl<S: Stream> Stream for Throttle<S> {
-    type Item = S::Item;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+impl<S: Stream> Throttle<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         let mut now = None;
         loop {
-            if this.upstream.is_finished() {
-                return Poll::Ready(None);
-            }
             // The next arrival: one put back by the previous poll, or one from upstream.
             let (item, arrived) = if let Some(next) = this.lookahead.take() {
                 next
@@ -160,26 +155,22 @@ impl<S: Stream> Stream for Throttle<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (_lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
         let kept = usize::from(self.held.is_some()) + usize::from(self.lookahead.is_some());
-        self.upstream
-            .size_hint_with(|(_, upper)| (0, upper.and_then(|upper| upper.checked_add(kept))))
+        (0, upper.and_then(|upper| upper.checked_add(kept)))
     }
-}
 
-impl<S: Stream> fmt::Debug for Throttle<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Throttle")
-            .field("window", &self.window)
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("window", &self.window)
             .field("config", &self.config)
             .field("holding", &self.held.is_some())
-            .field("end", &self.end)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+            .field("end", &self.end);
     }
 }
 
 upstream_operator!(
     Throttle,
+    S::Item,
     /// The upstream stream; items held for a trailing emission are dropped.
 );

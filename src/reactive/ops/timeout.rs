@@ -45,14 +45,9 @@ impl<S> TimeoutStream<S> {
     }
 }
 
-impl<S: Stream> Stream for TimeoutStream<S> {
-    type Item = Result<S::Item, Elapsed>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+impl<S: Stream> TimeoutStream<S> {
+    fn step(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<S::Item, Elapsed>>> {
         let mut this = self.project();
-        if this.upstream.is_finished() {
-            return Poll::Ready(None);
-        }
         let mut now = None;
         if !*this.waiting {
             // The wait starts when the next item is asked for.
@@ -85,26 +80,21 @@ impl<S: Stream> Stream for TimeoutStream<S> {
         }
     }
 
-    fn size_hint(&self) -> (usize, Option<usize>) {
+    /// What may still come out, given what the upstream may still yield.
+    fn hint(&self, (lower, upper): (usize, Option<usize>)) -> (usize, Option<usize>) {
         // Each item, or fewer and the `Elapsed`.
-        self.upstream.size_hint_with(|(lower, upper)| {
-            (lower.min(1), upper.and_then(|upper| upper.checked_add(1)))
-        })
+        (lower.min(1), upper.and_then(|upper| upper.checked_add(1)))
     }
-}
 
-impl<S> fmt::Debug for TimeoutStream<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TimeoutStream")
-            .field("limit", &self.limit)
+    fn debug_fields(&self, d: &mut fmt::DebugStruct<'_, '_>) {
+        d.field("limit", &self.limit)
             .field("waiting", &self.waiting)
-            .field("due", &self.due)
-            .field("done", &self.upstream.is_finished())
-            .finish_non_exhaustive()
+            .field("due", &self.due);
     }
 }
 
 upstream_operator!(
     TimeoutStream,
+    Result<S::Item, Elapsed>,
     /// The upstream stream.
 );

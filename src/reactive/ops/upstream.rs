@@ -98,14 +98,55 @@ impl<S: Stream> Upstream<S> {
 }
 
 /// Declares what an operator over an [`Upstream`] field named `upstream` has because
-/// of it: `get_ref`, `get_mut`, `get_pin_mut` and `into_inner` (the upstream stream),
-/// and `FusedStream` (ended when the operator finished). Invoked in the operator's
-/// module, which can call the `project` that `pin_project!` generates.
+/// of it, so that its own file holds its state and its logic only:
 ///
-/// After the operator's name come the doc comments of `into_inner`: they say what
-/// becomes of what the operator holds, the one thing that differs between operators.
+/// * `Stream`, with `Item = $item`: `poll_next` yields nothing once the operator
+///   finished, else runs the operator's `step(self: Pin<&mut Self>, cx)`; `size_hint`
+///   is `(0, Some(0))` once it finished, else the operator's `hint(&self, upstream)`
+///   of what the upstream may still yield (nothing once it ended);
+/// * `FusedStream`: ended when the operator finished;
+/// * `Debug`: the operator's name, its `debug_fields(&self, &mut DebugStruct)`, and
+///   whether it is done;
+/// * `get_ref`, `get_mut`, `get_pin_mut` and `into_inner`, the upstream stream.
+///
+/// Invoked in the operator's module, which can call the `project` that
+/// `pin_project!` generates. After the item type come the doc comments of
+/// `into_inner`: they say what becomes of what the operator holds.
 macro_rules! upstream_operator {
-    ($op:ident, $(#[$into_inner_doc:meta])+) => {
+    ($op:ident, $item:ty, $(#[$into_inner_doc:meta])+) => {
+        impl<S: ::futures_core::Stream> ::futures_core::Stream for $op<S> {
+            type Item = $item;
+
+            fn poll_next(
+                self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<Option<Self::Item>> {
+                if self.upstream.is_finished() {
+                    return ::std::task::Poll::Ready(None);
+                }
+                self.step(cx)
+            }
+
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                self.upstream.size_hint_with(|upstream| self.hint(upstream))
+            }
+        }
+
+        impl<S: ::futures_core::Stream> ::futures_core::FusedStream for $op<S> {
+            fn is_terminated(&self) -> bool {
+                self.upstream.is_finished()
+            }
+        }
+
+        impl<S: ::futures_core::Stream> ::std::fmt::Debug for $op<S> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let mut d = f.debug_struct(stringify!($op));
+                self.debug_fields(&mut d);
+                d.field("done", &self.upstream.is_finished())
+                    .finish_non_exhaustive()
+            }
+        }
+
         impl<S: ::futures_core::Stream> $op<S> {
             /// The upstream stream.
             pub fn get_ref(&self) -> &S {
@@ -127,15 +168,6 @@ macro_rules! upstream_operator {
             $(#[$into_inner_doc])+
             pub fn into_inner(self) -> S {
                 self.upstream.into_inner()
-            }
-        }
-
-        impl<S: ::futures_core::Stream> ::futures_core::FusedStream for $op<S>
-        where
-            $op<S>: ::futures_core::Stream,
-        {
-            fn is_terminated(&self) -> bool {
-                self.upstream.is_finished()
             }
         }
     };

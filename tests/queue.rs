@@ -1,6 +1,8 @@
 //! The `MessageQueue` promises: behaviour on every runtime flavour, exact times on the
 //! virtual clock.
 
+#[path = "shared/answers.rs"]
+mod answers;
 mod common;
 
 use std::collections::BTreeSet;
@@ -455,6 +457,20 @@ fn nack_and_backoff_redeliver_at_exact_times() {
         let again = next(&mut stream).await;
         assert_eq!(ms_since(&rt, start) - sent, 250);
         again.ack().await.unwrap();
+    });
+}
+
+#[test]
+fn a_late_ack_is_reported_and_not_counted() {
+    on_virtual_clock(|rt, _| {
+        answers::a_late_ack_is_reported_and_not_counted(rt, Arc::new(MemoryBackend::new()))
+    });
+}
+
+#[test]
+fn every_late_answer_is_reported() {
+    on_virtual_clock(|rt, _| {
+        answers::every_late_answer_is_reported(rt, Arc::new(MemoryBackend::new()))
     });
 }
 

@@ -9,6 +9,8 @@
 //! workers (which wait on timers while others commit) run on the real runtimes only.
 #![cfg(feature = "durable")]
 
+#[path = "shared/answers.rs"]
+mod answers;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -446,22 +448,32 @@ fn a_restart_keeps_every_kind_of_entry_at_its_time() {
                 .unwrap();
             let claimed: Vec<u64> = claim.messages.iter().map(|c| c.message.id).collect();
             assert_eq!(claimed, [0, 1, 2, 4]);
-            backend.ack("g", &[0]).await.unwrap();
-            backend
-                .dead_letter("g", 2, 1, "poisoned".into(), now)
-                .await
-                .unwrap();
-            backend
-                .nack("g", 4, 1, now + secs(20), Some("later".into()))
-                .await
-                .unwrap();
+            assert_eq!(
+                backend.ack("g", &[(0, 1)]).await.unwrap(),
+                Vec::<u64>::new()
+            );
+            assert!(
+                backend
+                    .dead_letter("g", 2, 1, "poisoned".into(), now)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                backend
+                    .nack("g", 4, 1, now + secs(20), Some("later".into()))
+                    .await
+                    .unwrap()
+            );
             // Message 1 stays leased until 10 s. The audit group read 0 and 1.
             let audit = backend
                 .claim("audit", "a", 2, now, now + secs(10))
                 .await
                 .unwrap();
             assert_eq!(audit.messages.len(), 2);
-            backend.ack("audit", &[0, 1]).await.unwrap();
+            assert_eq!(
+                backend.ack("audit", &[(0, 1), (1, 1)]).await.unwrap(),
+                Vec::<u64>::new()
+            );
         }
         let backend = open(dir.path());
         let queue = queue_on(&rt, &backend);
@@ -875,4 +887,23 @@ fn a_missing_or_empty_directory_becomes_a_store() {
     let backend = open(&nested);
     let groups = futures::executor::block_on(backend.groups()).unwrap();
     assert!(groups.is_empty());
+}
+
+/// Late answers on the durable backend: the shared bodies of `tests/shared/answers.rs`.
+#[test]
+fn a_late_ack_is_reported_and_not_counted() {
+    let dir = TempDir::new().unwrap();
+    let clock = VirtualRuntime::new();
+    let rt: SharedRuntime = Arc::new(clock.clone());
+    let backend = Arc::new(open(dir.path()));
+    clock.block_on(answers::a_late_ack_is_reported_and_not_counted(rt, backend));
+}
+
+#[test]
+fn every_late_answer_is_reported() {
+    let dir = TempDir::new().unwrap();
+    let clock = VirtualRuntime::new();
+    let rt: SharedRuntime = Arc::new(clock.clone());
+    let backend = Arc::new(open(dir.path()));
+    clock.block_on(answers::every_late_answer_is_reported(rt, backend));
 }

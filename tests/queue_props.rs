@@ -159,29 +159,32 @@ proptest! {
                 }
                 Op::Ack { group, pick } => {
                     if let Some((id, attempt)) = take(&mut groups[group].held, pick) {
-                        block_on(backend.ack(GROUPS[group], &[id])).unwrap();
+                        // The model holds current leases only: the answer is on time.
+                        let late = block_on(backend.ack(GROUPS[group], &[(id, attempt)])).unwrap();
+                        prop_assert!(late.is_empty(), "a current lease's ack was late");
                         prop_assert!(groups[group].acked.insert(id, attempt).is_none(), "acked twice");
                     }
                 }
                 Op::Nack { group, pick, delay_ms } => {
                     if let Some((id, attempt)) = take(&mut groups[group].held, pick) {
                         let at = now + Duration::from_millis(delay_ms);
-                        block_on(backend.nack(GROUPS[group], id, attempt, at, Some("e".into()))).unwrap();
+                        prop_assert!(block_on(backend.nack(GROUPS[group], id, attempt, at, Some("e".into()))).unwrap());
                     }
                 }
                 Op::DeadLetter { group, pick } => {
                     if let Some((id, attempt)) = take(&mut groups[group].held, pick) {
-                        block_on(backend.dead_letter(GROUPS[group], id, attempt, "x".into(), now)).unwrap();
-                        // A lease that ran out is not this consumer's to dead-letter.
+                        let held = block_on(backend.dead_letter(GROUPS[group], id, attempt, "x".into(), now)).unwrap();
+                        // The answer says whether it took effect, as the list does.
                         let listed = block_on(backend.dead_letters(GROUPS[group], usize::MAX)).unwrap();
-                        if listed.iter().any(|d| d.message.id == id) {
+                        prop_assert_eq!(held, listed.iter().any(|d| d.message.id == id));
+                        if held {
                             groups[group].dead.insert(id);
                         }
                     }
                 }
                 Op::Release { group, pick } => {
                     if let Some((id, attempt)) = take(&mut groups[group].held, pick) {
-                        block_on(backend.release(GROUPS[group], id, attempt, now)).unwrap();
+                        prop_assert!(block_on(backend.release(GROUPS[group], id, attempt, now)).unwrap());
                     }
                 }
                 Op::Forget { group, pick } => {
@@ -191,7 +194,10 @@ proptest! {
                     if let Some(&(id, attempt)) = groups[group].held.get(pick % groups[group].held.len().max(1)) {
                         // An older attempt's answer changes nothing.
                         if attempt > 1 {
-                            block_on(backend.nack(GROUPS[group], id, attempt - 1, now, None)).unwrap();
+                            prop_assert!(!block_on(backend.nack(GROUPS[group], id, attempt - 1, now, None)).unwrap());
+                            // Nor does its acknowledgement: it is late, and the entry stays.
+                            let late = block_on(backend.ack(GROUPS[group], &[(id, attempt - 1)])).unwrap();
+                            prop_assert_eq!(late, vec![id]);
                         }
                     }
                 }
@@ -209,7 +215,7 @@ proptest! {
         // Drain: time passes beyond every lease and delay; everything left is acked.
         for (g, group) in GROUPS.iter().enumerate() {
             for (id, attempt) in std::mem::take(&mut groups[g].held) {
-                block_on(backend.nack(group, id, attempt, now, None)).unwrap();
+                prop_assert!(block_on(backend.nack(group, id, attempt, now, None)).unwrap());
             }
         }
         now += Duration::from_secs(10);
@@ -221,7 +227,7 @@ proptest! {
                 }
                 for c in claimed {
                     let id = c.message.id;
-                    block_on(backend.ack(group, &[id])).unwrap();
+                    prop_assert!(block_on(backend.ack(group, &[(id, c.attempt)])).unwrap().is_empty());
                     prop_assert!(groups[g].acked.insert(id, c.attempt).is_none(), "acked twice");
                 }
             }

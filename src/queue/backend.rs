@@ -203,12 +203,18 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         lease_until: SystemTime,
     ) -> BackendFuture<'a, Claim>;
 
-    /// Acknowledges `ids` for `group`: they leave it for good. Unknown ids are ignored.
-    fn ack<'a>(&'a self, group: &'a str, ids: &'a [u64]) -> BackendFuture<'a, ()>;
+    /// Acknowledges each `(id, attempt)` of `group` whose delivery `attempt` still
+    /// holds the entry: it leaves the group for good. Returns the ids of the others —
+    /// *late answers*: the lease of that delivery ran out and the entry went back or
+    /// was delivered again (or it was answered already) — which change nothing.
+    ///
+    /// Every answer only answers for its own delivery: a late acknowledgement must
+    /// never remove an entry another delivery now holds.
+    fn ack<'a>(&'a self, group: &'a str, entries: &'a [(u64, u32)]) -> BackendFuture<'a, Vec<u64>>;
 
     /// Returns entry `id` of `group`, leased for delivery `attempt`, to waiting until
-    /// `retry_at`, remembering `error`. Ignored if the entry is not leased for that
-    /// attempt any more (its lease ran out and it was delivered again).
+    /// `retry_at`, remembering `error`; `true` if it did, `false` (a late answer,
+    /// nothing changed) if that delivery no longer holds the entry.
     fn nack<'a>(
         &'a self,
         group: &'a str,
@@ -216,11 +222,11 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         attempt: u32,
         retry_at: SystemTime,
         error: Option<String>,
-    ) -> BackendFuture<'a, ()>;
+    ) -> BackendFuture<'a, bool>;
 
     /// Gives entry `id` of `group`, leased for delivery `attempt` but never handed to a
     /// handler (a consumer claimed it ahead and stopped), back at once, ready at `now`,
-    /// with that delivery not counted. Ignored if that lease is gone.
+    /// with that delivery not counted; `false` if that lease is gone.
     ///
     /// The default nacks it to `now`, which counts the delivery; backends override it
     /// to leave the count as it was.
@@ -230,7 +236,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         id: u64,
         attempt: u32,
         now: SystemTime,
-    ) -> BackendFuture<'a, ()> {
+    ) -> BackendFuture<'a, bool> {
         self.nack(group, id, attempt, now, None)
     }
 
@@ -246,7 +252,8 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     ) -> BackendFuture<'a, bool>;
 
     /// Moves entry `id` of `group`, leased for delivery `attempt`, to the group's dead
-    /// letters with `error`. Ignored if that lease is gone.
+    /// letters with `error`; `false` (a late answer, nothing changed) if that
+    /// delivery no longer holds the entry.
     fn dead_letter<'a>(
         &'a self,
         group: &'a str,
@@ -254,7 +261,7 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         attempt: u32,
         error: String,
         now: SystemTime,
-    ) -> BackendFuture<'a, ()>;
+    ) -> BackendFuture<'a, bool>;
 
     /// Up to `limit` dead letters of `group`, oldest message first.
     fn dead_letters<'a>(

@@ -311,7 +311,7 @@ where
                 match verdict {
                     Some(Verdict::Done) => {
                         answering.in_hand = None;
-                        answering.acks.push(id);
+                        answering.acks.push((id, attempt));
                         answering.enqueued.push(enqueued_at);
                     }
                     Some(failed) => {
@@ -366,7 +366,7 @@ impl Drop for Tasks {
 /// goes back to the group, that delivery uncounted: the backend acts when called.
 struct Answering {
     to: Arc<Answers>,
-    acks: Vec<u64>,
+    acks: Vec<(u64, u32)>,
     enqueued: Vec<SystemTime>,
     in_hand: Option<(u64, u32)>,
     /// Messages handed to the handler since the last flush, and how many of them
@@ -392,11 +392,13 @@ impl Answering {
         if self.acks.is_empty() {
             return Ok(());
         }
+        // A late acknowledgement (a lease that ran out while the handler ran) is
+        // counted by the group as such; the handler's work still counts as handled.
         let done = self.to.ack(&self.acks, &self.enqueued).await;
         self.metrics.handled.add(self.acks.len() as u64);
         self.acks.clear();
         self.enqueued.clear();
-        done
+        done.map(drop)
     }
 }
 
@@ -405,7 +407,7 @@ impl Drop for Answering {
         self.count();
         if !self.acks.is_empty() {
             self.metrics.handled.add(self.acks.len() as u64);
-            drop(self.to.ack(&self.acks, &self.enqueued));
+            self.to.ack_now(&self.acks, &self.enqueued);
         }
         if let Some((id, attempt)) = self.in_hand.take() {
             self.to.release(id, attempt);

@@ -435,42 +435,82 @@ impl Answers {
         }
     }
 
-    /// Acknowledges `ids` (sent at `enqueued`, in the same order) in one backend call:
-    /// one lock, or one commit.
+    /// Acknowledges `entries` (`(id, attempt)`, sent at `enqueued`, in the same
+    /// order) in one backend call: one lock, or one commit. Resolves with the ids of
+    /// the late answers among them (their delivery had lost its lease): not counted
+    /// as acknowledged, no latency taken, counted in `late_answers`.
     pub(crate) fn ack<'a>(
         &'a self,
-        ids: &'a [u64],
-        enqueued: &[SystemTime],
-    ) -> BoxFuture<'a, Result<(), QueueError>> {
+        entries: &'a [(u64, u32)],
+        enqueued: &'a [SystemTime],
+    ) -> BoxFuture<'a, Result<Vec<u64>, QueueError>> {
         let now = self.inner.now();
-        // A send stamped on another thread can read a hair later than this clock:
-        // that is no latency, not a lost sample.
-        let latency = |at: SystemTime| now.duration_since(at).unwrap_or(Duration::ZERO);
-        // One or two (a stream's single acks) are not worth a batch's bucket list.
-        if enqueued.len() <= 2 {
-            for &at in enqueued {
-                self.metrics.latency.record(latency(at));
-            }
-        } else {
-            let mut batch = HistogramBatch::default();
-            for &at in enqueued {
-                batch.record(latency(at));
-            }
-            self.metrics.latency.record_batch(&mut batch);
-        }
-        let done = self.inner.backend().ack(&self.group, ids);
-        let acked = ids.len() as u64;
+        let done = self.inner.backend().ack(&self.group, entries);
         async move {
-            let done = done.await;
-            self.metrics.acked.add(acked);
-            Ok(done?)
+            let late = done.await?;
+            self.count_acked(entries, enqueued, &late, now);
+            Ok(late)
         }
         .boxed()
     }
 
+    /// Counts the acknowledgements of `entries` but the `late` ones, and their
+    /// latency at `now`.
+    fn count_acked(
+        &self,
+        entries: &[(u64, u32)],
+        enqueued: &[SystemTime],
+        late: &[u64],
+        now: SystemTime,
+    ) {
+        // A send stamped on another thread can read a hair later than this clock:
+        // that is no latency, not a lost sample.
+        let latency = |at: SystemTime| now.duration_since(at).unwrap_or(Duration::ZERO);
+        let acked = entries
+            .iter()
+            .zip(enqueued)
+            .filter(|((id, _), _)| !late.contains(id))
+            .map(|(_, &at)| at);
+        // One or two (a stream's single acks) are not worth a batch's bucket list.
+        if entries.len() <= 2 {
+            for at in acked {
+                self.metrics.latency.record(latency(at));
+            }
+        } else {
+            let mut batch = HistogramBatch::default();
+            for at in acked {
+                batch.record(latency(at));
+            }
+            self.metrics.latency.record_batch(&mut batch);
+        }
+        self.metrics.acked.add((entries.len() - late.len()) as u64);
+        if !late.is_empty() {
+            self.metrics.late_answers.add(late.len() as u64);
+        }
+    }
+
+    /// Counts one answer other than an acknowledgement on `counter`, or as a late
+    /// answer; a late answer is [`QueueError::LateAnswer`].
+    fn counted(
+        &self,
+        held: bool,
+        counter: &crate::stats::Counter,
+        id: u64,
+        attempt: u32,
+    ) -> Result<(), QueueError> {
+        if held {
+            counter.inc();
+            Ok(())
+        } else {
+            self.metrics.late_answers.inc();
+            Err(QueueError::LateAnswer { id, attempt })
+        }
+    }
+
     /// Delivery `attempt` of `id` failed with `error`: retried (after `delay`, or
     /// the policy's backoff), or dead-lettered after the last attempt the policy
-    /// allows. The backend acts when called, so dropping the future still answers.
+    /// allows. The backend acts when called, so dropping the future still answers
+    /// (and, once it is dropped, counts it as given).
     pub(crate) fn fail(
         &self,
         id: u64,
@@ -481,13 +521,12 @@ impl Answers {
         let now = self.inner.now();
         let policy = self.inner.retry_policy();
         if policy.allows(attempt) {
-            self.metrics.nacked.inc();
             let delay = delay.unwrap_or_else(|| policy.delay_for(attempt, id));
             let nack =
                 self.inner
                     .backend()
                     .nack(&self.group, id, attempt, now + delay, Some(error));
-            async move { Ok(nack.await?) }.boxed()
+            async move { self.counted(nack.await?, &self.metrics.nacked, id, attempt) }.boxed()
         } else {
             self.dead_letter(id, attempt, error)
         }
@@ -500,13 +539,25 @@ impl Answers {
         attempt: u32,
         error: String,
     ) -> BoxFuture<'_, Result<(), QueueError>> {
-        self.metrics.dead_lettered.inc();
         let now = self.inner.now();
         let dead = self
             .inner
             .backend()
             .dead_letter(&self.group, id, attempt, error, now);
-        async move { Ok(dead.await?) }.boxed()
+        async move { self.counted(dead.await?, &self.metrics.dead_lettered, id, attempt) }.boxed()
+    }
+
+    /// Gives the answer `answer` without waiting for it: counted by its outcome when
+    /// it is known at once (an in-memory backend), else as given (the backend acts
+    /// when called, and a dropped future cannot tell).
+    fn answer_now(
+        &self,
+        answer: BoxFuture<'_, Result<(), QueueError>>,
+        counter: &crate::stats::Counter,
+    ) {
+        if answer.now_or_never().is_none() {
+            counter.inc();
+        }
     }
 
     /// Hands delivery `attempt` of `id` back to the group unhandled, that delivery not
@@ -518,7 +569,29 @@ impl Answers {
 
     /// Dead-letters at once, without waiting (the backend acts when called).
     pub(crate) fn dead_letter_now(&self, id: u64, attempt: u32, error: String) {
-        drop(self.dead_letter(id, attempt, error));
+        self.answer_now(
+            self.dead_letter(id, attempt, error),
+            &self.metrics.dead_lettered,
+        );
+    }
+
+    /// Fails delivery `attempt` of `id` at once, without waiting (a lease dropped
+    /// unanswered).
+    pub(crate) fn fail_now(&self, id: u64, attempt: u32, error: String) {
+        let counter = if self.inner.retry_policy().allows(attempt) {
+            &self.metrics.nacked
+        } else {
+            &self.metrics.dead_lettered
+        };
+        self.answer_now(self.fail(id, attempt, error, None), counter);
+    }
+
+    /// Acknowledges at once, without waiting (a worker dropped with acknowledgements
+    /// gathered): counted by its outcome when known at once, else as acknowledged.
+    pub(crate) fn ack_now(&self, entries: &[(u64, u32)], enqueued: &[SystemTime]) {
+        if self.ack(entries, enqueued).now_or_never().is_none() {
+            self.count_acked(entries, enqueued, &[], self.inner.now());
+        }
     }
 }
 
@@ -549,9 +622,24 @@ impl Lease {
     }
 
     /// Acknowledges the message: it leaves the group for good.
+    ///
+    /// If this delivery's lease ran out before the answer (the message went back to
+    /// the group, or was delivered again), the answer changes nothing and is
+    /// [`QueueError::LateAnswer`]; it is counted in the group's `late_answers`, not
+    /// as acknowledged. The same holds for every answer below.
     pub async fn ack(mut self) -> Result<(), QueueError> {
         self.answered = true;
-        self.to.ack(&[self.id], &[self.enqueued_at]).await
+        let late = self
+            .to
+            .ack(&[(self.id, self.attempt)], &[self.enqueued_at])
+            .await?;
+        match late.is_empty() {
+            true => Ok(()),
+            false => Err(QueueError::LateAnswer {
+                id: self.id,
+                attempt: self.attempt,
+            }),
+        }
     }
 
     /// Failed: delivered again after `delay`, or dead-lettered after the last attempt.
@@ -596,12 +684,11 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if !self.answered {
             // The backend acts when called: dropping the future still retries.
-            drop(self.to.fail(
+            self.to.fail_now(
                 self.id,
                 self.attempt,
                 "dropped without an answer".to_owned(),
-                None,
-            ));
+            );
         }
     }
 }

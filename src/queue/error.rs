@@ -38,6 +38,7 @@ impl<M: fmt::Debug> std::error::Error for SendError<M> {}
 
 /// An operation of the queue other than sending failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum QueueError {
     /// The backend failed.
     Backend(BackendError),
@@ -46,6 +47,16 @@ pub enum QueueError {
     /// A consumer's worker task ended without finishing its loop (its task panicked
     /// outside a handler, or the runtime dropped it): what the runtime said.
     Worker(String),
+    /// An answer (`ack`, `nack`, `retry`, `reject`) came after delivery `attempt` of
+    /// message `id` had lost its lease: the message had gone back to its group, or
+    /// been delivered again, or answered already. The answer changed nothing (it
+    /// never answers for another delivery) and is not counted as given.
+    LateAnswer {
+        /// The message's id.
+        id: u64,
+        /// The delivery the answer was for.
+        attempt: u32,
+    },
 }
 
 impl From<BackendError> for QueueError {
@@ -66,6 +77,10 @@ impl fmt::Display for QueueError {
             QueueError::Backend(error) => error.fmt(f),
             QueueError::Codec(error) => error.fmt(f),
             QueueError::Worker(why) => write!(f, "a consumer's worker task failed: {why}"),
+            QueueError::LateAnswer { id, attempt } => write!(
+                f,
+                "message {id}: delivery {attempt} lost its lease before this answer, which changed nothing"
+            ),
         }
     }
 }
@@ -75,7 +90,7 @@ impl std::error::Error for QueueError {
         match self {
             QueueError::Backend(error) => Some(error),
             QueueError::Codec(error) => Some(error),
-            QueueError::Worker(_) => None,
+            QueueError::Worker(_) | QueueError::LateAnswer { .. } => None,
         }
     }
 }

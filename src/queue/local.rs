@@ -149,8 +149,8 @@ impl<St: LocalStore> Local<St> {
         })
     }
 
-    pub(crate) fn ack(&self, group: &str, ids: &[u64]) -> BackendFuture<'_, ()> {
-        self.apply(&[], |state, changes| state.ack(group, ids, changes))
+    pub(crate) fn ack(&self, group: &str, entries: &[(u64, u32)]) -> BackendFuture<'_, Vec<u64>> {
+        self.apply(&[], |state, changes| state.ack(group, entries, changes))
     }
 
     pub(crate) fn nack(
@@ -160,7 +160,7 @@ impl<St: LocalStore> Local<St> {
         attempt: u32,
         retry_at: SystemTime,
         error: Option<String>,
-    ) -> BackendFuture<'_, ()> {
+    ) -> BackendFuture<'_, bool> {
         self.apply_and_wake(&[retry_at], |state, changes| {
             state.nack(group, id, attempt, retry_at, error, changes)
         })
@@ -172,7 +172,7 @@ impl<St: LocalStore> Local<St> {
         id: u64,
         attempt: u32,
         now: SystemTime,
-    ) -> BackendFuture<'_, ()> {
+    ) -> BackendFuture<'_, bool> {
         self.apply_and_wake(&[now], |state, changes| {
             state.release(group, id, attempt, now, changes)
         })
@@ -197,7 +197,7 @@ impl<St: LocalStore> Local<St> {
         attempt: u32,
         error: String,
         now: SystemTime,
-    ) -> BackendFuture<'_, ()> {
+    ) -> BackendFuture<'_, bool> {
         self.apply(&[now], |state, changes| {
             state.dead_letter(group, id, attempt, error, now, changes)
         })
@@ -267,10 +267,10 @@ macro_rules! backend_over_local {
             fn ack<'a>(
                 &'a self,
                 group: &'a str,
-                ids: &'a [u64],
-            ) -> $crate::queue::BackendFuture<'a, ()> {
+                entries: &'a [(u64, u32)],
+            ) -> $crate::queue::BackendFuture<'a, Vec<u64>> {
                 let $this = self;
-                $local.ack(group, ids)
+                $local.ack(group, entries)
             }
 
             fn nack<'a>(
@@ -280,7 +280,7 @@ macro_rules! backend_over_local {
                 attempt: u32,
                 retry_at: ::std::time::SystemTime,
                 error: Option<String>,
-            ) -> $crate::queue::BackendFuture<'a, ()> {
+            ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.nack(group, id, attempt, retry_at, error)
             }
@@ -291,7 +291,7 @@ macro_rules! backend_over_local {
                 id: u64,
                 attempt: u32,
                 now: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, ()> {
+            ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.release(group, id, attempt, now)
             }
@@ -314,7 +314,7 @@ macro_rules! backend_over_local {
                 attempt: u32,
                 error: String,
                 now: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, ()> {
+            ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.dead_letter(group, id, attempt, error, now)
             }

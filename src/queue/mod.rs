@@ -10,6 +10,12 @@
 //!   the pipeline uses); after the policy's last attempt it goes to the group's dead
 //!   letters with its last error, attempt count and timestamps. Dead letters can be
 //!   listed and requeued.
+//! * **An answer only answers for its own delivery.** An `ack`, `nack`, `retry` or
+//!   `reject` that comes after its delivery lost its lease (the message went back to
+//!   the group, or was delivered again) changes nothing — it never takes the message
+//!   from the delivery that holds it now — and says so:
+//!   [`QueueError::LateAnswer`]; it is counted in [`GroupStats::late_answers`], not
+//!   as acknowledged. `extend_lease` of such a delivery returns `false`.
 //! * **Consumer groups.** Every message reaches every group; inside a group, consumers
 //!   and their workers compete, so each message is handled once per group (at least
 //!   once: a retry or a lost lease hands it out again).

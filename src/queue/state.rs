@@ -637,26 +637,34 @@ impl State {
         Ok(Claim { messages, next_due })
     }
 
+    /// Acknowledges each `(id, attempt)` whose delivery still holds its entry; returns
+    /// the ids of the others (their lease ran out and the entry went back, was
+    /// delivered again or was answered otherwise), which change nothing.
     pub(crate) fn ack(
         &mut self,
         group: &str,
-        ids: &[u64],
+        entries: &[(u64, u32)],
         changes: &mut impl Journal,
-    ) -> Result<(), BackendError> {
+    ) -> Result<Vec<u64>, BackendError> {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
-        for &id in ids {
-            let in_run = g.take_from_run(id).is_some();
-            if in_run || g.pending.delete(id) {
+        let mut late = Vec::new();
+        for &(id, attempt) in entries {
+            // A run holds first deliveries only, leased until the run's lease ends.
+            let held = (attempt == 1 && g.take_from_run(id).is_some())
+                || (g.pending.get(id).is_some_and(|p| p.holds(attempt)) && g.pending.delete(id));
+            if held {
                 changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
                     id,
                 });
+            } else {
+                late.push(id);
             }
         }
         g.pop_done_runs();
         self.drop_done(changes);
-        Ok(())
+        Ok(late)
     }
 
     /// Changes the entry `id` of `group` still held by delivery `attempt`: `change`
@@ -701,7 +709,7 @@ impl State {
         retry_at: SystemTime,
         error: Option<String>,
         changes: &mut impl Journal,
-    ) -> Result<(), BackendError> {
+    ) -> Result<bool, BackendError> {
         self.update_held(group, id, attempt, changes, |entry| {
             entry.leased = false;
             entry.until = retry_at;
@@ -709,7 +717,6 @@ impl State {
                 entry.last_error = error;
             }
         })
-        .map(drop)
     }
 
     /// Gives a leased entry back, ready at `now`, uncounting its delivery.
@@ -720,13 +727,12 @@ impl State {
         attempt: u32,
         now: SystemTime,
         changes: &mut impl Journal,
-    ) -> Result<(), BackendError> {
+    ) -> Result<bool, BackendError> {
         self.update_held(group, id, attempt, changes, |entry| {
             entry.leased = false;
             entry.until = now;
             entry.attempts = entry.attempts.saturating_sub(1);
         })
-        .map(drop)
     }
 
     pub(crate) fn extend_lease(
@@ -750,7 +756,7 @@ impl State {
         error: String,
         now: SystemTime,
         changes: &mut impl Journal,
-    ) -> Result<(), BackendError> {
+    ) -> Result<bool, BackendError> {
         let (log, base) = (&self.messages, self.base);
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         if attempt == 1 {
@@ -758,10 +764,10 @@ impl State {
         }
         let name = Arc::clone(&g.name);
         if !g.pending.get(id).is_some_and(|p| p.holds(attempt)) {
-            return Ok(());
+            return Ok(false);
         }
         let Some(pending) = g.pending.remove(id) else {
-            return Ok(());
+            return Ok(false);
         };
         let message = pending.entry.message;
         changes.record(|| Change::DeletePending {
@@ -781,7 +787,7 @@ impl State {
         });
         g.dead.insert(id, record);
         self.drop_done(changes);
-        Ok(())
+        Ok(true)
     }
 
     pub(crate) fn dead_letters(
@@ -1001,16 +1007,18 @@ mod tests {
         assert_eq!(state.groups["g"].runs.len(), 1);
         assert!(state.groups["g"].pending.len() == 0, "no entry per message");
         assert_eq!(state.len(), 10);
-        state.ack("g", &[5, 6, 7, 8, 9], &mut ()).unwrap();
+        state
+            .ack("g", &[(5, 1), (6, 1), (7, 1), (8, 1), (9, 1)], &mut ())
+            .unwrap();
         assert_eq!(state.len(), 5);
         assert_eq!(state.counts("g", at(0)).unwrap().in_flight, 5);
-        state.ack("g", &[0, 1], &mut ()).unwrap();
+        state.ack("g", &[(0, 1), (1, 1)], &mut ()).unwrap();
         assert_eq!(
             state.messages.len(),
             8,
             "the log moves past what is done in order"
         );
-        state.ack("g", &[2, 3, 4], &mut ()).unwrap();
+        state.ack("g", &[(2, 1), (3, 1), (4, 1)], &mut ()).unwrap();
         assert_eq!(state.len(), 0);
         assert!(state.messages.is_empty());
         assert!(state.groups["g"].runs.is_empty());
@@ -1039,7 +1047,10 @@ mod tests {
         assert_eq!(claim(&mut state, "g", 10, 5), [(1, 2, false)]);
         // The extended lease outlives the run's.
         assert_eq!(claim(&mut state, "g", 10, 12), []);
-        state.ack("g", &[0, 1], &mut ()).unwrap();
+        assert_eq!(
+            state.ack("g", &[(0, 1), (1, 2)], &mut ()).unwrap(),
+            Vec::<u64>::new()
+        );
         assert_eq!(state.len(), 0);
     }
 
@@ -1047,7 +1058,7 @@ mod tests {
     fn a_run_whose_lease_ends_comes_back_as_expired_leases_on_time() {
         let mut state = state_with(3, &["g"]);
         claim(&mut state, "g", 3, 0);
-        state.ack("g", &[1], &mut ()).unwrap();
+        state.ack("g", &[(1, 1)], &mut ()).unwrap();
         let early = state.claim("g", 10, at(9), at(19), &mut ()).unwrap();
         assert!(early.messages.is_empty());
         assert_eq!(
@@ -1076,7 +1087,7 @@ mod tests {
                 &mut (),
             );
             assert_eq!(claim(&mut state, "g", 1, 0), [(n, 1, false)]);
-            state.ack("g", &[n], &mut ()).unwrap();
+            state.ack("g", &[(n, 1)], &mut ()).unwrap();
             assert!(
                 state.messages.len() as u64 <= PIN_SLACK + 4,
                 "log of {}",
@@ -1085,7 +1096,7 @@ mod tests {
         }
         assert_eq!(state.len(), 1);
         assert_eq!(state.counts("g", at(0)).unwrap().in_flight, 1);
-        state.ack("g", &[0], &mut ()).unwrap();
+        state.ack("g", &[(0, 1)], &mut ()).unwrap();
         assert_eq!(state.len(), 0);
     }
 
@@ -1095,10 +1106,14 @@ mod tests {
         assert_eq!(state.len(), 4);
         claim(&mut state, "a", 4, 0);
         assert_eq!(state.len(), 8, "unseen by b, and leased by a");
-        state.ack("a", &[0, 1, 2, 3], &mut ()).unwrap();
+        state
+            .ack("a", &[(0, 1), (1, 1), (2, 1), (3, 1)], &mut ())
+            .unwrap();
         assert_eq!(state.len(), 4);
         claim(&mut state, "b", 4, 0);
-        state.ack("b", &[0, 1, 2, 3], &mut ()).unwrap();
+        state
+            .ack("b", &[(0, 1), (1, 1), (2, 1), (3, 1)], &mut ())
+            .unwrap();
         assert_eq!(state.len(), 0);
         assert!(state.messages.is_empty());
     }
@@ -1109,17 +1124,26 @@ mod tests {
     fn nacked_entries_out_of_order_all_come_back() {
         let mut state = state_with(11, &["g"]);
         claim(&mut state, "g", 11, 0);
-        state.ack("g", &[0, 1, 2, 3, 4, 5, 6], &mut ()).unwrap();
+        state
+            .ack(
+                "g",
+                &[(0, 1), (1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1)],
+                &mut (),
+            )
+            .unwrap();
         for id in [9, 8] {
             state.nack("g", id, 1, at(5), None, &mut ()).unwrap();
         }
-        state.ack("g", &[9], &mut ()).unwrap();
+        // An acknowledgement after the nack answers for a delivery that is over: it
+        // changes nothing, and 9 comes back with the others.
+        assert_eq!(state.ack("g", &[(9, 1)], &mut ()).unwrap(), [9]);
         for id in [7, 10] {
             state.nack("g", id, 1, at(5), None, &mut ()).unwrap();
         }
         let ids: Vec<u64> = claim(&mut state, "g", 10, 5).iter().map(|c| c.0).collect();
-        assert_eq!(ids, [7, 8, 10]);
-        state.ack("g", &[7, 8, 10], &mut ()).unwrap();
+        assert_eq!(ids, [7, 8, 9, 10]);
+        let second: Vec<(u64, u32)> = ids.iter().map(|&id| (id, 2)).collect();
+        assert_eq!(state.ack("g", &second, &mut ()).unwrap(), Vec::<u64>::new());
         assert_eq!(state.len(), 0);
     }
 
@@ -1130,7 +1154,7 @@ mod tests {
         let mut state = state_with(10, &["a"]);
         claim(&mut state, "a", 10, 0);
         state
-            .ack("a", &[1, 2, 3, 4, 5, 6, 7, 8, 9], &mut ())
+            .ack("a", &(1..10).map(|id| (id, 1)).collect::<Vec<_>>(), &mut ())
             .unwrap();
         state.create_group("b", StartFrom::Earliest, &mut ());
         assert_eq!(claim(&mut state, "b", 100, 0), []);
@@ -1179,12 +1203,14 @@ mod tests {
         assert_runs_consistent(&state, "g");
         for id in (0..n).rev() {
             match id % 5 {
-                0 => state.nack("g", id, 1, at(100), None, &mut ()).unwrap(),
-                1 => state
-                    .dead_letter("g", id, 1, "x".into(), at(0), &mut ())
-                    .unwrap(),
+                0 => assert!(state.nack("g", id, 1, at(100), None, &mut ()).unwrap()),
+                1 => assert!(
+                    state
+                        .dead_letter("g", id, 1, "x".into(), at(0), &mut ())
+                        .unwrap()
+                ),
                 2 => assert!(state.extend_lease("g", id, 1, at(50), &mut ()).unwrap()),
-                _ => state.ack("g", &[id], &mut ()).unwrap(),
+                _ => assert!(state.ack("g", &[(id, 1)], &mut ()).unwrap().is_empty()),
             }
             if id % 97 == 0 {
                 assert_runs_consistent(&state, "g");
@@ -1210,7 +1236,7 @@ mod tests {
             .count();
         assert_eq!(put, 3);
         changes.clear();
-        state.ack("g", &[0, 2], &mut changes).unwrap();
+        state.ack("g", &[(0, 1), (2, 1)], &mut changes).unwrap();
         let deleted = changes
             .iter()
             .filter(|c| matches!(c, Change::DeletePending { .. }))

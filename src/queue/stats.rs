@@ -13,6 +13,7 @@ pub(crate) struct GroupMetrics {
     pub nacked: Counter,
     pub redelivered: Counter,
     pub dead_lettered: Counter,
+    pub late_answers: Counter,
     /// Send → acknowledgement.
     pub latency: Histogram,
 }
@@ -42,6 +43,10 @@ pub struct GroupStats {
     pub redelivered: u64,
     /// Sent to dead letters by this process (attempts used up, bad payloads).
     pub dead_lettered: u64,
+    /// Answers that came after their delivery had lost its lease
+    /// ([`QueueError::LateAnswer`](super::QueueError::LateAnswer)): they changed
+    /// nothing and are not counted above.
+    pub late_answers: u64,
     /// Time from send to acknowledgement, for the messages this process acknowledged.
     pub latency: HistogramSnapshot,
 }
@@ -59,6 +64,7 @@ impl GroupStats {
             nacked: metrics.nacked.get(),
             redelivered: metrics.redelivered.get(),
             dead_lettered: metrics.dead_lettered.get(),
+            late_answers: metrics.late_answers.get(),
             latency: metrics.latency.snapshot(),
         }
     }

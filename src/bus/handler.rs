@@ -7,8 +7,6 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use futures_util::stream::StreamExt;
 
 use super::{Envelope, HandlerFailure, Kind, Subscription};
@@ -186,12 +184,7 @@ where
     K: Kind,
     H: HandlerFn<Envelope<P, K>, StopSignal>,
 {
-    type Output = FlowReport<Infallible>;
-    type IntoFuture = BoxFuture<'static, FlowReport<Infallible>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        self.drive(None).boxed()
-    }
+    crate::flow::flow_into_future!(FlowReport<Infallible>);
 }
 
 impl<P, K, H> Flow for Handler<P, K, H>
@@ -200,13 +193,7 @@ where
     K: Kind,
     H: HandlerFn<Envelope<P, K>, StopSignal>,
 {
-    crate::flow::flow_identity!();
-
-    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
-        self.drive(runtime)
-            .map(|report| report.map_err(|never| match never {}))
-            .boxed()
-    }
+    crate::flow::flow_identity!(|never| match never {});
 }
 
 impl<P: Clone + Send + Sync + 'static, K: Kind, H> fmt::Debug for Handler<P, K, H> {

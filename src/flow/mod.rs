@@ -129,7 +129,17 @@ pub(crate) use flow_handles;
 /// The part of an `impl Flow` every flow type has alike (see [`flow_handles`]); the
 /// type writes `start` itself.
 macro_rules! flow_identity {
-    () => {
+    ($to_flow_error:expr) => {
+        fn start(
+            self: Box<Self>,
+            runtime: Option<$crate::runtime::SharedRuntime>,
+        ) -> ::futures_util::future::BoxFuture<'static, $crate::flow::FlowReport> {
+            ::futures_util::FutureExt::boxed(::futures_util::FutureExt::map(
+                self.drive(runtime),
+                |report| report.map_err($to_flow_error),
+            ))
+        }
+
         fn name(&self) -> String {
             self.metrics.name()
         }
@@ -144,6 +154,20 @@ macro_rules! flow_identity {
     };
 }
 pub(crate) use flow_identity;
+
+/// The `IntoFuture` items of a flow type whose `drive(runtime)` gives `$report`:
+/// awaiting the flow drives it in place.
+macro_rules! flow_into_future {
+    ($report:ty) => {
+        type Output = $report;
+        type IntoFuture = ::futures_util::future::BoxFuture<'static, $report>;
+
+        fn into_future(self) -> Self::IntoFuture {
+            ::futures_util::FutureExt::boxed(self.drive(None))
+        }
+    };
+}
+pub(crate) use flow_into_future;
 
 /// A flow behind a trait object: what an owner of flows (a registry, a supervisor)
 /// needs to start, stop and observe flows of any item type.

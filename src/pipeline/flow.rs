@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, StreamExt};
 
 use super::named::Build;
 use super::stage::Flowing;
@@ -208,22 +207,11 @@ impl<In> Stream for Intake<In> {
 }
 
 impl<In: Send + 'static, Out: Send + 'static> IntoFuture for PipelineFlow<In, Out> {
-    type Output = FlowReport<StageError>;
-    type IntoFuture = BoxFuture<'static, FlowReport<StageError>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        self.drive(None).boxed()
-    }
+    crate::flow::flow_into_future!(FlowReport<StageError>);
 }
 
 impl<In: Send + 'static, Out: Send + 'static> Flow for PipelineFlow<In, Out> {
-    crate::flow::flow_identity!();
-
-    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
-        self.drive(runtime)
-            .map(|report| report.map_err(FlowError::new))
-            .boxed()
-    }
+    crate::flow::flow_identity!(FlowError::new);
 }
 
 impl<In, Out> fmt::Debug for PipelineFlow<In, Out> {

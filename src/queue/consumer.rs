@@ -525,12 +525,7 @@ where
     C: Codec,
     H: HandlerFn<M, MessageContext>,
 {
-    type Output = FlowReport<QueueError>;
-    type IntoFuture = BoxFuture<'static, FlowReport<QueueError>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        self.drive(None).boxed()
-    }
+    crate::flow::flow_into_future!(FlowReport<QueueError>);
 }
 
 impl<M, C, H> Flow for Consumer<M, C, H>
@@ -539,13 +534,7 @@ where
     C: Codec,
     H: HandlerFn<M, MessageContext>,
 {
-    crate::flow::flow_identity!();
-
-    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
-        self.drive(runtime)
-            .map(|report| report.map_err(FlowError::new))
-            .boxed()
-    }
+    crate::flow::flow_identity!(FlowError::new);
 }
 
 impl<M, C: Codec, H> fmt::Debug for Consumer<M, C, H> {

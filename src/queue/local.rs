@@ -10,7 +10,7 @@ use event_listener::Event;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::backend::{BackendError, BackendFuture, Claim, DeadRecord, GroupCounts, StartFrom};
+use super::backend::{BackendError, BackendFuture, StartFrom};
 use super::state::{Journal, State};
 
 /// What an operation waits for after it took effect in memory: the commit of its
@@ -106,7 +106,7 @@ impl<St: LocalStore> Local<St> {
 
     /// [`apply`](Self::apply), then wakes the consumers: the operation may have made
     /// something claimable.
-    fn apply_and_wake<T: Send + 'static>(
+    pub(crate) fn apply_and_wake<T: Send + 'static>(
         &self,
         times: &[SystemTime],
         op: impl FnOnce(&mut State, &mut St::Journal) -> Result<T, BackendError>,
@@ -117,7 +117,7 @@ impl<St: LocalStore> Local<St> {
     }
 
     /// Reads the state (no change, nothing to wait for).
-    fn read<T: Send + 'static>(
+    pub(crate) fn read<T: Send + 'static>(
         &self,
         op: impl FnOnce(&State) -> Result<T, BackendError>,
     ) -> BackendFuture<'static, T> {
@@ -125,6 +125,7 @@ impl<St: LocalStore> Local<St> {
         std::future::ready(out).boxed()
     }
 
+    /// Creates `group` unless it exists, waking the consumers if it did.
     pub(crate) fn create_group(&self, group: &str, start: StartFrom) -> BackendFuture<'_, bool> {
         let mut created = false;
         let done = self.apply(&[], |state, changes| {
@@ -135,102 +136,6 @@ impl<St: LocalStore> Local<St> {
             self.changed.notify(usize::MAX);
         }
         done
-    }
-
-    pub(crate) fn claim(
-        &self,
-        group: &str,
-        max: usize,
-        now: SystemTime,
-        lease_until: SystemTime,
-    ) -> BackendFuture<'_, Claim> {
-        self.apply(&[now, lease_until], |state, changes| {
-            state.claim(group, max, now, lease_until, changes)
-        })
-    }
-
-    pub(crate) fn ack(&self, group: &str, entries: &[(u64, u32)]) -> BackendFuture<'_, Vec<u64>> {
-        self.apply(&[], |state, changes| state.ack(group, entries, changes))
-    }
-
-    pub(crate) fn nack(
-        &self,
-        group: &str,
-        id: u64,
-        attempt: u32,
-        retry_at: SystemTime,
-        error: Option<String>,
-    ) -> BackendFuture<'_, bool> {
-        self.apply_and_wake(&[retry_at], |state, changes| {
-            state.nack(group, id, attempt, retry_at, error, changes)
-        })
-    }
-
-    pub(crate) fn release(
-        &self,
-        group: &str,
-        id: u64,
-        attempt: u32,
-        now: SystemTime,
-    ) -> BackendFuture<'_, bool> {
-        self.apply_and_wake(&[now], |state, changes| {
-            state.release(group, id, attempt, now, changes)
-        })
-    }
-
-    pub(crate) fn extend_lease(
-        &self,
-        group: &str,
-        id: u64,
-        attempt: u32,
-        lease_until: SystemTime,
-    ) -> BackendFuture<'_, bool> {
-        self.apply(&[lease_until], |state, changes| {
-            state.extend_lease(group, id, attempt, lease_until, changes)
-        })
-    }
-
-    pub(crate) fn dead_letter(
-        &self,
-        group: &str,
-        id: u64,
-        attempt: u32,
-        error: String,
-        now: SystemTime,
-    ) -> BackendFuture<'_, bool> {
-        self.apply(&[now], |state, changes| {
-            state.dead_letter(group, id, attempt, error, now, changes)
-        })
-    }
-
-    pub(crate) fn dead_letters(
-        &self,
-        group: &str,
-        limit: usize,
-    ) -> BackendFuture<'_, Vec<DeadRecord>> {
-        self.read(|state| state.dead_letters(group, limit))
-    }
-
-    pub(crate) fn requeue(&self, group: &str, id: u64, now: SystemTime) -> BackendFuture<'_, bool> {
-        self.apply_and_wake(&[now], |state, changes| {
-            state.requeue(group, id, now, changes)
-        })
-    }
-
-    pub(crate) fn groups(&self) -> BackendFuture<'_, Vec<String>> {
-        self.read(|state| Ok(state.groups()))
-    }
-
-    pub(crate) fn held(&self) -> BackendFuture<'_, u64> {
-        self.read(|state| Ok(state.len() as u64))
-    }
-
-    pub(crate) fn counts(&self, group: &str, now: SystemTime) -> BackendFuture<'_, GroupCounts> {
-        self.read(|state| state.counts(group, now))
-    }
-
-    pub(crate) fn changed(&self) -> BoxFuture<'static, ()> {
-        self.changed.listen().boxed()
     }
 }
 
@@ -261,7 +166,9 @@ macro_rules! backend_over_local {
                 lease_until: ::std::time::SystemTime,
             ) -> $crate::queue::BackendFuture<'a, $crate::queue::Claim> {
                 let $this = self;
-                $local.claim(group, max, now, lease_until)
+                $local.apply(&[now, lease_until], |state, changes| {
+                    state.claim(group, max, now, lease_until, changes)
+                })
             }
 
             fn ack<'a>(
@@ -270,7 +177,7 @@ macro_rules! backend_over_local {
                 entries: &'a [(u64, u32)],
             ) -> $crate::queue::BackendFuture<'a, Vec<u64>> {
                 let $this = self;
-                $local.ack(group, entries)
+                $local.apply(&[], |state, changes| state.ack(group, entries, changes))
             }
 
             fn nack<'a>(
@@ -282,7 +189,9 @@ macro_rules! backend_over_local {
                 error: Option<String>,
             ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
-                $local.nack(group, id, attempt, retry_at, error)
+                $local.apply_and_wake(&[retry_at], |state, changes| {
+                    state.nack(group, id, attempt, retry_at, error, changes)
+                })
             }
 
             fn release<'a>(
@@ -293,7 +202,9 @@ macro_rules! backend_over_local {
                 now: ::std::time::SystemTime,
             ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
-                $local.release(group, id, attempt, now)
+                $local.apply_and_wake(&[now], |state, changes| {
+                    state.release(group, id, attempt, now, changes)
+                })
             }
 
             fn extend_lease<'a>(
@@ -304,7 +215,9 @@ macro_rules! backend_over_local {
                 lease_until: ::std::time::SystemTime,
             ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
-                $local.extend_lease(group, id, attempt, lease_until)
+                $local.apply(&[lease_until], |state, changes| {
+                    state.extend_lease(group, id, attempt, lease_until, changes)
+                })
             }
 
             fn dead_letter<'a>(
@@ -316,7 +229,9 @@ macro_rules! backend_over_local {
                 now: ::std::time::SystemTime,
             ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
-                $local.dead_letter(group, id, attempt, error, now)
+                $local.apply(&[now], |state, changes| {
+                    state.dead_letter(group, id, attempt, error, now, changes)
+                })
             }
 
             fn dead_letters<'a>(
@@ -325,7 +240,7 @@ macro_rules! backend_over_local {
                 limit: usize,
             ) -> $crate::queue::BackendFuture<'a, Vec<$crate::queue::DeadRecord>> {
                 let $this = self;
-                $local.dead_letters(group, limit)
+                $local.read(|state| state.dead_letters(group, limit))
             }
 
             fn requeue<'a>(
@@ -335,17 +250,17 @@ macro_rules! backend_over_local {
                 now: ::std::time::SystemTime,
             ) -> $crate::queue::BackendFuture<'a, bool> {
                 let $this = self;
-                $local.requeue(group, id, now)
+                $local.apply_and_wake(&[now], |state, changes| state.requeue(group, id, now, changes))
             }
 
             fn groups(&self) -> $crate::queue::BackendFuture<'_, Vec<String>> {
                 let $this = self;
-                $local.groups()
+                $local.read(|state| Ok(state.groups()))
             }
 
             fn held(&self) -> $crate::queue::BackendFuture<'_, u64> {
                 let $this = self;
-                $local.held()
+                $local.read(|state| Ok(state.len() as u64))
             }
 
             fn counts<'a>(
@@ -354,12 +269,12 @@ macro_rules! backend_over_local {
                 now: ::std::time::SystemTime,
             ) -> $crate::queue::BackendFuture<'a, $crate::queue::GroupCounts> {
                 let $this = self;
-                $local.counts(group, now)
+                $local.read(|state| state.counts(group, now))
             }
 
             fn changed(&self) -> ::futures_util::future::BoxFuture<'static, ()> {
                 let $this = self;
-                $local.changed()
+                ::futures_util::FutureExt::boxed($local.changed.listen())
             }
         }
     };

@@ -6,8 +6,6 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 use futures_util::stream::StreamExt;
 
 use super::subscription::{StreamError, Subscription};
@@ -184,12 +182,7 @@ where
     E: Clone + Send + Sync + 'static,
     H: HandlerFn<T, StopSignal>,
 {
-    type Output = FlowReport<E>;
-    type IntoFuture = BoxFuture<'static, FlowReport<E>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        self.drive(None).boxed()
-    }
+    crate::flow::flow_into_future!(FlowReport<E>);
 }
 
 impl<T, E, H> Flow for Subscriber<T, E, H>
@@ -198,13 +191,7 @@ where
     E: Clone + Send + Sync + fmt::Display + 'static,
     H: HandlerFn<T, StopSignal>,
 {
-    crate::flow::flow_identity!();
-
-    fn start(self: Box<Self>, runtime: Option<SharedRuntime>) -> BoxFuture<'static, FlowReport> {
-        self.drive(runtime)
-            .map(|report| report.map_err(crate::flow::FlowError::msg))
-            .boxed()
-    }
+    crate::flow::flow_identity!(crate::flow::FlowError::msg);
 }
 
 impl<T: Clone + Send + Sync + 'static, E, H> fmt::Debug for Subscriber<T, E, H> {

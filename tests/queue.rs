@@ -460,6 +460,61 @@ fn nack_and_backoff_redeliver_at_exact_times() {
     });
 }
 
+/// As `futures`' own futures: polling a send after it finished is the caller's bug,
+/// and panics, rather than making up a storage failure.
+#[test]
+#[should_panic(expected = "`SendFuture` polled after completion")]
+fn a_send_polled_after_it_finished_panics_as_futures_do() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    let rt: SharedRuntime = Arc::new(VirtualRuntime::new());
+    let queue = Jobs::new("jobs", &rt);
+    let mut send = queue.send(1);
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(matches!(
+        Pin::new(&mut send).poll(&mut cx),
+        Poll::Ready(Ok(0))
+    ));
+    let _ = Pin::new(&mut send).poll(&mut cx);
+}
+
+/// A send error says what caused it, through `source()`.
+#[test]
+fn a_send_error_gives_its_cause() {
+    use std::error::Error;
+
+    struct Unencodable;
+    impl Serialize for Unencodable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("no bytes for this"))
+        }
+    }
+    impl<'de> Deserialize<'de> for Unencodable {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Ok(Unencodable)
+        }
+    }
+    impl std::fmt::Debug for Unencodable {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Unencodable")
+        }
+    }
+
+    on_virtual_clock(|rt, _| async move {
+        let queue: MessageQueue<Unencodable> = MessageQueue::new("odd", &rt);
+        let error = queue.send(Unencodable).await.unwrap_err();
+        let cause = error.source().expect("the codec's error");
+        let codec = cause
+            .downcast_ref::<riverbed::queue::CodecError>()
+            .expect("a CodecError");
+        assert_eq!(codec.codec, "postcard");
+        assert!(error.into_inner().is_some(), "the message is handed back");
+    });
+}
+
 #[test]
 fn a_late_ack_is_reported_and_not_counted() {
     on_virtual_clock(|rt, _| {

@@ -135,12 +135,17 @@ pub struct GroupCounts {
 
 /// A backend failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BackendError {
     /// No consumer group of that name.
     UnknownGroup(String),
-    /// The backend was closed.
+    /// The backend was closed (for a store, its writer stopped).
     Closed,
-    /// The storage failed (I/O, corruption, ...): what it said.
+    /// A point in time the store cannot hold (the durable store keeps times since
+    /// 1970): the operation was refused and changed nothing.
+    TimeOutOfRange(SystemTime),
+    /// The storage failed (I/O, a full disk, corruption, ...): what it said. A store
+    /// refuses every later operation with the same error.
     Storage(String),
 }
 
@@ -149,6 +154,10 @@ impl fmt::Display for BackendError {
         match self {
             BackendError::UnknownGroup(group) => write!(f, "no consumer group {group:?}"),
             BackendError::Closed => f.write_str("the queue backend is closed"),
+            BackendError::TimeOutOfRange(at) => write!(
+                f,
+                "the store cannot hold the point in time {at:?} (it keeps times since 1970)"
+            ),
             BackendError::Storage(message) => write!(f, "queue storage failed: {message}"),
         }
     }

@@ -8,6 +8,7 @@ use super::codec::CodecError;
 /// Why a [`send`](super::MessageQueue::send) failed; the message is handed back when
 /// it can be.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SendError<M> {
     /// The message could not be encoded.
     Encode(M, CodecError),
@@ -34,7 +35,14 @@ impl<M> fmt::Display for SendError<M> {
     }
 }
 
-impl<M: fmt::Debug> std::error::Error for SendError<M> {}
+impl<M: fmt::Debug> std::error::Error for SendError<M> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SendError::Encode(_, error) => Some(error),
+            SendError::Backend(error) => Some(error),
+        }
+    }
+}
 
 /// An operation of the queue other than sending failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -502,9 +502,11 @@ where
                 this.state = SendState::Done;
                 Poll::Ready(done.map_err(SendError::Backend))
             }
-            SendState::Start { .. } | SendState::Done => Poll::Ready(Err(SendError::Backend(
-                BackendError::Storage("a send was polled after it finished".into()),
-            ))),
+            // As futures' own futures do: polling a finished future is a bug in the
+            // caller.
+            SendState::Start { .. } | SendState::Done => {
+                panic!("`SendFuture` polled after completion")
+            }
         }
     }
 }

@@ -235,12 +235,9 @@ impl LocalStore for Disk {
 
     /// Times are stored as time since the Unix epoch: one before it cannot be.
     fn storable(&self, times: &[SystemTime]) -> Result<(), BackendError> {
-        if times.iter().all(|t| t.duration_since(UNIX_EPOCH).is_ok()) {
-            Ok(())
-        } else {
-            Err(BackendError::Storage(
-                "a time before 1970 cannot be stored".to_owned(),
-            ))
+        match times.iter().find(|t| t.duration_since(UNIX_EPOCH).is_err()) {
+            None => Ok(()),
+            Some(&at) => Err(BackendError::TimeOutOfRange(at)),
         }
     }
 
@@ -255,9 +252,8 @@ impl LocalStore for Disk {
             async move {
                 match committed.await {
                     Ok(done) => done,
-                    Err(oneshot::Canceled) => Err(BackendError::Storage(
-                        "the store's writer stopped before committing".to_owned(),
-                    )),
+                    // The writer stopped before committing.
+                    Err(oneshot::Canceled) => Err(BackendError::Closed),
                 }
             }
             .boxed(),

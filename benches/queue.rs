@@ -45,7 +45,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use riverbed::queue::{Codec, MemoryBackend, MessageQueue, Payload, Postcard, StartFrom};
+use riverbed::queue::backend::Payload;
+use riverbed::queue::{Codec, MemoryBackend, MessageQueue, Postcard, StartFrom};
 use riverbed::runtime::SharedRuntime;
 
 #[path = "support/runtime.rs"]

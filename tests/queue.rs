@@ -13,9 +13,9 @@ use common::matrix;
 use futures::future::FutureExt;
 use futures::{SinkExt, StreamExt};
 use riverbed::FlowContext;
+use riverbed::queue::backend::NewMessage;
 use riverbed::queue::{
-    Backend, Deliveries, Delivery, MemoryBackend, MessageQueue, NewMessage, Postcard, QueueError,
-    StartFrom,
+    Backend, Deliveries, Delivery, MemoryBackend, MessageQueue, Postcard, QueueError, StartFrom,
 };
 use riverbed::resilience::{Jitter, RetryPolicy};
 use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};

@@ -21,9 +21,10 @@ use common::matrix;
 use futures::StreamExt;
 use futures::future::FutureExt;
 use riverbed::FlowContext;
+use riverbed::queue::backend::NewMessage;
 use riverbed::queue::{
     Backend, BackendError, Deliveries, Delivery, Durability, DurableBackend, DurableOptions,
-    MessageQueue, NewMessage, OpenError, Postcard, QueueError, SendError, StartFrom,
+    MessageQueue, OpenError, Postcard, QueueError, SendError, StartFrom,
 };
 use riverbed::resilience::{Jitter, RetryPolicy};
 use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};

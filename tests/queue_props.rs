@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use futures::executor::block_on;
 use proptest::prelude::*;
-use riverbed::queue::{Backend, Claimed, MemoryBackend, NewMessage, StartFrom};
+use riverbed::queue::backend::{Claimed, NewMessage};
+use riverbed::queue::{Backend, MemoryBackend, StartFrom};
 
 /// One step of the schedule.
 #[derive(Debug, Clone)]

@@ -26,6 +26,16 @@
 //! * **Times are wall-clock** (`SystemTime`), given by the caller from its runtime, so
 //!   leases and delays survive a restart and mean the same to every process.
 //! * **At least once.** An entry leaves a group only by `ack` or `dead_letter`.
+//! * **An answer only answers for its own delivery.** `ack`, `nack`, `release` and
+//!   `dead_letter` name the delivery (`attempt`) they answer for, and change nothing
+//!   when it no longer holds the entry; they say so in their result.
+//!
+//! This module holds what an implementor of [`Backend`] needs ([`NewMessage`],
+//! [`StoredMessage`], [`Claim`], [`Claimed`], [`DeadRecord`], [`GroupCounts`],
+//! [`Payload`], [`BackendFuture`]); a user of a queue needs none of it but the
+//! trait, to pick a backend. [`append_one`](Backend::append_one) and
+//! [`append_now`](Backend::append_now) are optional fast paths with defaults: an
+//! external store implements [`append`](Backend::append) alone.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -33,7 +43,7 @@ use std::time::SystemTime;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::payload::Payload;
+pub use super::payload::{INLINE_PAYLOAD, Payload};
 
 /// What a backend operation's future resolves to.
 pub type BackendFuture<'a, T> = BoxFuture<'a, Result<T, BackendError>>;

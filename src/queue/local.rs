@@ -152,7 +152,7 @@ macro_rules! backend_over_local {
                 &'a self,
                 group: &'a str,
                 start: $crate::queue::StartFrom,
-            ) -> $crate::queue::BackendFuture<'a, bool> {
+            ) -> $crate::queue::backend::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.create_group(group, start)
             }
@@ -164,7 +164,7 @@ macro_rules! backend_over_local {
                 max: usize,
                 now: ::std::time::SystemTime,
                 lease_until: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, $crate::queue::Claim> {
+            ) -> $crate::queue::backend::BackendFuture<'a, $crate::queue::backend::Claim> {
                 let $this = self;
                 $local.apply(&[now, lease_until], |state, changes| {
                     state.claim(group, max, now, lease_until, changes)
@@ -175,7 +175,7 @@ macro_rules! backend_over_local {
                 &'a self,
                 group: &'a str,
                 entries: &'a [(u64, u32)],
-            ) -> $crate::queue::BackendFuture<'a, Vec<u64>> {
+            ) -> $crate::queue::backend::BackendFuture<'a, Vec<u64>> {
                 let $this = self;
                 $local.apply(&[], |state, changes| state.ack(group, entries, changes))
             }
@@ -187,7 +187,7 @@ macro_rules! backend_over_local {
                 attempt: u32,
                 retry_at: ::std::time::SystemTime,
                 error: Option<String>,
-            ) -> $crate::queue::BackendFuture<'a, bool> {
+            ) -> $crate::queue::backend::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.apply_and_wake(&[retry_at], |state, changes| {
                     state.nack(group, id, attempt, retry_at, error, changes)
@@ -200,7 +200,7 @@ macro_rules! backend_over_local {
                 id: u64,
                 attempt: u32,
                 now: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, bool> {
+            ) -> $crate::queue::backend::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.apply_and_wake(&[now], |state, changes| {
                     state.release(group, id, attempt, now, changes)
@@ -213,7 +213,7 @@ macro_rules! backend_over_local {
                 id: u64,
                 attempt: u32,
                 lease_until: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, bool> {
+            ) -> $crate::queue::backend::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.apply(&[lease_until], |state, changes| {
                     state.extend_lease(group, id, attempt, lease_until, changes)
@@ -227,7 +227,7 @@ macro_rules! backend_over_local {
                 attempt: u32,
                 error: String,
                 now: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, bool> {
+            ) -> $crate::queue::backend::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.apply(&[now], |state, changes| {
                     state.dead_letter(group, id, attempt, error, now, changes)
@@ -238,7 +238,7 @@ macro_rules! backend_over_local {
                 &'a self,
                 group: &'a str,
                 limit: usize,
-            ) -> $crate::queue::BackendFuture<'a, Vec<$crate::queue::DeadRecord>> {
+            ) -> $crate::queue::backend::BackendFuture<'a, Vec<$crate::queue::backend::DeadRecord>> {
                 let $this = self;
                 $local.read(|state| state.dead_letters(group, limit))
             }
@@ -248,17 +248,17 @@ macro_rules! backend_over_local {
                 group: &'a str,
                 id: u64,
                 now: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, bool> {
+            ) -> $crate::queue::backend::BackendFuture<'a, bool> {
                 let $this = self;
                 $local.apply_and_wake(&[now], |state, changes| state.requeue(group, id, now, changes))
             }
 
-            fn groups(&self) -> $crate::queue::BackendFuture<'_, Vec<String>> {
+            fn groups(&self) -> $crate::queue::backend::BackendFuture<'_, Vec<String>> {
                 let $this = self;
                 $local.read(|state| Ok(state.groups()))
             }
 
-            fn held(&self) -> $crate::queue::BackendFuture<'_, u64> {
+            fn held(&self) -> $crate::queue::backend::BackendFuture<'_, u64> {
                 let $this = self;
                 $local.read(|state| Ok(state.len() as u64))
             }
@@ -267,7 +267,7 @@ macro_rules! backend_over_local {
                 &'a self,
                 group: &'a str,
                 now: ::std::time::SystemTime,
-            ) -> $crate::queue::BackendFuture<'a, $crate::queue::GroupCounts> {
+            ) -> $crate::queue::backend::BackendFuture<'a, $crate::queue::backend::GroupCounts> {
                 let $this = self;
                 $local.read(|state| state.counts(group, now))
             }

@@ -68,10 +68,7 @@ mod shared;
 pub(crate) mod state;
 mod stats;
 
-pub use backend::{
-    Backend, BackendError, BackendFuture, Claim, Claimed, DeadRecord, GroupCounts, NewMessage,
-    StartFrom, StoredMessage,
-};
+pub use backend::{Backend, BackendError, StartFrom};
 #[cfg(feature = "json")]
 pub use codec::Json;
 pub use codec::{Codec, CodecError, Postcard};
@@ -88,5 +85,4 @@ pub use memory::{DEFAULT_MEMORY_CAPACITY, MemoryBackend};
 pub use message_queue::{
     DEFAULT_LEASE, DeadMessage, MessageQueue, QueueBuilder, QueueSink, SendFuture,
 };
-pub use payload::{INLINE_PAYLOAD, Payload};
 pub use stats::{GroupStats, QueueStats};

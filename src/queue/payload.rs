@@ -17,7 +17,7 @@ pub const INLINE_PAYLOAD: usize = 22;
 /// cost a reference count, not the bytes. Either way it reads as a `&[u8]`.
 ///
 /// ```
-/// use riverbed::queue::Payload;
+/// use riverbed::queue::backend::Payload;
 ///
 /// let small = Payload::from(&b"42"[..]);
 /// let large = Payload::from(vec![7u8; 100]);

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use super::ring::{Chunk, Core, Ledger, Matcher, SubCounts, matches};
+use super::chunk::{Chunk, Ledger, SubCounts};
+use super::ring::{Core, Matcher, matches};
 use super::{Lagged, Overflow};
 
 pub(crate) struct Receiver<T: Clone + Send + Sync, L: Ledger<T>> {

@@ -1,195 +1,85 @@
-//! The fan-out core shared by [`EventBus`](crate::bus::EventBus) and the reactive
-//! stream: one shared ring of published items, a cursor per subscriber, overflow
-//! policies, bounded history with gap-free replay, and targeted wakeups.
-//!
-//! # How it works
-//!
-//! * **One write per publish.** A published item is pushed once into the ring's open
-//!   chunk; every [`CHUNK`] items (or earlier, when a subscriber finds enough waiting
-//!   in it) the chunk is sealed and shared, immutable, through an `Arc`. The
-//!   publisher's work does not grow with the number of active subscribers.
-//! * **Reads without the lock.** A subscriber claims everything published since its
-//!   cursor under the lock — `Arc` clones of the sealed chunks that hold it, and a copy
-//!   of the few items (fewer than `SEAL_EARLY`) still in the open chunk — then filters
-//!   and clones the items out on its own task, without the lock. No per-item atomics
-//!   on either side, and chunks the ring forgets are freed outside the lock.
-//! * **All-or-nothing, in order.** One lock guards the ring's ends and the subscriber
-//!   registry. Under it the publisher assigns the sequence number, checks that every
-//!   [`Overflow::Block`] subscriber has room, and appends. Every subscriber therefore
-//!   sees items in sequence order.
-//! * **Gap-free replay.** The history is its own exact, bounded deque (a clone per
-//!   publish, only when a history is configured). Subscribing from a sequence number
-//!   copies the history from there and places the cursor at the end of the ring in the
-//!   same critical section, so replay runs straight into live delivery with nothing
-//!   missed or repeated.
-//! * **Targeted wakeups.** Only *parked* subscribers (those that read everything and
-//!   wait) are looked at by the publisher: the ones whose filter accepts the new item
-//!   are woken; for the others the publisher moves their cursor past it, so they are
-//!   neither woken nor held back by items they would not read.
-//! * **Backpressure and loss.** The ring keeps the largest subscriber capacity (and
-//!   nothing at all while there are no subscribers). A `Block` subscriber may have at
-//!   most its capacity of matching items unclaimed; the publisher waits otherwise (on one `event_listener::Event`, notified
-//!   when a `Block` subscriber claims, leaves, or the core closes). `DropOldest` and
-//!   `DropNewest` subscribers never hold the publisher back: when one falls behind, what
-//!   its policy keeps is kept for it and what it drops is counted exactly (matching items
-//!   only), and it learns the count through a [`Lagged`] item at the point of the gap.
-//!
-//! Capacity is counted in matching items published after the subscriber's cursor. A
-//! claimed batch is the subscriber's own (it is never dropped), so up to twice the
-//! capacity may be unread at once. For an unfiltered `Block` subscriber the publisher
-//! checks room with one comparison (a cached lower bound over all of them); for a
-//! filtered one it runs the filter, so that only events the subscriber would receive
-//! can hold the publisher back.
+//! [`Core`]: the fan-out core shared by the event bus and the reactive stream — the
+//! ring of published items, the publisher's side, and the subscriber registry
+//! (the design is in the [module docs](super)).
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 
 use event_listener::{Event, EventListener};
 
-use super::{Overflow, Receiver, SubscribeError};
+use super::Overflow;
+use super::chunk::{CHUNK, Chunk, Counts, Ledger, SubCounts};
 
 /// A filter; `None` where one is expected means "everything".
 pub(crate) type Matcher<T> = Box<dyn Fn(&T) -> bool + Send + Sync>;
 
-/// Per-publish bookkeeping that runs under the core's lock (per-kind counts, say).
-pub(crate) trait Ledger<T>: Send + 'static {
-    fn record(&mut self, item: &T);
-}
-
-impl<T> Ledger<T> for () {
-    fn record(&mut self, _item: &T) {}
-}
-
-/// Totals over the core's life.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counts {
-    pub published: u64,
-    pub delivered: u64,
-    pub dropped_oldest: u64,
-    pub dropped_newest: u64,
-    pub filter_panics: u64,
-}
-
-/// Items per chunk of the ring.
-pub(crate) const CHUNK: usize = 64;
-
-/// A subscriber that finds at least this many items in the open chunk seals it early
-/// and shares it instead of copying them under the lock.
-const SEAL_EARLY: u64 = 8;
-
-/// Items `start..start + items.len()`, immutable once shared.
-pub(crate) struct Chunk<T> {
-    start: u64,
-    items: Vec<T>,
-}
-
-impl<T> Chunk<T> {
-    /// The item with sequence number `seq`, if this chunk holds it.
-    pub(crate) fn get(&self, seq: u64) -> Option<&T> {
-        let index = usize::try_from(seq.checked_sub(self.start)?).ok()?;
-        self.items.get(index)
-    }
-
-    pub(crate) fn end(&self) -> u64 {
-        self.start + self.items.len() as u64
-    }
-}
-
-/// Counters one subscriber updates on its own, read when statistics are taken.
-///
-/// Aligned to its own cache lines so that subscribers on different cores do not slow
-/// each other down (false sharing).
-#[derive(Default)]
-#[repr(align(128))]
-pub(crate) struct SubCounts {
-    pub(super) delivered: AtomicU64,
-    pub(super) dropped_oldest: AtomicU64,
-    pub(super) dropped_newest: AtomicU64,
-    pub(super) filter_panics: AtomicU64,
-}
-
-impl SubCounts {
-    pub(super) fn add(counter: &AtomicU64, n: u64) {
-        if n > 0 {
-            counter.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-
-    fn fold_into(&self, counts: &mut Counts) {
-        counts.delivered += self.delivered.load(Ordering::Relaxed);
-        counts.dropped_oldest += self.dropped_oldest.load(Ordering::Relaxed);
-        counts.dropped_newest += self.dropped_newest.load(Ordering::Relaxed);
-        counts.filter_panics += self.filter_panics.load(Ordering::Relaxed);
-    }
-}
-
 pub(crate) struct Core<T, L = ()> {
-    inner: Mutex<Inner<T, L>>,
+    pub(super) inner: Mutex<Inner<T, L>>,
     closed: AtomicBool,
     /// Publishers waiting for a `Block` subscriber to make room wait here.
-    space: Event,
+    pub(super) space: Event,
 }
 
-struct Inner<T, L> {
+pub(super) struct Inner<T, L> {
     /// Sealed chunks holding items `head..open_start`, then the open chunk holding
     /// `open_start..tail`. Both empty while there are no subscribers.
-    chunks: VecDeque<Arc<Chunk<T>>>,
-    open: Vec<T>,
-    open_start: u64,
-    head: u64,
-    tail: u64,
+    pub(super) chunks: VecDeque<Arc<Chunk<T>>>,
+    pub(super) open: Vec<T>,
+    pub(super) open_start: u64,
+    pub(super) head: u64,
+    pub(super) tail: u64,
     /// The last `history_cap` items, oldest first.
-    history: VecDeque<T>,
-    history_cap: usize,
+    pub(super) history: VecDeque<T>,
+    pub(super) history_cap: usize,
     /// History items for which this returns true are forgotten (age limit).
-    expired: Option<Matcher<T>>,
+    pub(super) expired: Option<Matcher<T>>,
     /// The ring keeps at least this many items: every live subscriber's capacity.
-    keep: usize,
-    subs: Vec<Option<SubState<T>>>,
-    free: Vec<usize>,
-    live: usize,
+    pub(super) keep: usize,
+    pub(super) subs: Vec<Option<SubState<T>>>,
+    pub(super) free: Vec<usize>,
+    pub(super) live: usize,
     /// Subscribers that claimed everything and wait for a matching item.
-    parked: Vec<usize>,
+    pub(super) parked: Vec<usize>,
     /// Live unfiltered `Block` subscribers.
-    blockers: usize,
+    pub(super) blockers: usize,
     /// Live filtered `Block` subscribers: the publisher runs their filters.
-    filtered_blockers: Vec<usize>,
+    pub(super) filtered_blockers: Vec<usize>,
     /// Reused by the publisher for the filtered `Block` subscribers an item matches.
-    scratch: Vec<usize>,
+    pub(super) scratch: Vec<usize>,
     /// A lower bound of `min(cursor + capacity)` over unfiltered `Block` subscribers:
     /// sequence numbers below it can be published without looking at them.
-    gate: u64,
+    pub(super) gate: u64,
     /// A lower bound of the cursors of the subscribers the gate does not protect
     /// (lossy and filtered `Block` ones), to skip eviction bookkeeping.
-    lossy_floor: u64,
-    closed: bool,
+    pub(super) lossy_floor: u64,
+    pub(super) closed: bool,
     /// Counts of subscribers that have left, and the core's own.
-    counts: Counts,
-    ledger: L,
+    pub(super) counts: Counts,
+    pub(super) ledger: L,
 }
 
 /// One subscriber's state, kept under the core's lock.
-struct SubState<T> {
+pub(super) struct SubState<T> {
     /// Everything before it has been claimed (or settled by eviction).
-    cursor: u64,
+    pub(super) cursor: u64,
     /// Matching items after `cursor` (kept for filtered `Block` subscribers only).
-    pending: usize,
-    matcher: Option<Arc<Matcher<T>>>,
-    overflow: Overflow,
-    capacity: usize,
-    waker: Option<Waker>,
-    parked: bool,
+    pub(super) pending: usize,
+    pub(super) matcher: Option<Arc<Matcher<T>>>,
+    pub(super) overflow: Overflow,
+    pub(super) capacity: usize,
+    pub(super) waker: Option<Waker>,
+    pub(super) parked: bool,
     /// Items its lossy policy keeps that the ring no longer holds.
-    kept: VecDeque<T>,
+    pub(super) kept: VecDeque<T>,
     /// Items dropped before what it will read next (DropOldest).
-    missed_before: u64,
+    pub(super) missed_before: u64,
     /// Items dropped after `kept` (DropNewest).
-    missed_after: u64,
-    counters: Arc<SubCounts>,
+    pub(super) missed_after: u64,
+    pub(super) counters: Arc<SubCounts>,
 }
 
 /// Why a publish could not complete now.
@@ -199,26 +89,7 @@ pub(crate) enum TryPublishError<T> {
     Full(T),
 }
 
-pub(crate) struct SubscribeSpec<T> {
-    pub matcher: Option<Matcher<T>>,
-    pub overflow: Overflow,
-    pub capacity: usize,
-}
-
-/// What a subscriber claimed: items `from..to` in `chunks`, plus what its lossy policy
-/// kept or dropped.
-pub(crate) struct Claim<T> {
-    pub from: u64,
-    pub to: u64,
-    /// Items from here on were copied out of the open chunk.
-    pub recent_start: u64,
-    pub kept: VecDeque<T>,
-    pub missed_before: u64,
-    pub missed_after: u64,
-    pub ended: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The only user code that runs under this lock is filters, whose panics are
     // caught, so a poisoned lock still guards consistent data.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -264,7 +135,7 @@ impl<T: Clone> SubState<T> {
 
 impl<T, L> Inner<T, L> {
     /// Forgets history items past the age limit.
-    fn expire_history(&mut self) {
+    pub(super) fn expire_history(&mut self) {
         if let Some(expired) = &self.expired {
             while self.history.front().is_some_and(expired) {
                 self.history.pop_front();
@@ -272,7 +143,7 @@ impl<T, L> Inner<T, L> {
         }
     }
 
-    fn recompute_keep(&mut self) {
+    pub(super) fn recompute_keep(&mut self) {
         self.keep = self
             .subs
             .iter()
@@ -282,7 +153,7 @@ impl<T, L> Inner<T, L> {
             .unwrap_or(0);
     }
 
-    fn recompute_gate(&mut self) {
+    pub(super) fn recompute_gate(&mut self) {
         self.gate = self
             .subs
             .iter()
@@ -293,7 +164,7 @@ impl<T, L> Inner<T, L> {
             .unwrap_or(u64::MAX);
     }
 
-    fn push(&mut self, item: T) {
+    pub(super) fn push(&mut self, item: T) {
         self.open.push(item);
         self.tail += 1;
         if self.open.len() == CHUNK {
@@ -302,7 +173,7 @@ impl<T, L> Inner<T, L> {
     }
 
     /// Shares the open chunk, immutable from now on, and opens a new one.
-    fn seal(&mut self) {
+    pub(super) fn seal(&mut self) {
         let items = std::mem::replace(&mut self.open, Vec::with_capacity(CHUNK));
         self.chunks.push_back(Arc::new(Chunk {
             start: self.open_start,
@@ -312,7 +183,7 @@ impl<T, L> Inner<T, L> {
     }
 
     /// Empties the ring (nobody can read it); it restarts at the tail.
-    fn clear_ring(&mut self) -> (VecDeque<Arc<Chunk<T>>>, Vec<T>) {
+    pub(super) fn clear_ring(&mut self) -> (VecDeque<Arc<Chunk<T>>>, Vec<T>) {
         self.head = self.tail;
         self.open_start = self.tail;
         (
@@ -327,7 +198,7 @@ impl<T: Clone, L> Inner<T, L> {
     /// what lagging lossy subscribers keep or miss of it. At most one chunk per call,
     /// so the bookkeeping is amortised over the publishes that filled it; the chunk is
     /// returned so that the caller frees it after releasing the lock.
-    fn evict(&mut self) -> Option<Arc<Chunk<T>>> {
+    pub(super) fn evict(&mut self) -> Option<Arc<Chunk<T>>> {
         {
             let first = self.chunks.front()?;
             let end = first.end();
@@ -544,287 +415,6 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
                 Err(TryPublishError::Full(it)) => item = it,
             }
             listener.await;
-        }
-    }
-
-    /// Subscribes to what is published from now on.
-    pub(crate) fn subscribe(self: &Arc<Self>, spec: SubscribeSpec<T>) -> Receiver<T, L> {
-        let mut inner = lock(&self.inner);
-        self.attach(&mut inner, spec, VecDeque::new())
-    }
-
-    /// Replays the history from `from`, then continues live: the subscriber's cursor
-    /// starts at `from` and the history is kept for it like any unclaimed item, all
-    /// under one lock, so nothing published meanwhile is missed or seen twice.
-    pub(crate) fn subscribe_from(
-        self: &Arc<Self>,
-        spec: SubscribeSpec<T>,
-        from: u64,
-    ) -> Result<Receiver<T, L>, SubscribeError> {
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        inner.expire_history();
-        let oldest = inner.tail - inner.history.len() as u64;
-        let next = inner.tail;
-        if from < oldest {
-            return Err(SubscribeError::Evicted {
-                requested: from,
-                oldest,
-            });
-        }
-        if from > next {
-            return Err(SubscribeError::Ahead {
-                requested: from,
-                next,
-            });
-        }
-        // History holds consecutive sequence numbers ending at `tail - 1`.
-        let skip = usize::try_from(from - oldest).unwrap_or(usize::MAX);
-        Ok(self.replay_then_attach(inner, spec, skip))
-    }
-
-    /// Replays the whole history, then continues live (see
-    /// [`subscribe_from`](Self::subscribe_from)); after `close`, it serves the history
-    /// and ends.
-    pub(crate) fn subscribe_history(self: &Arc<Self>, spec: SubscribeSpec<T>) -> Receiver<T, L> {
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        inner.expire_history();
-        self.replay_then_attach(inner, spec, 0)
-    }
-
-    /// Copies the history after its first `skip` items for a new subscriber and
-    /// attaches it, under the caller's lock.
-    fn replay_then_attach(
-        self: &Arc<Self>,
-        inner: &mut Inner<T, L>,
-        spec: SubscribeSpec<T>,
-        skip: usize,
-    ) -> Receiver<T, L> {
-        let mut replay = VecDeque::new();
-        for item in inner.history.iter().skip(skip) {
-            if matches(spec.matcher.as_ref(), item, &mut inner.counts.filter_panics) {
-                replay.push_back(item.clone());
-            }
-        }
-        self.attach(inner, spec, replay)
-    }
-
-    fn attach(
-        self: &Arc<Self>,
-        inner: &mut Inner<T, L>,
-        spec: SubscribeSpec<T>,
-        replay: VecDeque<T>,
-    ) -> Receiver<T, L> {
-        let capacity = spec.capacity.max(1);
-        let filtered = spec.matcher.is_some();
-        let matcher = spec.matcher.map(Arc::new);
-        let counters = Arc::new(SubCounts::default());
-        let cursor = inner.tail;
-        if inner.live == 0 {
-            // The ring was empty while nobody subscribed; it starts at the tail.
-            drop(inner.clear_ring());
-        }
-        let id = if inner.closed {
-            // Never registered: it serves its replay and ends.
-            None
-        } else {
-            let state = SubState {
-                cursor,
-                pending: 0,
-                matcher: matcher.clone(),
-                overflow: spec.overflow,
-                capacity,
-                waker: None,
-                parked: false,
-                kept: VecDeque::new(),
-                missed_before: 0,
-                missed_after: 0,
-                counters: Arc::clone(&counters),
-            };
-            let id = match inner.free.pop() {
-                Some(id) => {
-                    inner.subs[id] = Some(state);
-                    id
-                }
-                None => {
-                    inner.subs.push(Some(state));
-                    inner.subs.len() - 1
-                }
-            };
-            inner.live += 1;
-            inner.keep = inner.keep.max(capacity);
-            if spec.overflow == Overflow::Block && filtered {
-                inner.filtered_blockers.push(id);
-                inner.lossy_floor = inner.lossy_floor.min(cursor);
-            } else if spec.overflow == Overflow::Block {
-                inner.blockers += 1;
-                inner.gate = inner.gate.min(cursor.saturating_add(capacity as u64));
-            } else {
-                inner.lossy_floor = inner.lossy_floor.min(cursor);
-            }
-            Some(id)
-        };
-        Receiver::new(
-            Arc::clone(self),
-            id,
-            spec.overflow,
-            capacity,
-            matcher,
-            counters,
-            replay,
-        )
-    }
-
-    /// Claims what is waiting for subscriber `id`, or parks it: sealed chunks go to
-    /// `chunks`, the items of the open chunk are copied into `recent` (which then holds
-    /// `claim.recent_start..claim.to`).
-    pub(crate) fn claim(
-        &self,
-        id: usize,
-        chunks: &mut VecDeque<Arc<Chunk<T>>>,
-        recent: &mut VecDeque<T>,
-        waker: &Waker,
-    ) -> Claim<T> {
-        let mut guard = lock(&self.inner);
-        let inner = &mut *guard;
-        let tail = inner.tail;
-        let closed = inner.closed;
-        let Some(sub) = inner.subs.get_mut(id).and_then(Option::as_mut) else {
-            return Claim::ended();
-        };
-        let from = sub.cursor;
-        let mut claim = Claim {
-            from,
-            to: tail,
-            recent_start: tail,
-            kept: std::mem::take(&mut sub.kept),
-            missed_before: std::mem::take(&mut sub.missed_before),
-            missed_after: std::mem::take(&mut sub.missed_after),
-            ended: false,
-        };
-        let nothing = from == tail
-            && claim.kept.is_empty()
-            && claim.missed_before == 0
-            && claim.missed_after == 0;
-        if nothing {
-            if closed {
-                return Claim::ended();
-            }
-            match &sub.waker {
-                Some(w) if w.will_wake(waker) => {}
-                _ => sub.waker = Some(waker.clone()),
-            }
-            if !sub.parked {
-                sub.parked = true;
-                inner.parked.push(id);
-            }
-            return claim;
-        }
-        // Wake blocked publishers only if this subscriber may have been what held
-        // them back: an unfiltered one at the gate, or a filtered one that was full.
-        let was_holding = match (sub.overflow, sub.matcher.is_some()) {
-            (Overflow::Block, false) => from.saturating_add(sub.capacity as u64) <= inner.gate,
-            (Overflow::Block, true) => sub.pending >= sub.capacity,
-            _ => false,
-        };
-        sub.cursor = tail;
-        sub.pending = 0;
-        let open_from = from.max(inner.open_start);
-        if tail - open_from >= SEAL_EARLY {
-            // Enough waiting in the open chunk: share it rather than copy it here.
-            inner.seal();
-        }
-        if from < inner.open_start {
-            let first = inner.chunks.partition_point(|c| c.end() <= from);
-            chunks.extend(inner.chunks.range(first..).cloned());
-        }
-        let open_from = from.max(inner.open_start);
-        if open_from < tail {
-            let skip = (open_from - inner.open_start) as usize;
-            recent.extend(inner.open[skip..].iter().cloned());
-            claim.recent_start = open_from;
-        }
-        drop(guard);
-        if was_holding {
-            self.space.notify(usize::MAX);
-        }
-        claim
-    }
-
-    pub(super) fn unsubscribe(&self, id: usize) {
-        let freed = {
-            let mut guard = lock(&self.inner);
-            let inner = &mut *guard;
-            let Some(state) = inner.subs.get_mut(id).and_then(Option::take) else {
-                return;
-            };
-            inner.free.push(id);
-            inner.live -= 1;
-            state.counters.fold_into(&mut inner.counts);
-            if state.parked {
-                inner.parked.retain(|&p| p != id);
-            }
-            if state.overflow == Overflow::Block && state.matcher.is_some() {
-                inner.filtered_blockers.retain(|&b| b != id);
-            } else if state.overflow == Overflow::Block {
-                inner.blockers -= 1;
-                // The gate may open: make the next publish look again.
-                inner.gate = 0;
-            }
-            if state.capacity >= inner.keep {
-                inner.recompute_keep();
-            }
-            // Nobody can read the ring any more: free it.
-            let chunks = if inner.live == 0 {
-                inner.clear_ring()
-            } else {
-                (VecDeque::new(), Vec::new())
-            };
-            (state, chunks)
-        };
-        // What it kept, and the ring if it was the last, are freed outside the lock.
-        drop(freed);
-        self.space.notify(usize::MAX);
-    }
-
-    /// Runs `f` with the ledger, the counts, the history and the subscriber count,
-    /// under the lock.
-    pub(crate) fn inspect<R>(
-        &self,
-        f: impl FnOnce(&L, &Counts, &mut dyn DoubleEndedIterator<Item = &T>, usize) -> R,
-    ) -> R {
-        let mut inner = lock(&self.inner);
-        inner.expire_history();
-        let mut counts = inner.counts;
-        for sub in inner.subs.iter().flatten() {
-            sub.counters.fold_into(&mut counts);
-        }
-        let mut history = inner.history.iter();
-        f(&inner.ledger, &counts, &mut history, inner.live)
-    }
-
-    /// Events waiting for subscriber `id` in the core: unclaimed and kept.
-    pub(crate) fn waiting(&self, id: usize) -> usize {
-        let inner = lock(&self.inner);
-        inner
-            .subs
-            .get(id)
-            .and_then(Option::as_ref)
-            .map_or(0, |s| (inner.tail - s.cursor) as usize + s.kept.len())
-    }
-}
-
-impl<T> Claim<T> {
-    fn ended() -> Self {
-        Claim {
-            from: 0,
-            to: 0,
-            recent_start: 0,
-            kept: VecDeque::new(),
-            missed_before: 0,
-            missed_after: 0,
-            ended: true,
         }
     }
 }

@@ -67,6 +67,8 @@ mod chunk;
 mod receiver;
 mod ring;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 mod vocabulary;
 
 pub(crate) use chunk::{Counts, Ledger};

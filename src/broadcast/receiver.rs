@@ -295,8 +295,11 @@ enum Admit {
 
 impl<T: Clone + Send + Sync, L: Ledger<T>> Drop for Receiver<T, L> {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.core.unsubscribe(id);
+        match self.id {
+            Some(id) => self.core.unsubscribe(id),
+            // Never registered (it subscribed after close): what it delivered from
+            // its replay still counts.
+            None => self.core.absorb(&self.counters),
         }
     }
 }

@@ -235,6 +235,11 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         claim
     }
 
+    /// Adds the counts of a subscriber that was never registered to the core's.
+    pub(super) fn absorb(&self, counters: &SubCounts) {
+        counters.fold_into(&mut lock(&self.inner).counts);
+    }
+
     pub(super) fn unsubscribe(&self, id: usize) {
         let freed = {
             let mut guard = lock(&self.inner);

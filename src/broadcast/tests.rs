@@ -103,11 +103,9 @@ impl Model {
     /// are counted now at the latest (the core may count them earlier, as its ring
     /// forgets items).
     fn claim(&mut self, counts: &mut Counts) {
-        let lag = (self.missed > 0).then(|| {
-            Err(Lagged {
-                missed: self.missed,
-            })
-        });
+        let lag = (self.missed > 0).then_some(Err(Lagged {
+            missed: self.missed,
+        }));
         match self.overflow {
             Overflow::DropOldest => counts.dropped_oldest += self.missed,
             Overflow::DropNewest => counts.dropped_newest += self.missed,
@@ -115,7 +113,7 @@ impl Model {
         }
         self.missed = 0;
         if self.overflow == Overflow::DropOldest {
-            self.window.extend(lag.clone());
+            self.window.extend(lag);
         }
         self.window.extend(self.waiting.drain(..).map(Ok));
         if self.overflow == Overflow::DropNewest {

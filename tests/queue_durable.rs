@@ -11,6 +11,9 @@
 
 #[path = "shared/answers.rs"]
 mod answers;
+#[path = "shared/behaviour.rs"]
+#[macro_use]
+mod behaviour;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -889,6 +892,37 @@ fn a_missing_or_empty_directory_becomes_a_store() {
     let groups = futures::executor::block_on(backend.groups()).unwrap();
     assert!(groups.is_empty());
 }
+
+/// Runs each shared behaviour body on a fresh durable store, on every runtime.
+macro_rules! on_durable {
+    ($($name:ident),* $(,)?) => {
+        matrix! {
+            $(
+                async fn $name(rt) {
+                    let dir = TempDir::new().unwrap();
+                    behaviour::$name(rt.clone(), Arc::new(open(dir.path()))).await
+                }
+            )*
+        }
+    };
+}
+
+/// The bodies with several workers at once, on a fresh durable store, on the real
+/// runtimes.
+macro_rules! on_durable_real_runtimes {
+    ($($name:ident),* $(,)?) => {
+        real_runtimes! {
+            $(
+                async fn $name(rt) {
+                    let dir = TempDir::new().unwrap();
+                    behaviour::$name(rt.clone(), Arc::new(open(dir.path()))).await
+                }
+            )*
+        }
+    };
+}
+
+queue_behaviour!(on_durable, on_durable_real_runtimes);
 
 /// Late answers on the durable backend: the shared bodies of `tests/shared/answers.rs`.
 #[test]

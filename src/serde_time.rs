@@ -1,10 +1,9 @@
 //! How points in time and durations read in riverbed's serde forms.
 //!
-//! In a human-readable format (JSON, TOML, YAML, …):
-//!
-//! * a point in time ([`SystemTime`]) is an **RFC 3339 string in UTC** with as many
-//!   fractional digits as it needs, e.g. `"2026-12-04T01:25:58.5Z"`; any RFC 3339
-//!   offset is accepted when reading (`"2026-12-04T02:25:58.5+01:00"`);
+//! In a human-readable format (JSON, TOML, YAML, …) a point in time ([`SystemTime`])
+//! is an **RFC 3339 string in UTC** with as many fractional digits as it needs, e.g.
+//! `"2026-12-04T01:25:58.5Z"`; any RFC 3339 offset is accepted when reading
+//! (`"2026-12-04T02:25:58.5+01:00"`).
 //!
 //! In a binary format (postcard, as the durable queue stores) a point in time keeps
 //! serde's standard form, which is compact and exact. The RFC 3339 conversions are
@@ -116,7 +115,7 @@ mod tests {
     }
 
     #[test]
-    fn json_reads_as_rfc3339_and_seconds_and_round_trips() {
+    fn json_reads_as_rfc3339_and_nanoseconds_and_round_trips() {
         let json = serde_json::to_string(&sample()).unwrap();
         assert_eq!(
             json,

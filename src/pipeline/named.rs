@@ -225,7 +225,11 @@ impl<In: fmt::Debug> std::error::Error for FeedError<In> {}
 /// The input of a started [`Pipeline`]: a bounded [`async-channel`](async_channel).
 /// Clone it for more producers; the pipeline's input ends when every clone is dropped.
 ///
-/// It is also a [`Sink`] of `(item, context)` pairs, so a stream can be forwarded in.
+/// It is also a [`Sink`] of `(item, context)` pairs, so a stream can be forwarded in
+/// (`send`, `send_all` and `forward` flush as they go). As with any `Sink`, an item
+/// given to `start_send` is only sure to be in once the sink is flushed: one that
+/// found the input full and was not flushed when the handle drops goes in only if
+/// the input has room by then.
 pub struct PipelineInput<In> {
     tx: async_channel::Sender<(In, FlowContext)>,
     /// The `Sink` side's item that found the input full, on its way in.
@@ -244,6 +248,13 @@ impl<In> Clone for PipelineInput<In> {
 impl<In> PipelineInput<In> {
     /// Feeds one item with its context, waiting while the input is full (backpressure).
     pub async fn feed(&mut self, item: In, ctx: FlowContext) -> Result<(), FeedError<In>> {
+        // An item this handle's `Sink` side accepted goes in first, keeping the order.
+        if std::future::poll_fn(|cx| self.poll_sending(cx))
+            .await
+            .is_err()
+        {
+            return Err(FeedError { item, ctx });
+        }
         self.tx.send((item, ctx)).await.map_err(|refused| {
             let (item, ctx) = refused.into_inner();
             FeedError { item, ctx }
@@ -290,8 +301,10 @@ impl<In: Send + 'static> Sink<(In, FlowContext)> for PipelineInput<In> {
         match self.tx.try_send(item) {
             Ok(()) => Ok(()),
             Err(async_channel::TrySendError::Closed(_)) => Err(PipelineClosed),
-            // Full: the item waits for room in a send of its own, which `poll_ready`
-            // and `poll_flush` drive; the allocation is on this slow path only.
+            // Full: the item waits for room in a send of its own, which `poll_ready`,
+            // `poll_flush` and `feed` drive (one allocation per item that finds the
+            // input full). As the `Sink` contract says, an item is only sure to be in
+            // once `poll_flush` (or the next `poll_ready`) has completed.
             Err(async_channel::TrySendError::Full(item)) => {
                 let tx = self.tx.clone();
                 self.sending = Some(Box::pin(async move {
@@ -309,6 +322,15 @@ impl<In: Send + 'static> Sink<(In, FlowContext)> for PipelineInput<In> {
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Closing one handle only flushes it: the input ends when every clone is gone.
         self.poll_sending(cx)
+    }
+}
+
+impl<In> Drop for PipelineInput<In> {
+    fn drop(&mut self) {
+        // A last try for an item the `Sink` side accepted and nobody flushed.
+        if let Some(sending) = self.sending.take() {
+            let _sent = sending.now_or_never();
+        }
     }
 }
 

@@ -394,11 +394,13 @@ impl Answering {
         }
         // A late acknowledgement (a lease that ran out while the handler ran) is
         // counted by the group as such; the handler's work still counts as handled.
-        let done = self.to.ack(&self.acks, &self.enqueued).await;
-        self.metrics.handled.add(self.acks.len() as u64);
-        self.acks.clear();
-        self.enqueued.clear();
-        done.map(drop)
+        // Taken out first: the backend acts when called, so a worker dropped while
+        // this waits for a commit must not acknowledge them again (they would all
+        // read as late).
+        let acks = std::mem::take(&mut self.acks);
+        let enqueued = std::mem::take(&mut self.enqueued);
+        self.metrics.handled.add(acks.len() as u64);
+        self.to.ack(&acks, &enqueued).await.map(drop)
     }
 }
 

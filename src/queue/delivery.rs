@@ -483,7 +483,9 @@ impl Answers {
             }
             self.metrics.latency.record_batch(&mut batch);
         }
-        self.metrics.acked.add((entries.len() - late.len()) as u64);
+        self.metrics
+            .acked
+            .add(entries.len().saturating_sub(late.len()) as u64);
         if !late.is_empty() {
             self.metrics.late_answers.add(late.len() as u64);
         }
@@ -509,8 +511,9 @@ impl Answers {
 
     /// Delivery `attempt` of `id` failed with `error`: retried (after `delay`, or
     /// the policy's backoff), or dead-lettered after the last attempt the policy
-    /// allows. The backend acts when called, so dropping the future still answers
-    /// (and, once it is dropped, counts it as given).
+    /// allows. The backend acts when called, so dropping the future still answers;
+    /// the answer is counted when the future completes (`fail_now`, for a delivery
+    /// dropped unanswered, counts when called).
     pub(crate) fn fail(
         &self,
         id: u64,

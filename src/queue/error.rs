@@ -56,9 +56,11 @@ pub enum QueueError {
     /// outside a handler, or the runtime dropped it): what the runtime said.
     Worker(String),
     /// An answer (`ack`, `nack`, `retry`, `reject`) came after delivery `attempt` of
-    /// message `id` had lost its lease: the message had gone back to its group, or
-    /// been delivered again, or answered already. The answer changed nothing (it
-    /// never answers for another delivery) and is not counted as given.
+    /// message `id` had lost its lease: its lease ran out and the message was
+    /// delivered again (or went back when due), or it was answered already. The
+    /// answer changed nothing (it never answers for another delivery) and is not
+    /// counted as given. A delivery whose lease ran out while nobody took the
+    /// message over yet still answers for itself.
     LateAnswer {
         /// The message's id.
         id: u64,

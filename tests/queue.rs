@@ -222,6 +222,13 @@ fn a_late_ack_is_reported_and_not_counted() {
 }
 
 #[test]
+fn a_late_answer_does_not_reach_across_a_requeue() {
+    on_virtual_clock(|rt, _| {
+        answers::a_late_answer_does_not_reach_across_a_requeue(rt, Arc::new(MemoryBackend::new()))
+    });
+}
+
+#[test]
 fn every_late_answer_is_reported() {
     on_virtual_clock(|rt, _| {
         answers::every_late_answer_is_reported(rt, Arc::new(MemoryBackend::new()))

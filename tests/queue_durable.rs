@@ -935,6 +935,17 @@ fn a_late_ack_is_reported_and_not_counted() {
 }
 
 #[test]
+fn a_late_answer_does_not_reach_across_a_requeue() {
+    let dir = TempDir::new().unwrap();
+    let clock = VirtualRuntime::new();
+    let rt: SharedRuntime = Arc::new(clock.clone());
+    let backend = Arc::new(open(dir.path()));
+    clock.block_on(answers::a_late_answer_does_not_reach_across_a_requeue(
+        rt, backend,
+    ));
+}
+
+#[test]
 fn every_late_answer_is_reported() {
     let dir = TempDir::new().unwrap();
     let clock = VirtualRuntime::new();

@@ -98,8 +98,12 @@ pub enum StartFrom {
 pub struct Claimed {
     /// The message.
     pub message: StoredMessage,
-    /// Deliveries to this group so far, this one included (1 the first time).
+    /// Deliveries to this group so far, this one included (1 the first time); never
+    /// reused for the entry, so it names this delivery in its answers.
     pub attempt: u32,
+    /// Deliveries before the entry was last requeued from dead letters (0 if never):
+    /// the retry policy counts `attempt - retry_base`.
+    pub retry_base: u32,
     /// Whether an earlier delivery's lease ran out without an answer.
     pub lease_expired: bool,
     /// The error of the previous attempt, if it failed with one.

@@ -291,6 +291,7 @@ where
                     continue;
                 };
                 let (id, attempt) = (claimed.message.id, claimed.attempt);
+                let retry_base = claimed.retry_base;
                 let enqueued_at = claimed.message.enqueued_at;
                 answering.in_hand = Some((id, attempt));
                 slot.set(1);
@@ -328,7 +329,12 @@ where
                             Verdict::Panicked(message) => format!("handler {message}"),
                             other => other.into_result().err().unwrap_or_default(),
                         };
-                        drop(answering.to.fail(id, attempt, error, None).await);
+                        drop(
+                            answering
+                                .to
+                                .fail(id, (attempt, retry_base), error, None)
+                                .await,
+                        );
                     }
                     // Cancelled at the end of the grace period: handed back
                     // uncounted as the answering drops, below.

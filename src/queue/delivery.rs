@@ -158,6 +158,7 @@ where
             to: Arc::clone(&self.answers),
             id: claimed.message.id,
             attempt: claimed.attempt,
+            retry_base: claimed.retry_base,
             enqueued_at: claimed.message.enqueued_at,
             last_error: claimed.last_error,
             answered: false,
@@ -410,6 +411,7 @@ pub struct Lease {
     to: Arc<Answers>,
     id: u64,
     attempt: u32,
+    retry_base: u32,
     enqueued_at: SystemTime,
     last_error: Option<String>,
     answered: bool,
@@ -514,17 +516,21 @@ impl Answers {
     /// allows. The backend acts when called, so dropping the future still answers;
     /// the answer is counted when the future completes (`fail_now`, for a delivery
     /// dropped unanswered, counts when called).
+    ///
+    /// The policy counts the attempts after `retry_base` (the deliveries before the
+    /// message was last requeued from dead letters).
     pub(crate) fn fail(
         &self,
         id: u64,
-        attempt: u32,
+        (attempt, retry_base): (u32, u32),
         error: String,
         delay: Option<Duration>,
     ) -> BoxFuture<'_, Result<(), QueueError>> {
         let now = self.inner.now();
         let policy = self.inner.retry_policy();
-        if policy.allows(attempt) {
-            let delay = delay.unwrap_or_else(|| policy.delay_for(attempt, id));
+        let tries = attempt.saturating_sub(retry_base);
+        if policy.allows(tries) {
+            let delay = delay.unwrap_or_else(|| policy.delay_for(tries, id));
             let nack =
                 self.inner
                     .backend()
@@ -580,13 +586,17 @@ impl Answers {
 
     /// Fails delivery `attempt` of `id` at once, without waiting (a lease dropped
     /// unanswered).
-    pub(crate) fn fail_now(&self, id: u64, attempt: u32, error: String) {
-        let counter = if self.inner.retry_policy().allows(attempt) {
+    pub(crate) fn fail_now(&self, id: u64, (attempt, retry_base): (u32, u32), error: String) {
+        let counter = if self
+            .inner
+            .retry_policy()
+            .allows(attempt.saturating_sub(retry_base))
+        {
             &self.metrics.nacked
         } else {
             &self.metrics.dead_lettered
         };
-        self.answer_now(self.fail(id, attempt, error, None), counter);
+        self.answer_now(self.fail(id, (attempt, retry_base), error, None), counter);
     }
 
     /// Acknowledges at once, without waiting (a worker dropped with acknowledgements
@@ -650,7 +660,7 @@ impl Lease {
         self.answered = true;
         let error = format!("nacked on attempt {}", self.attempt);
         self.to
-            .fail(self.id, self.attempt, error, Some(delay))
+            .fail(self.id, (self.attempt, self.retry_base), error, Some(delay))
             .await
     }
 
@@ -659,7 +669,12 @@ impl Lease {
     pub async fn retry(mut self, error: impl fmt::Display) -> Result<(), QueueError> {
         self.answered = true;
         self.to
-            .fail(self.id, self.attempt, error.to_string(), None)
+            .fail(
+                self.id,
+                (self.attempt, self.retry_base),
+                error.to_string(),
+                None,
+            )
             .await
     }
 
@@ -689,7 +704,7 @@ impl Drop for Lease {
             // The backend acts when called: dropping the future still retries.
             self.to.fail_now(
                 self.id,
-                self.attempt,
+                (self.attempt, self.retry_base),
                 "dropped without an answer".to_owned(),
             );
         }

@@ -119,3 +119,33 @@ pub async fn every_late_answer_is_reported(rt: SharedRuntime, backend: Arc<dyn B
     let g = queue.stats().await.unwrap().group("g").unwrap().clone();
     assert_eq!((g.in_flight, g.acked, g.late_answers), (0, 4, 4));
 }
+
+/// A requeued message never reuses a delivery's number: a late answer of a delivery
+/// from before it was dead-lettered does not answer for the one after the requeue.
+pub async fn a_late_answer_does_not_reach_across_a_requeue(
+    rt: SharedRuntime,
+    backend: Arc<dyn Backend>,
+) {
+    let queue = queue(&rt, backend);
+    let mut slow = queue.consume("g").await.unwrap().claim_batch(1);
+    let mut other = queue.consume("g").await.unwrap().claim_batch(1);
+    queue.send(7).await.unwrap();
+    let stale = next(&mut slow).await;
+    // Its lease runs out; the other worker gets it and gives up on it.
+    let second = next(&mut other).await;
+    assert_eq!(second.lease().attempt(), 2);
+    second.reject("poison").await.unwrap();
+    assert!(queue.requeue("g", 0).await.unwrap());
+    let third = next(&mut other).await;
+    assert_eq!(third.lease().attempt(), 3);
+
+    assert_eq!(
+        stale.ack().await.unwrap_err(),
+        QueueError::LateAnswer { id: 0, attempt: 1 }
+    );
+    let g = queue.stats().await.unwrap().group("g").unwrap().clone();
+    assert_eq!((g.in_flight, g.acked, g.late_answers), (1, 0, 1));
+    third.ack().await.unwrap();
+    let g = queue.stats().await.unwrap().group("g").unwrap().clone();
+    assert_eq!((g.in_flight, g.acked), (0, 1));
+}

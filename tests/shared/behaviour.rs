@@ -308,10 +308,18 @@ pub async fn dead_letters_can_be_requeued(rt: SharedRuntime, backend: Arc<dyn Ba
         !queue.requeue("g", dead[0].id).await.unwrap(),
         "requeued once"
     );
+    // The delivery count goes on (a delivery's number is never reused); the retry
+    // policy starts over: with no retries, one more failure is dead again.
     let again = next(&mut stream).await;
-    assert_eq!((*again.message(), again.lease().attempt()), (5, 1));
+    assert_eq!((*again.message(), again.lease().attempt()), (5, 2));
     assert_eq!(again.lease().last_error(), Some("no luck"));
-    again.ack().await.unwrap();
+    again.retry("still no luck").await.unwrap();
+    let dead = queue.dead_letters("g", 10).await.unwrap();
+    assert_eq!((dead.len(), dead[0].attempts), (1, 2));
+    assert!(queue.requeue("g", dead[0].id).await.unwrap());
+    let third = next(&mut stream).await;
+    assert_eq!(third.lease().attempt(), 3);
+    third.ack().await.unwrap();
     assert!(queue.dead_letters("g", 10).await.unwrap().is_empty());
 }
 

@@ -36,7 +36,9 @@ use crate::queue::state::{Change, PendingEntry, State};
 /// The value of the `format` row: what wrote the store.
 ///
 /// 2: a message carries the producer's flow context (`StoredMessage::context`).
-const FORMAT: &[u8] = b"riverbed queue store 2";
+/// 3: a pending entry keeps its delivery count through a requeue, and where the
+/// retry policy starts over (`PendingEntry::retry_base`).
+const FORMAT: &[u8] = b"riverbed queue store 3";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 /// fjall flushes the journal's changes to data files once the journals hold this much

@@ -184,6 +184,7 @@ impl Group {
         let version = self.schedule(id, until, true);
         let entry = PendingEntry {
             attempts: 1,
+            retry_base: 0,
             until,
             leased: true,
             last_error: None,

@@ -55,8 +55,12 @@ impl Journal for Vec<Change> {
 /// Where a pending entry is: leased to a consumer, or waiting until a time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PendingEntry {
-    /// Deliveries so far.
+    /// Deliveries so far, never reset: a delivery's number is its identity, the one
+    /// its answers name.
     pub attempts: u32,
+    /// Deliveries before the entry was last requeued from dead letters: the retry
+    /// policy counts the attempts after it.
+    pub retry_base: u32,
     /// Leased until this time (`leased`), or waiting until it.
     #[serde(with = "crate::serde_time::timestamp")]
     pub until: SystemTime,

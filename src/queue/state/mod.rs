@@ -185,6 +185,7 @@ impl State {
             messages.push(Claimed {
                 message: entry.message.clone(),
                 attempt: entry.attempts,
+                retry_base: entry.retry_base,
                 lease_expired,
                 last_error: entry.last_error.clone(),
             });
@@ -212,6 +213,7 @@ impl State {
                     let version = g.schedule(id, at, false);
                     let entry = PendingEntry {
                         attempts: 0,
+                        retry_base: 0,
                         until: at,
                         leased: false,
                         last_error: None,
@@ -231,6 +233,7 @@ impl State {
                         id,
                         entry: PendingEntry {
                             attempts: 1,
+                            retry_base: 0,
                             until: lease_until,
                             leased: true,
                             last_error: None,
@@ -240,6 +243,7 @@ impl State {
                     messages.push(Claimed {
                         message: message.clone(),
                         attempt: 1,
+                        retry_base: 0,
                         lease_expired: false,
                         last_error: None,
                     });
@@ -439,8 +443,12 @@ impl State {
             group: Arc::clone(&name),
             id,
         });
+        // The count goes on (a delivery's number is never reused, so a late answer
+        // of an old delivery cannot answer for a new one); the retry policy starts
+        // over from here.
         let entry = PendingEntry {
-            attempts: 0,
+            attempts: record.attempts,
+            retry_base: record.attempts,
             until: now,
             leased: false,
             last_error: Some(record.error),

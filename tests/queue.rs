@@ -6,6 +6,8 @@ mod answers;
 #[path = "shared/behaviour.rs"]
 #[macro_use]
 mod behaviour;
+
+use behaviour::next;
 mod common;
 
 use std::collections::BTreeSet;
@@ -13,26 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use common::matrix;
-use futures::StreamExt;
-use riverbed::queue::{
-    Deliveries, Delivery, MemoryBackend, MessageQueue, Postcard, QueueError, StartFrom,
-};
+use riverbed::queue::{MemoryBackend, MessageQueue, QueueError, StartFrom};
 use riverbed::resilience::{Jitter, RetryPolicy};
 use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
 use serde::{Deserialize, Serialize};
 
 type Jobs = MessageQueue<u32>;
-
-/// The next delivery, which must come.
-async fn next<M: serde::de::DeserializeOwned + Send + 'static>(
-    stream: &mut Deliveries<M, Postcard>,
-) -> Delivery<M> {
-    stream
-        .next()
-        .await
-        .expect("a queue stream does not end")
-        .expect("no backend error")
-}
 
 fn policy(attempts: u32, delay_ms: u64) -> RetryPolicy {
     RetryPolicy::constant(Duration::from_millis(delay_ms)).max_attempts(attempts)

@@ -14,6 +14,8 @@ mod answers;
 #[path = "shared/behaviour.rs"]
 #[macro_use]
 mod behaviour;
+
+use behaviour::next;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -26,25 +28,14 @@ use futures::future::FutureExt;
 use riverbed::FlowContext;
 use riverbed::queue::backend::NewMessage;
 use riverbed::queue::{
-    Backend, BackendError, Deliveries, Delivery, Durability, DurableBackend, DurableOptions,
-    MessageQueue, OpenError, Postcard, QueueError, SendError, StartFrom,
+    Backend, BackendError, Durability, DurableBackend, DurableOptions, MessageQueue, OpenError,
+    QueueError, SendError, StartFrom,
 };
 use riverbed::resilience::{Jitter, RetryPolicy};
 use riverbed::runtime::{Runtime, RuntimeExt, SharedRuntime, VirtualRuntime};
 use tempfile::TempDir;
 
 type Jobs = MessageQueue<u32>;
-
-/// The next delivery, which must come.
-async fn next<M: serde::de::DeserializeOwned + Send + 'static>(
-    stream: &mut Deliveries<M, Postcard>,
-) -> Delivery<M> {
-    stream
-        .next()
-        .await
-        .expect("a queue stream does not end")
-        .expect("no backend error")
-}
 
 fn policy(attempts: u32, delay_ms: u64) -> RetryPolicy {
     RetryPolicy::constant(Duration::from_millis(delay_ms)).max_attempts(attempts)

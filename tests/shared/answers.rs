@@ -5,20 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use riverbed::queue::{Backend, Deliveries, Delivery, MessageQueue, Postcard, QueueError};
+use riverbed::queue::{Backend, MessageQueue, QueueError};
+
+use crate::behaviour::next;
 use riverbed::resilience::RetryPolicy;
 use riverbed::runtime::SharedRuntime;
 
 type Jobs = MessageQueue<u32>;
-
-async fn next(stream: &mut Deliveries<u32, Postcard>) -> Delivery<u32> {
-    stream
-        .next()
-        .await
-        .expect("a queue stream does not end")
-        .expect("no backend error")
-}
 
 fn queue(rt: &SharedRuntime, backend: Arc<dyn Backend>) -> Jobs {
     MessageQueue::builder("jobs", rt)

@@ -50,7 +50,7 @@ fn jobs(rt: &SharedRuntime, backend: &Arc<dyn Backend>) -> Jobs {
 }
 
 /// The next delivery, which must come.
-async fn next<M: serde::de::DeserializeOwned + Send + 'static>(
+pub async fn next<M: serde::de::DeserializeOwned + Send + 'static>(
     stream: &mut Deliveries<M, Postcard>,
 ) -> Delivery<M> {
     stream

@@ -213,15 +213,17 @@ async fn riverbed_named_feed(ctx: &FlowContext) -> u64 {
     count
 }
 
-/// The same stage fed through a `futures::channel::mpsc` receiver.
-async fn futures_mpsc_input(ctx: &FlowContext) -> u64 {
-    use futures::SinkExt;
-    let (mut tx, rx) = futures::channel::mpsc::channel::<u64>(CAPACITY - 1);
-    let producer = tokio::spawn(async move {
-        for n in 0..FEED_ITEMS {
-            tx.send(n).await.expect("the stage reads");
-        }
-    });
+/// The same stage fed through a channel's receiver `rx`, a spawned `producer` sending
+/// into it.
+async fn fed_stage<R>(
+    ctx: &FlowContext,
+    rx: R,
+    producer: impl Future<Output = ()> + Send + 'static,
+) -> u64
+where
+    R: Stream<Item = u64> + Send + 'static,
+{
+    let producer = tokio::spawn(producer);
     let out = rx
         .flow_in(ctx.clone())
         .pipe(map(|n: u64| async move { add(n) }))
@@ -231,21 +233,27 @@ async fn futures_mpsc_input(ctx: &FlowContext) -> u64 {
     count
 }
 
-/// The same stage fed through an `async-channel` receiver.
-async fn async_channel_input(ctx: &FlowContext) -> u64 {
-    let (tx, rx) = async_channel::bounded::<u64>(CAPACITY);
-    let producer = tokio::spawn(async move {
+/// The stage fed through a `futures::channel::mpsc` receiver.
+async fn futures_mpsc_input(ctx: &FlowContext) -> u64 {
+    use futures::SinkExt;
+    let (mut tx, rx) = futures::channel::mpsc::channel::<u64>(CAPACITY - 1);
+    fed_stage(ctx, rx, async move {
         for n in 0..FEED_ITEMS {
             tx.send(n).await.expect("the stage reads");
         }
-    });
-    let out = rx
-        .flow_in(ctx.clone())
-        .pipe(map(|n: u64| async move { add(n) }))
-        .values();
-    let count = drain_values(Box::pin(out)).await;
-    producer.await.expect("producer");
-    count
+    })
+    .await
+}
+
+/// The stage fed through an `async-channel` receiver.
+async fn async_channel_input(ctx: &FlowContext) -> u64 {
+    let (tx, rx) = async_channel::bounded::<u64>(CAPACITY);
+    fed_stage(ctx, rx, async move {
+        for n in 0..FEED_ITEMS {
+            tx.send(n).await.expect("the stage reads");
+        }
+    })
+    .await
 }
 
 /// One stage awaiting a simulated I/O per item, `concurrency` items at once, ordered.

@@ -50,7 +50,7 @@ matrix! {
 
 /// Runs each shared behaviour body on the memory backend, on every runtime.
 macro_rules! on_memory {
-    ($($name:ident),* $(,)?) => {
+    ($kind:ident: $($name:ident),* $(,)?) => {
         matrix! {
             $(
                 async fn $name(rt) {
@@ -61,7 +61,7 @@ macro_rules! on_memory {
     };
 }
 
-queue_behaviour!(on_memory, on_memory);
+queue_behaviour!(on_memory);
 
 /// Runs `body` on a fresh virtual clock, with the time it started.
 fn on_virtual_clock<F, Fut>(body: F)

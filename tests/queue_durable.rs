@@ -884,10 +884,17 @@ fn a_missing_or_empty_directory_becomes_a_store() {
     assert!(groups.is_empty());
 }
 
-/// Runs each shared behaviour body on a fresh durable store, on every runtime.
+/// Runs each shared behaviour body on a fresh durable store: on every runtime, but
+/// the bodies with several workers at once on the real runtimes only.
 macro_rules! on_durable {
-    ($($name:ident),* $(,)?) => {
-        matrix! {
+    (any: $($name:ident),* $(,)?) => {
+        on_durable!(@ matrix: $($name),*);
+    };
+    (workers: $($name:ident),* $(,)?) => {
+        on_durable!(@ real_runtimes: $($name),*);
+    };
+    (@ $runtimes:ident: $($name:ident),*) => {
+        $runtimes! {
             $(
                 async fn $name(rt) {
                     let dir = TempDir::new().unwrap();
@@ -898,49 +905,32 @@ macro_rules! on_durable {
     };
 }
 
-/// The bodies with several workers at once, on a fresh durable store, on the real
-/// runtimes.
-macro_rules! on_durable_real_runtimes {
-    ($($name:ident),* $(,)?) => {
-        real_runtimes! {
-            $(
-                async fn $name(rt) {
-                    let dir = TempDir::new().unwrap();
-                    behaviour::$name(rt.clone(), Arc::new(open(dir.path()))).await
-                }
-            )*
-        }
-    };
-}
+queue_behaviour!(on_durable);
 
-queue_behaviour!(on_durable, on_durable_real_runtimes);
+/// Runs `body` on a fresh durable store under a fresh virtual clock.
+fn on_durable_virtual_clock<F, Fut>(body: F)
+where
+    F: FnOnce(SharedRuntime, Arc<dyn Backend>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = TempDir::new().unwrap();
+    let clock = VirtualRuntime::new();
+    let rt: SharedRuntime = Arc::new(clock.clone());
+    clock.block_on(body(rt, Arc::new(open(dir.path()))));
+}
 
 /// Late answers on the durable backend: the shared bodies of `tests/shared/answers.rs`.
 #[test]
 fn a_late_ack_is_reported_and_not_counted() {
-    let dir = TempDir::new().unwrap();
-    let clock = VirtualRuntime::new();
-    let rt: SharedRuntime = Arc::new(clock.clone());
-    let backend = Arc::new(open(dir.path()));
-    clock.block_on(answers::a_late_ack_is_reported_and_not_counted(rt, backend));
+    on_durable_virtual_clock(answers::a_late_ack_is_reported_and_not_counted);
 }
 
 #[test]
 fn a_late_answer_does_not_reach_across_a_requeue() {
-    let dir = TempDir::new().unwrap();
-    let clock = VirtualRuntime::new();
-    let rt: SharedRuntime = Arc::new(clock.clone());
-    let backend = Arc::new(open(dir.path()));
-    clock.block_on(answers::a_late_answer_does_not_reach_across_a_requeue(
-        rt, backend,
-    ));
+    on_durable_virtual_clock(answers::a_late_answer_does_not_reach_across_a_requeue);
 }
 
 #[test]
 fn every_late_answer_is_reported() {
-    let dir = TempDir::new().unwrap();
-    let clock = VirtualRuntime::new();
-    let rt: SharedRuntime = Arc::new(clock.clone());
-    let backend = Arc::new(open(dir.path()));
-    clock.block_on(answers::every_late_answer_is_reported(rt, backend));
+    on_durable_virtual_clock(answers::every_late_answer_is_reported);
 }

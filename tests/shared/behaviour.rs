@@ -17,14 +17,15 @@ use serde::{Deserialize, Serialize};
 type Jobs = MessageQueue<u32>;
 
 /// The names of the bodies below, for the test files to run each on their backend:
-/// `$with!` gets the bodies for every runtime, `$workers!` those whose handler flows
-/// run several workers at once (on the virtual clock a durable backend's commits,
-/// waited for on another thread, let their lease timers fire early; see
-/// `DurableBackend`).
+/// `$with!(any: …)` gets the bodies for every runtime, `$with!(workers: …)` those
+/// whose handler flows run several workers at once (on the virtual clock a durable
+/// backend's commits, waited for on another thread, let their lease timers fire
+/// early; see `DurableBackend`).
 #[macro_export]
 macro_rules! queue_behaviour {
-    ($with:ident, $workers:ident) => {
+    ($with:ident) => {
         $with!(
+            any:
             the_producers_context_travels_with_the_message,
             send_consume_ack_and_stats,
             workers_of_one_group_compete_and_groups_fan_out,
@@ -36,7 +37,8 @@ macro_rules! queue_behaviour {
             a_delivery_dropped_without_an_answer_comes_back,
             any_stream_forwards_into_the_queue_sink,
         );
-        $workers!(
+        $with!(
+            workers:
             handler_mode_acks_retries_and_dead_letters,
             consumers_on_many_tasks_handle_each_message_once,
         );
@@ -44,8 +46,14 @@ macro_rules! queue_behaviour {
 }
 
 fn jobs(rt: &SharedRuntime, backend: &Arc<dyn Backend>) -> Jobs {
+    jobs_retrying(rt, backend, RetryPolicy::default())
+}
+
+/// A queue of jobs on `backend` that retries failures as `retry` says.
+fn jobs_retrying(rt: &SharedRuntime, backend: &Arc<dyn Backend>, retry: RetryPolicy) -> Jobs {
     MessageQueue::builder("jobs", rt)
         .shared_backend(Arc::clone(backend))
+        .retry(retry)
         .build()
 }
 
@@ -232,10 +240,7 @@ pub async fn handler_mode_acks_retries_and_dead_letters(
     rt: SharedRuntime,
     backend: Arc<dyn Backend>,
 ) {
-    let queue: Jobs = MessageQueue::builder("jobs", &rt)
-        .shared_backend(Arc::clone(&backend))
-        .retry(policy(3, 0))
-        .build();
+    let queue = jobs_retrying(&rt, &backend, policy(3, 0));
     let calls = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&calls);
     let consumer = queue
@@ -287,10 +292,7 @@ pub async fn handler_mode_acks_retries_and_dead_letters(
 }
 
 pub async fn dead_letters_can_be_requeued(rt: SharedRuntime, backend: Arc<dyn Backend>) {
-    let queue: Jobs = MessageQueue::builder("jobs", &rt)
-        .shared_backend(Arc::clone(&backend))
-        .retry(RetryPolicy::never())
-        .build();
+    let queue = jobs_retrying(&rt, &backend, RetryPolicy::never());
     let mut stream = queue.consume("g").await.unwrap();
     queue.send_batch([5, 6]).await.unwrap();
     let five = next(&mut stream).await;
@@ -404,10 +406,7 @@ pub async fn a_delivery_dropped_without_an_answer_comes_back(
     rt: SharedRuntime,
     backend: Arc<dyn Backend>,
 ) {
-    let queue: Jobs = MessageQueue::builder("jobs", &rt)
-        .shared_backend(Arc::clone(&backend))
-        .retry(policy(3, 0))
-        .build();
+    let queue = jobs_retrying(&rt, &backend, policy(3, 0));
     let mut stream = queue.consume("g").await.unwrap();
     queue.send(9).await.unwrap();
     drop(next(&mut stream).await);

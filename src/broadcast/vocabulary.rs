@@ -1,8 +1,6 @@
 //! What a subscriber chooses and what it may be told: [`Overflow`], [`Lagged`],
 //! [`SubscribeOptions`] and [`SubscribeError`].
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 /// What happens when a subscriber's buffer is full and another event arrives for it.
@@ -23,19 +21,12 @@ pub enum Overflow {
 ///
 /// It appears in the stream exactly where the gap is, and the count is exact (only
 /// events the subscriber's filter accepts are counted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+#[error("subscriber lagged: {missed} events were dropped")]
 pub struct Lagged {
     /// How many events this subscriber missed at this point of its stream.
     pub missed: u64,
 }
-
-impl fmt::Display for Lagged {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "subscriber lagged: {} events were dropped", self.missed)
-    }
-}
-
-impl std::error::Error for Lagged {}
 
 /// How a subscriber of an [`EventBus`](crate::bus::EventBus) or a
 /// [`ReactiveStream`](crate::reactive::ReactiveStream) is set up: its capacity and its
@@ -93,11 +84,12 @@ impl SubscribeOptions {
 }
 
 /// Why a subscription was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {
     /// A replay was asked from a sequence number the history no longer holds; `oldest`
     /// is the oldest it holds (or the next sequence number, when the history is empty).
+    #[error("cannot replay from seq {requested}: the history starts at seq {oldest}")]
     Evicted {
         /// The sequence number asked for.
         requested: u64,
@@ -106,6 +98,7 @@ pub enum SubscribeError {
     },
     /// A replay was asked from a sequence number not published yet; `next` is the next
     /// sequence number.
+    #[error("cannot replay from seq {requested}: the next item to be published is seq {next}")]
     Ahead {
         /// The sequence number asked for.
         requested: u64,
@@ -113,25 +106,6 @@ pub enum SubscribeError {
         next: u64,
     },
     /// A capacity of zero was asked for; a subscriber needs room for one item at least.
+    #[error("a subscriber's capacity must be at least 1")]
     ZeroCapacity,
 }
-
-impl fmt::Display for SubscribeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SubscribeError::Evicted { requested, oldest } => write!(
-                f,
-                "cannot replay from seq {requested}: the history starts at seq {oldest}"
-            ),
-            SubscribeError::Ahead { requested, next } => write!(
-                f,
-                "cannot replay from seq {requested}: the next item to be published is seq {next}"
-            ),
-            SubscribeError::ZeroCapacity => {
-                f.write_str("a subscriber's capacity must be at least 1")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SubscribeError {}

@@ -36,22 +36,11 @@ impl fmt::Debug for EventId {
 }
 
 /// The error of parsing an [`EventId`] from text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event id {input:?}: expected 32 hex digits, optionally hyphenated as 8-4-4-4-12")]
 pub struct ParseEventIdError {
     input: String,
 }
-
-impl fmt::Display for ParseEventIdError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid event id {:?}: expected 32 hex digits, optionally hyphenated as 8-4-4-4-12",
-            self.input
-        )
-    }
-}
-
-impl std::error::Error for ParseEventIdError {}
 
 impl FromStr for EventId {
     type Err = ParseEventIdError;

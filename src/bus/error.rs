@@ -5,6 +5,8 @@ use std::fmt;
 use super::Event;
 
 /// Publishing failed because the bus is closed; the event is handed back.
+#[derive(thiserror::Error)]
+#[error("the event bus is closed")]
 pub struct PublishError<P, K> {
     event: Event<P, K>,
 }
@@ -33,20 +35,15 @@ impl<P, K: fmt::Debug> fmt::Debug for PublishError<P, K> {
     }
 }
 
-impl<P, K> fmt::Display for PublishError<P, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the event bus is closed")
-    }
-}
-
-impl<P, K: fmt::Debug> std::error::Error for PublishError<P, K> {}
-
 /// Why [`EventBus::try_publish`](super::EventBus::try_publish) did not publish; the
 /// event is handed back either way.
+#[derive(thiserror::Error)]
 pub enum TryPublishError<P, K> {
     /// A matching subscriber with the `Block` policy has no room.
+    #[error("a subscriber with the Block policy is full")]
     Full(PublishError<P, K>),
     /// The bus is closed.
+    #[error("the event bus is closed")]
     Closed(PublishError<P, K>),
 }
 
@@ -77,14 +74,3 @@ impl<P, K: fmt::Debug> fmt::Debug for TryPublishError<P, K> {
         }
     }
 }
-
-impl<P, K> fmt::Display for TryPublishError<P, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryPublishError::Full(_) => f.write_str("a subscriber with the Block policy is full"),
-            TryPublishError::Closed(_) => f.write_str("the event bus is closed"),
-        }
-    }
-}
-
-impl<P, K: fmt::Debug> std::error::Error for TryPublishError<P, K> {}

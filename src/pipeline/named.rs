@@ -206,21 +206,14 @@ impl<In, Out> fmt::Debug for Pipeline<In, Out> {
 
 /// Feeding failed because the pipeline's output was dropped (or its task ended); the
 /// item and its context are handed back.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline has stopped: nothing reads its output any more")]
 pub struct FeedError<In> {
     /// The item that was not fed.
     pub item: In,
     /// Its context.
     pub ctx: FlowContext,
 }
-
-impl<In> fmt::Display for FeedError<In> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the pipeline has stopped: nothing reads its output any more")
-    }
-}
-
-impl<In: fmt::Debug> std::error::Error for FeedError<In> {}
 
 /// The input of a started [`Pipeline`]: a bounded [`async-channel`](async_channel).
 /// Clone it for more producers; the pipeline's input ends when every clone is dropped.
@@ -344,16 +337,9 @@ impl<In> fmt::Debug for PipelineInput<In> {
 }
 
 /// The pipeline stopped reading its input (as a [`Sink`] error).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the pipeline has stopped reading its input")]
 pub struct PipelineClosed;
-
-impl fmt::Display for PipelineClosed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the pipeline has stopped reading its input")
-    }
-}
-
-impl std::error::Error for PipelineClosed {}
 
 enum Output<Out> {
     Direct(BoxStream<'static, Flowing<Out>>),

@@ -148,36 +148,24 @@ pub struct GroupCounts {
 }
 
 /// A backend failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackendError {
     /// No consumer group of that name.
+    #[error("no consumer group {0:?}")]
     UnknownGroup(String),
     /// The backend was closed (for a store, its writer stopped).
+    #[error("the queue backend is closed")]
     Closed,
     /// A point in time the store cannot hold (the durable store keeps times since
     /// 1970): the operation was refused and changed nothing.
+    #[error("the store cannot hold the point in time {0:?} (it keeps times since 1970)")]
     TimeOutOfRange(SystemTime),
     /// The storage failed (I/O, a full disk, corruption, ...): what it said. A store
     /// refuses every later operation with the same error.
+    #[error("queue storage failed: {0}")]
     Storage(String),
 }
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackendError::UnknownGroup(group) => write!(f, "no consumer group {group:?}"),
-            BackendError::Closed => f.write_str("the queue backend is closed"),
-            BackendError::TimeOutOfRange(at) => write!(
-                f,
-                "the store cannot hold the point in time {at:?} (it keeps times since 1970)"
-            ),
-            BackendError::Storage(message) => write!(f, "queue storage failed: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for BackendError {}
 
 /// Where a [`MessageQueue`](super::MessageQueue) keeps its state; see the
 /// [module docs](self) for the model and the promises.

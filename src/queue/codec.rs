@@ -29,21 +29,14 @@ pub trait Codec: Send + Sync + fmt::Debug + 'static {
 }
 
 /// A message could not be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{codec} codec: {message}")]
 pub struct CodecError {
     /// The codec's name.
     pub codec: &'static str,
     /// What went wrong, as the format library said it.
     pub message: String,
 }
-
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} codec: {}", self.codec, self.message)
-    }
-}
-
-impl std::error::Error for CodecError {}
 
 /// Compact binary encoding with [`postcard`]: varint integers, no field names. The
 /// default. Messages must be decoded with the same type they were encoded with (add

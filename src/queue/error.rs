@@ -1,19 +1,19 @@
 //! The queue's errors.
 
-use std::fmt;
-
 use super::backend::BackendError;
 use super::codec::CodecError;
 
 /// Why a [`send`](super::MessageQueue::send) failed; the message is handed back when
 /// it can be.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError<M> {
     /// The message could not be encoded.
-    Encode(M, CodecError),
+    #[error("could not encode the message: {1}")]
+    Encode(M, #[source] CodecError),
     /// The backend refused or failed; the message may not have been stored.
-    Backend(BackendError),
+    #[error("could not send the message: {0}")]
+    Backend(#[source] BackendError),
 }
 
 impl<M> SendError<M> {
@@ -26,34 +26,19 @@ impl<M> SendError<M> {
     }
 }
 
-impl<M> fmt::Display for SendError<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SendError::Encode(_, error) => write!(f, "could not encode the message: {error}"),
-            SendError::Backend(error) => write!(f, "could not send the message: {error}"),
-        }
-    }
-}
-
-impl<M: fmt::Debug> std::error::Error for SendError<M> {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SendError::Encode(_, error) => Some(error),
-            SendError::Backend(error) => Some(error),
-        }
-    }
-}
-
 /// An operation of the queue other than sending failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
     /// The backend failed.
-    Backend(BackendError),
+    #[error("{0}")]
+    Backend(#[from] BackendError),
     /// A message could not be encoded.
-    Codec(CodecError),
+    #[error("{0}")]
+    Codec(#[from] CodecError),
     /// A consumer's worker task ended without finishing its loop (its task panicked
     /// outside a handler, or the runtime dropped it): what the runtime said.
+    #[error("a consumer's worker task failed: {0}")]
     Worker(String),
     /// An answer (`ack`, `nack`, `retry`, `reject`) came after delivery `attempt` of
     /// message `id` had lost its lease: its lease ran out and the message was
@@ -61,46 +46,13 @@ pub enum QueueError {
     /// answer changed nothing (it never answers for another delivery) and is not
     /// counted as given. A delivery whose lease ran out while nobody took the
     /// message over yet still answers for itself.
+    #[error(
+        "message {id}: delivery {attempt} lost its lease before this answer, which changed nothing"
+    )]
     LateAnswer {
         /// The message's id.
         id: u64,
         /// The delivery the answer was for.
         attempt: u32,
     },
-}
-
-impl From<BackendError> for QueueError {
-    fn from(error: BackendError) -> Self {
-        QueueError::Backend(error)
-    }
-}
-
-impl From<CodecError> for QueueError {
-    fn from(error: CodecError) -> Self {
-        QueueError::Codec(error)
-    }
-}
-
-impl fmt::Display for QueueError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            QueueError::Backend(error) => error.fmt(f),
-            QueueError::Codec(error) => error.fmt(f),
-            QueueError::Worker(why) => write!(f, "a consumer's worker task failed: {why}"),
-            QueueError::LateAnswer { id, attempt } => write!(
-                f,
-                "message {id}: delivery {attempt} lost its lease before this answer, which changed nothing"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for QueueError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            QueueError::Backend(error) => Some(error),
-            QueueError::Codec(error) => Some(error),
-            QueueError::Worker(_) | QueueError::LateAnswer { .. } => None,
-        }
-    }
 }

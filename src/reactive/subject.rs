@@ -574,16 +574,9 @@ impl<T: fmt::Debug> std::error::Error for TryEmitError<T> {}
 
 /// [`ReactiveStream::complete`] or [`error`](ReactiveStream::error) was called on a
 /// stream that had already ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the reactive stream had already ended")]
 pub struct AlreadyTerminated;
-
-impl fmt::Display for AlreadyTerminated {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the reactive stream had already ended")
-    }
-}
-
-impl std::error::Error for AlreadyTerminated {}
 
 /// Whether a [`ReactiveStream`] is still open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

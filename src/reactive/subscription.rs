@@ -12,26 +12,17 @@ use super::subject_state::{Inner, Terminal};
 use crate::broadcast::{Lagged, Overflow, Receiver};
 
 /// What a subscriber receives in place of an item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StreamError<E> {
     /// The subscriber's `DropOldest` / `DropNewest` policy dropped this many items
     /// here; the stream goes on.
+    #[error("{0}")]
     Lagged(Lagged),
     /// The stream ended with this error ([`ReactiveStream::error`](super::ReactiveStream::error));
     /// nothing follows it.
+    #[error("the reactive stream failed: {0}")]
     Failed(E),
 }
-
-impl<E: fmt::Display> fmt::Display for StreamError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StreamError::Lagged(lagged) => lagged.fmt(f),
-            StreamError::Failed(error) => write!(f, "the reactive stream failed: {error}"),
-        }
-    }
-}
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for StreamError<E> {}
 
 /// One subscriber of a [`ReactiveStream`](super::ReactiveStream): a [`Stream`] of
 /// `Ok(item)` in emit order, `Err(StreamError::Lagged)` where its lossy policy dropped

@@ -2,7 +2,6 @@
 //! wait queue.
 
 use std::collections::VecDeque;
-use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,25 +15,14 @@ use crate::stats::Counter;
 use crate::{BoxError, FlowContext};
 
 /// The error of a [`Bulkhead`] whose slots and wait queue were all taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("bulkhead full: {max_concurrent} calls in flight and {max_queue} waiting")]
 pub struct BulkheadFull {
     /// The bulkhead's limit of calls in flight.
     pub max_concurrent: usize,
     /// The bulkhead's limit of waiting calls.
     pub max_queue: usize,
 }
-
-impl fmt::Display for BulkheadFull {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "bulkhead full: {} calls in flight and {} waiting",
-            self.max_concurrent, self.max_queue
-        )
-    }
-}
-
-impl Error for BulkheadFull {}
 
 #[derive(Debug)]
 struct State {

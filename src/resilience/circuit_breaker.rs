@@ -2,7 +2,6 @@
 //! after a pause.
 
 use std::collections::VecDeque;
-use std::error::Error;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -39,20 +38,13 @@ pub struct BreakerEvent {
 }
 
 /// The error of a [`CircuitBreaker`] that refused a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("circuit open; retry in {retry_in:?}")]
 pub struct CircuitOpen {
     /// How long until the breaker lets a probe through: the rest of the open period,
     /// or zero when it is half-open and all its probe slots are taken.
     pub retry_in: Duration,
 }
-
-impl fmt::Display for CircuitOpen {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "circuit open; retry in {:?}", self.retry_in)
-    }
-}
-
-impl Error for CircuitOpen {}
 
 /// When a [`CircuitBreaker`] opens and how it recovers. Serialisable, with builder
 /// methods.

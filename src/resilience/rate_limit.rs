@@ -3,7 +3,6 @@
 //! The algorithm is GCRA (one instant of state, exact on any clock); the type's docs
 //! say how it works and why it was chosen.
 
-use std::error::Error;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,19 +16,12 @@ use crate::stats::Counter;
 use crate::{BoxError, FlowContext};
 
 /// The error of a [`RateLimiter`] in [`RateLimitMode::Fail`] that refused a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rate limited; retry in {retry_in:?}")]
 pub struct RateLimited {
     /// How long until a call would be allowed.
     pub retry_in: Duration,
 }
-
-impl fmt::Display for RateLimited {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rate limited; retry in {:?}", self.retry_in)
-    }
-}
-
-impl Error for RateLimited {}
 
 /// What a [`RateLimiter`] does with a call over the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]

@@ -1,7 +1,6 @@
 //! [`Retry`]: runs a processor again when it fails, waiting between attempts as a
 //! [`RetryPolicy`] says.
 
-use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,28 +14,13 @@ use crate::{BoxError, FlowContext};
 
 /// The error of a [`Retry`] whose attempts all failed: how many were made, and the
 /// last attempt's error as [`source`](Self::source).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("failed after {attempts} attempts: {source}")]
 pub struct RetriesExhausted {
     /// Attempts made, the first included.
     pub attempts: u32,
     /// The error of the last attempt.
     pub source: BoxError,
-}
-
-impl fmt::Display for RetriesExhausted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "failed after {} attempts: {}",
-            self.attempts, self.source
-        )
-    }
-}
-
-impl Error for RetriesExhausted {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        Some(self.source.as_ref())
-    }
 }
 
 /// Runs the inner processor again on `Err`, as a [`RetryPolicy`] says, sleeping on the

@@ -1,6 +1,5 @@
 //! [`Timeout`]: a time limit on each call of a processor.
 
-use std::error::Error;
 use std::fmt;
 use std::time::Duration;
 
@@ -12,19 +11,12 @@ use crate::stats::Counter;
 use crate::{BoxError, FlowContext};
 
 /// The error of a [`Timeout`]: the call did not complete within `after`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out after {after:?}")]
 pub struct TimedOut {
     /// The time limit that passed.
     pub after: Duration,
 }
-
-impl fmt::Display for TimedOut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timed out after {:?}", self.after)
-    }
-}
-
-impl Error for TimedOut {}
 
 /// Fails a call of the inner processor with [`TimedOut`] when it takes longer than a
 /// limit; from [`ProcessorExt::timeout`](super::ProcessorExt::timeout).

@@ -416,16 +416,9 @@ impl<T> fmt::Debug for JoinHandle<T> {
 }
 
 /// The error of [`TimeoutFuture`]: the time limit passed first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("deadline elapsed")]
 pub struct Elapsed;
-
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline elapsed")
-    }
-}
-
-impl std::error::Error for Elapsed {}
 
 /// A future with a time limit, from [`RuntimeExt::timeout`].
 #[must_use = "futures do nothing unless polled"]

@@ -1,6 +1,5 @@
 //! [`Runtime`] over tokio.
 
-use std::fmt;
 use std::time::Instant;
 
 use futures_util::future::BoxFuture;
@@ -103,21 +102,11 @@ impl Runtime for TokioRuntime {
 
 /// The error of [`TokioRuntime::try_current`]: the current thread is not in a tokio
 /// runtime context (or its thread-local context is being destroyed).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("no tokio runtime to use: {inner}")]
 pub struct TokioContextError {
+    #[source]
     inner: tokio::runtime::TryCurrentError,
-}
-
-impl fmt::Display for TokioContextError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "no tokio runtime to use: {}", self.inner)
-    }
-}
-
-impl std::error::Error for TokioContextError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.inner)
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! [`OpenError`]: why a durable queue store could not be opened.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -9,10 +8,11 @@ use std::path::{Path, PathBuf};
 /// A store that is damaged (a truncated file, bytes overwritten, a row that does not
 /// decode) is reported as [`Corrupted`](Self::Corrupted), never by a panic: restore
 /// the directory from a backup, or move it aside and start empty.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
     /// The path is not a queue store: a file, or a directory that holds other things.
+    #[error("{path} is not a queue store: {reason}")]
     NotAStore {
         /// The path given to `open`.
         path: PathBuf,
@@ -21,6 +21,7 @@ pub enum OpenError {
     },
     /// The store is damaged: a file is truncated or overwritten, a checksum does not
     /// match, a row does not decode, or the rows contradict each other.
+    #[error("the queue store at {path} is corrupted: {detail}")]
     Corrupted {
         /// The store's directory.
         path: PathBuf,
@@ -30,6 +31,9 @@ pub enum OpenError {
     /// The store was written in a format this version does not read (an older
     /// riverbed's): it is left untouched. Open it with the version that wrote it to
     /// drain it, or move it aside and start empty.
+    #[error(
+        "the queue store at {path} is in format {found:?}; this version reads {expected:?} only"
+    )]
     Format {
         /// The store's directory.
         path: PathBuf,
@@ -42,12 +46,14 @@ pub enum OpenError {
     /// (clone it) instead of opening the directory twice.
     ///
     /// [`DurableBackend`]: super::DurableBackend
+    #[error("the queue store at {path} is already open in this process")]
     InUse {
         /// The store's directory.
         path: PathBuf,
     },
     /// Reading or creating the store failed for a reason other than its content
     /// (permissions, a missing device, no space left, ...).
+    #[error("could not open the queue store at {path}: {source}")]
     Io {
         /// The store's directory.
         path: PathBuf,
@@ -151,52 +157,5 @@ impl OpenError {
             other => format!("the store engine reported: {other:?}"),
         };
         OpenError::corrupted(path, detail)
-    }
-}
-
-impl fmt::Display for OpenError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            OpenError::NotAStore { path, reason } => {
-                write!(f, "{} is not a queue store: {reason}", path.display())
-            }
-            OpenError::Corrupted { path, detail } => {
-                write!(
-                    f,
-                    "the queue store at {} is corrupted: {detail}",
-                    path.display()
-                )
-            }
-            OpenError::Format {
-                path,
-                found,
-                expected,
-            } => write!(
-                f,
-                "the queue store at {} is in format {found:?}; this version reads {expected:?} only",
-                path.display()
-            ),
-            OpenError::InUse { path } => write!(
-                f,
-                "the queue store at {} is already open in this process",
-                path.display()
-            ),
-            OpenError::Io { path, source } => {
-                write!(
-                    f,
-                    "could not open the queue store at {}: {source}",
-                    path.display()
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for OpenError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            OpenError::Io { source, .. } => Some(source),
-            _ => None,
-        }
     }
 }

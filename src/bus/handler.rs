@@ -11,8 +11,7 @@ use futures_util::stream::StreamExt;
 
 use super::{Envelope, HandlerFailure, Kind, Subscription};
 use crate::flow::{
-    DriveSpec, Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState,
-    Verdict, drive,
+    Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState, Verdict,
 };
 use crate::runtime::SharedRuntime;
 
@@ -142,39 +141,25 @@ where
         self
     }
 
-    fn drive(
-        self,
-        runtime: Option<SharedRuntime>,
-    ) -> impl Future<Output = FlowReport<Infallible>> + Send + 'static {
-        if let Some(rt) = &runtime {
-            self.stop.set_clock(rt);
-        }
+    crate::flow::driven_flow!(FlowReport<Infallible>);
+
+    /// Publishes each failed invocation on the bus's failure events.
+    fn settle(&self) -> impl FnMut((u64, K), &Verdict, &FlowMetrics) + Send + use<P, K, H> {
         let failures = Arc::clone(&self.source.failures);
-        let spec = DriveSpec {
-            concurrency: self.concurrency,
-            runtime,
-            stop: self.stop,
-            metrics: self.metrics,
-        };
-        drive(
-            self.source,
-            self.handler,
-            spec,
-            move |(seq, kind): (u64, K), verdict: &Verdict, metrics: &FlowMetrics| {
-                if let Some((message, panicked)) = verdict.failure() {
-                    let failure = HandlerFailure {
-                        handler: metrics.name(),
-                        seq,
-                        kind: format!("{kind:?}"),
-                        message: message.to_owned(),
-                        panicked,
-                    };
-                    // Failure subscribers drop their oldest rather than hold a handler
-                    // back, so this never waits; with no subscriber it keeps nothing.
-                    let _ = failures.try_publish(failure, &mut |_, _| {});
-                }
-            },
-        )
+        move |(seq, kind), verdict, metrics| {
+            if let Some((message, panicked)) = verdict.failure() {
+                let failure = HandlerFailure {
+                    handler: metrics.name(),
+                    seq,
+                    kind: format!("{kind:?}"),
+                    message: message.to_owned(),
+                    panicked,
+                };
+                // Failure subscribers drop their oldest rather than hold a handler
+                // back, so this never waits; with no subscriber it keeps nothing.
+                let _ = failures.try_publish(failure, &mut |_, _| {});
+            }
+        }
     }
 }
 
@@ -198,9 +183,6 @@ where
 
 impl<P: Clone + Send + Sync + 'static, K: Kind, H> fmt::Debug for Handler<P, K, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handler")
-            .field("name", &self.metrics.name())
-            .field("concurrency", &self.concurrency)
-            .finish_non_exhaustive()
+        crate::flow::debug_driven(f, "Handler", &self.metrics, self.concurrency)
     }
 }

@@ -2,6 +2,7 @@
 //! subscribers): takes items from a source, runs up to a limit of guarded handler
 //! invocations at once, and stops with grace.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,6 +54,41 @@ pub(crate) struct DriveSpec {
     pub(crate) runtime: Option<SharedRuntime>,
     pub(crate) stop: Arc<StopState>,
     pub(crate) metrics: Arc<FlowMetrics>,
+}
+
+/// The `drive` of a flow type on this driver, resolving to `$report`: for a type
+/// with `source`, `handler`, `concurrency`, `stop` and `metrics` fields, and a
+/// `settle(&self)` giving what hears of each invocation's end (see [`drive`]).
+macro_rules! driven_flow {
+    ($report:ty) => {
+        fn drive(
+            self,
+            runtime: Option<$crate::runtime::SharedRuntime>,
+        ) -> impl ::std::future::Future<Output = $report> + Send + 'static {
+            let settle = self.settle();
+            let spec = $crate::flow::DriveSpec {
+                concurrency: self.concurrency,
+                runtime,
+                stop: self.stop,
+                metrics: self.metrics,
+            };
+            $crate::flow::drive(self.source, self.handler, spec, settle)
+        }
+    };
+}
+pub(crate) use driven_flow;
+
+/// The `Debug` of a flow type on this driver.
+pub(crate) fn debug_driven(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    metrics: &FlowMetrics,
+    concurrency: usize,
+) -> fmt::Result {
+    f.debug_struct(kind)
+        .field("name", &metrics.name())
+        .field("concurrency", &concurrency)
+        .finish_non_exhaustive()
 }
 
 /// One invocation in flight: a future in this task, or a task of the runtime, which
@@ -118,6 +154,7 @@ where
         stop,
         metrics,
     } = spec;
+    stop.set_clock(runtime.as_ref());
     let mut source = Some(source);
     let mut running: FuturesUnordered<Running<S::Tag>> = FuturesUnordered::new();
     let mut end: Option<FlowEnd<S::Error>> = None;

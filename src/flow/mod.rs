@@ -61,7 +61,7 @@ mod report;
 mod stats;
 mod stop;
 
-pub(crate) use self::driver::{DriveSpec, Next, Source, drive};
+pub(crate) use self::driver::{DriveSpec, Next, Source, debug_driven, drive, driven_flow};
 pub use self::guard::{HandlerFn, ItemOnly, WithContext};
 pub(crate) use self::guard::{Verdict, call};
 pub use self::outcome::HandlerOutcome;
@@ -77,10 +77,17 @@ use crate::runtime::SharedRuntime;
 
 /// The methods every flow type has alike, for a type with `metrics:
 /// Arc<FlowMetrics>` and `stop: Arc<StopState>` fields and a `drive(self,
-/// Option<SharedRuntime>)` that resolves to `$report`: `name`, `stop_handle`,
-/// `stats`, `run` and `spawn`.
+/// Option<SharedRuntime>)` that resolves to `$report`: `name`, `runtime`,
+/// `stop_handle`, `stats`, `run` and `spawn`.
 macro_rules! flow_handles {
     ($report:ty) => {
+        /// Times the grace period of a stop on `runtime`, for a flow driven in place; a
+        /// spawned flow uses the runtime it is spawned on.
+        pub fn runtime(self, runtime: &$crate::runtime::SharedRuntime) -> Self {
+            self.stop.set_clock(Some(runtime));
+            self
+        }
+
         /// Drives the flow inside the current task, on any executor: its invocations
         /// run concurrently (up to its limit) but not in parallel.
         pub async fn run(self) -> $report {

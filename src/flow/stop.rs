@@ -56,9 +56,9 @@ impl StopState {
     }
 
     /// Times the grace period on `clock` unless a clock is already known.
-    pub(crate) fn set_clock(&self, clock: &SharedRuntime) {
+    pub(crate) fn set_clock(&self, clock: Option<&SharedRuntime>) {
         let mut asked = self.asked();
-        if asked.clock.is_none() {
+        if let (None, Some(clock)) = (&asked.clock, clock) {
             asked.clock = Some(Arc::clone(clock));
         }
     }

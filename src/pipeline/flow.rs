@@ -94,13 +94,6 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
         }
     }
 
-    /// Times the grace period of a stop on `runtime`, for a flow driven in place; a
-    /// spawned flow uses the runtime it is spawned on.
-    pub fn runtime(self, runtime: &SharedRuntime) -> Self {
-        self.stop.set_clock(runtime);
-        self
-    }
-
     fn drive(
         self,
         runtime: Option<SharedRuntime>,
@@ -112,9 +105,7 @@ impl<In: Send + 'static, Out: Send + 'static> PipelineFlow<In, Out> {
             stop,
             metrics,
         } = self;
-        if let Some(rt) = &runtime {
-            stop.set_clock(rt);
-        }
+        stop.set_clock(runtime.as_ref());
         let intake = Intake {
             source,
             stop: Arc::clone(&stop),

@@ -45,20 +45,7 @@ pub struct MessageContext {
 }
 
 impl MessageContext {
-    /// The message's id in the queue.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Which delivery of the message this is (1 for the first).
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// When the message was sent.
-    pub fn enqueued_at(&self) -> SystemTime {
-        self.enqueued_at
-    }
+    super::delivery::delivery_identity!();
 
     /// The producer's [`FlowContext`], when it sent the message with one
     /// ([`SendFuture::with_context`](super::SendFuture::with_context)): its flow id,

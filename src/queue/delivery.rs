@@ -314,6 +314,7 @@ impl<M, C: Codec> fmt::Debug for Deliveries<M, C> {
 ///
 /// A delivery dropped without an answer is retried as if it had failed ("dropped
 /// without an answer"), at once as far as the backend is concerned.
+#[derive(Debug)]
 pub struct Delivery<M> {
     message: M,
     context: Option<FlowContext>,
@@ -373,16 +374,6 @@ impl<M> Delivery<M> {
     /// (it ran out and the message went back to the group).
     pub async fn extend_lease(&mut self, by: Duration) -> Result<bool, QueueError> {
         self.lease.extend(by).await
-    }
-}
-
-impl<M: fmt::Debug> fmt::Debug for Delivery<M> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Delivery")
-            .field("message", &self.message)
-            .field("context", &self.context)
-            .field("lease", &self.lease)
-            .finish()
     }
 }
 
@@ -608,21 +599,31 @@ impl Answers {
     }
 }
 
+/// Which delivery of which message a type speaks for: `id`, `attempt` and
+/// `enqueued_at`, over fields of those names (a [`Lease`], a consumer's
+/// [`MessageContext`](super::MessageContext)).
+macro_rules! delivery_identity {
+    () => {
+        /// The message's id in the queue.
+        pub fn id(&self) -> u64 {
+            self.id
+        }
+
+        /// Which delivery of the message this is, for its group (1 for the first).
+        pub fn attempt(&self) -> u32 {
+            self.attempt
+        }
+
+        /// When the message was sent.
+        pub fn enqueued_at(&self) -> ::std::time::SystemTime {
+            self.enqueued_at
+        }
+    };
+}
+pub(crate) use delivery_identity;
+
 impl Lease {
-    /// The message's id in the queue.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// This delivery's number for its group: 1 the first time.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// When the message was sent.
-    pub fn enqueued_at(&self) -> SystemTime {
-        self.enqueued_at
-    }
+    delivery_identity!();
 
     /// The error of the previous attempt, if there was one.
     pub fn last_error(&self) -> Option<&str> {

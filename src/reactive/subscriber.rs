@@ -10,10 +10,8 @@ use futures_util::stream::StreamExt;
 
 use super::subscription::{StreamError, Subscription};
 use crate::flow::{
-    DriveSpec, Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState,
-    Verdict, drive,
+    Flow, FlowMetrics, FlowReport, HandlerFn, Next, Source, StopSignal, StopState, Verdict,
 };
-use crate::runtime::SharedRuntime;
 
 /// A handler flow from [`ReactiveStream::on`](super::ReactiveStream::on) (or
 /// [`on_with_context`](super::ReactiveStream::on_with_context)): runs the handler for
@@ -139,40 +137,19 @@ where
         self
     }
 
-    /// Times the grace period of a stop (and the flow's latencies) on `runtime`, for
-    /// a flow driven in place; a spawned flow uses the runtime it is spawned on.
-    pub fn runtime(self, runtime: &SharedRuntime) -> Self {
-        self.stop.set_clock(runtime);
-        self
-    }
+    crate::flow::driven_flow!(FlowReport<E>);
 
-    fn drive(
-        self,
-        runtime: Option<SharedRuntime>,
-    ) -> impl Future<Output = FlowReport<E>> + Send + 'static {
-        if let Some(rt) = &runtime {
-            self.stop.set_clock(rt);
-        }
+    /// Counts each invocation's end in the stream's statistics.
+    fn settle(&self) -> impl FnMut(u64, &Verdict, &FlowMetrics) + Send + use<T, E, H> {
         let stream = Arc::clone(&self.source.subscription.stream);
-        let spec = DriveSpec {
-            concurrency: self.concurrency,
-            runtime,
-            stop: self.stop,
-            metrics: self.metrics,
-        };
-        drive(
-            self.source,
-            self.handler,
-            spec,
-            move |_index, verdict: &Verdict, _metrics: &FlowMetrics| {
-                let counters = &stream.counters;
-                match verdict.failure() {
-                    None => counters.handled.inc(),
-                    Some((_, false)) => counters.handler_failures.inc(),
-                    Some((_, true)) => counters.handler_panics.inc(),
-                }
-            },
-        )
+        move |_index, verdict, _metrics| {
+            let counters = &stream.counters;
+            match verdict.failure() {
+                None => counters.handled.inc(),
+                Some((_, false)) => counters.handler_failures.inc(),
+                Some((_, true)) => counters.handler_panics.inc(),
+            }
+        }
     }
 }
 
@@ -196,9 +173,6 @@ where
 
 impl<T: Clone + Send + Sync + 'static, E, H> fmt::Debug for Subscriber<T, E, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Subscriber")
-            .field("name", &self.metrics.name())
-            .field("concurrency", &self.concurrency)
-            .finish_non_exhaustive()
+        crate::flow::debug_driven(f, "Subscriber", &self.metrics, self.concurrency)
     }
 }

@@ -9,19 +9,22 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_000_000 + secs)
 }
 
+/// A message sent at time 0 with `payload`, due at once.
+fn message(payload: &[u8]) -> NewMessage {
+    NewMessage {
+        payload: payload.to_vec().into(),
+        enqueued_at: at(0),
+        not_before: None,
+        context: None,
+    }
+}
+
 fn state_with(messages: u64, groups: &[&str]) -> State {
     let mut state = State::new();
     for group in groups {
         state.create_group(group, StartFrom::Latest, &mut ());
     }
-    let new = (0..messages)
-        .map(|n| NewMessage {
-            payload: n.to_le_bytes().to_vec().into(),
-            enqueued_at: at(0),
-            not_before: None,
-            context: None,
-        })
-        .collect();
+    let new = (0..messages).map(|n| message(&n.to_le_bytes())).collect();
     state.append(new, &mut ());
     state
 }
@@ -114,15 +117,7 @@ fn a_slow_message_does_not_keep_the_log_behind_it() {
     let mut state = state_with(1, &["g"]);
     claim(&mut state, "g", 1, 0);
     for n in 1..(PIN_SLACK * 4) {
-        state.append(
-            vec![NewMessage {
-                payload: vec![1].into(),
-                enqueued_at: at(0),
-                not_before: None,
-                context: None,
-            }],
-            &mut (),
-        );
+        state.append(vec![message(&[1])], &mut ());
         assert_eq!(claim(&mut state, "g", 1, 0), [(n, 1, false)]);
         state.ack("g", &[(n, 1)], &mut ()).unwrap();
         assert!(
@@ -195,15 +190,7 @@ fn earliest_starts_at_what_some_group_has_not_seen() {
         .unwrap();
     state.create_group("b", StartFrom::Earliest, &mut ());
     assert_eq!(claim(&mut state, "b", 100, 0), []);
-    state.append(
-        vec![NewMessage {
-            payload: vec![1].into(),
-            enqueued_at: at(0),
-            not_before: None,
-            context: None,
-        }],
-        &mut (),
-    );
+    state.append(vec![message(&[1])], &mut ());
     assert_eq!(claim(&mut state, "b", 100, 0), [(10, 1, false)]);
 }
 

@@ -48,24 +48,22 @@ use std::time::Duration;
 
 use crate::runtime::SharedRuntime;
 
-mod audit;
 mod chunks_timeout;
-mod debounce;
 mod delay;
+mod hold;
 mod interval;
-mod sample;
 mod throttle;
 mod timeout;
 mod timer;
 mod upstream;
 mod window_time;
 
-pub use self::audit::Audit;
 pub use self::chunks_timeout::ChunksTimeout;
-pub use self::debounce::Debounce;
 pub use self::delay::Delay;
+pub use self::hold::{
+    Audit, AuditRule, Debounce, DebounceRule, Held, HoldRule, Sample, SampleRule,
+};
 pub use self::interval::{Interval, interval};
-pub use self::sample::Sample;
 pub use self::throttle::{Throttle, ThrottleConfig};
 pub use self::timeout::TimeoutStream;
 pub use self::timer::{Timer, timer};

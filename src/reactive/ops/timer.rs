@@ -1,6 +1,5 @@
 //! [`timer`]: one item after a delay.
 
-use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,6 +42,7 @@ pub fn timer(delay: Duration, rt: &SharedRuntime) -> Timer {
 
 /// The stream of [`timer`].
 #[must_use = "streams do nothing unless polled"]
+#[derive(Debug)]
 pub struct Timer {
     delay: Duration,
     /// Set at the first poll.
@@ -78,15 +78,5 @@ impl Stream for Timer {
 impl FusedStream for Timer {
     fn is_terminated(&self) -> bool {
         self.done
-    }
-}
-
-impl fmt::Debug for Timer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timer")
-            .field("delay", &self.delay)
-            .field("due", &self.due)
-            .field("done", &self.done)
-            .finish()
     }
 }

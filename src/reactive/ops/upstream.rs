@@ -113,8 +113,8 @@ impl<S: Stream> Upstream<S> {
 /// `pin_project!` generates. After the item type come the doc comments of
 /// `into_inner`: they say what becomes of what the operator holds.
 macro_rules! upstream_operator {
-    ($op:ident, $item:ty, $(#[$into_inner_doc:meta])+) => {
-        impl<S: ::futures_core::Stream> ::futures_core::Stream for $op<S> {
+    ($op:ident $(<$r:ident: $rule:path>)?, $item:ty, $(#[$into_inner_doc:meta])+) => {
+        impl<S: ::futures_core::Stream $(, $r: $rule)?> ::futures_core::Stream for $op<S $(, $r)?> {
             type Item = $item;
 
             fn poll_next(
@@ -132,13 +132,13 @@ macro_rules! upstream_operator {
             }
         }
 
-        impl<S: ::futures_core::Stream> ::futures_core::FusedStream for $op<S> {
+        impl<S: ::futures_core::Stream $(, $r: $rule)?> ::futures_core::FusedStream for $op<S $(, $r)?> {
             fn is_terminated(&self) -> bool {
                 self.upstream.is_finished()
             }
         }
 
-        impl<S: ::futures_core::Stream> ::std::fmt::Debug for $op<S> {
+        impl<S: ::futures_core::Stream $(, $r: $rule)?> ::std::fmt::Debug for $op<S $(, $r)?> {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 let mut d = f.debug_struct(stringify!($op));
                 self.debug_fields(&mut d);
@@ -147,7 +147,7 @@ macro_rules! upstream_operator {
             }
         }
 
-        impl<S: ::futures_core::Stream> $op<S> {
+        impl<S: ::futures_core::Stream $(, $r: $rule)?> $op<S $(, $r)?> {
             /// The upstream stream.
             pub fn get_ref(&self) -> &S {
                 self.upstream.get_ref()

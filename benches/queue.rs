@@ -26,8 +26,9 @@
 //!   about the size of riverbed's message row), in batches of the size riverbed's
 //!   group commit gathers on average (from `DurableBackend::stats`), each batch
 //!   committed with `PersistMode::SyncAll`. The floor writes one row per message and
-//!   reads nothing; riverbed writes four (the message, its pending entry when
-//!   claimed, and the deletion of both when acknowledged) and runs the queue. Both
+//!   reads nothing; riverbed writes two (the message, and its deletion once every
+//!   group acknowledged it) plus, per claim, its run's row and a rewrite per commit
+//!   that acknowledges some of it, and runs the queue. Both
 //!   are bound by the disk's `fsync`, whose latency drifts over minutes (see
 //!   `benches/queue_store.rs`), so before the criterion group the bench runs five
 //!   untimed rounds that each measure riverbed's group size and run the floor at that

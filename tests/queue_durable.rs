@@ -791,6 +791,23 @@ fn rows_that_contradict_each_other_are_a_corrupted_store() {
 }
 
 #[test]
+fn a_run_past_its_group_s_cursor_is_a_corrupted_store() {
+    // Group "g" is at message 0 (it read nothing); a run of its messages 0..3 says
+    // otherwise. The run record in postcard: length 3, until the epoch (seconds,
+    // nanoseconds), one word of lease bits, all three set.
+    let dir = store_with(&[marker(0), marker(1), marker(2)]);
+    let key = b"g\0\0\0\0\0\0\0\0\0";
+    let run = [3, 0, 0, 1, 0b111];
+    write_raw(dir.path(), "runs", key, &sealed(5, key, &run));
+    let error = open_err(dir.path());
+    assert!(error.is_corrupted(), "{error}");
+    assert!(
+        error.to_string().contains("message 0 of group \"g\""),
+        "{error}"
+    );
+}
+
+#[test]
 fn a_directory_that_is_not_a_store_is_refused() {
     let dir = TempDir::new().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();

@@ -139,6 +139,11 @@ pub struct DurableStats {
 ///   its operations, while the next batch gathers. Many producers and consumers share
 ///   each `fsync`, and the busier the queue, the larger the groups.
 ///   [`stats`](Self::stats) counts commits and operations.
+/// * **Few rows.** A commit's cost grows with its rows, so a commit's appended
+///   messages are one row, a claim's fresh messages one row (rewritten once per
+///   commit that acknowledges some of them), and a message the groups are done with
+///   costs no row of its own to drop: the rows of a send, claim and acknowledgement
+///   are shared by everything else in their commits.
 /// * **Recovery** reads every row back and rebuilds the state. A lease taken before a
 ///   crash runs out after the restart and its message is delivered again (at least
 ///   once: only messages in flight at the crash can be handled twice); delayed

@@ -1,18 +1,27 @@
 //! The durable backend's layout in fjall: reading a store back into a [`State`], and
 //! writing a group of [`Change`]s as one atomic batch.
 //!
-//! Five partitions:
+//! Six partitions:
 //!
 //! | partition | key | value (postcard) |
 //! |---|---|---|
-//! | `messages` | id, big-endian (byte order is id order) | [`StoredMessage`] |
+//! | `messages` | the first id of a segment, big-endian (byte order is id order) | the messages appended in one commit, in id order (`Vec<`[`StoredMessage`]`>`) |
 //! | `groups` | group name | cursor (`u64`) |
+//! | `runs` | group name, a 0 byte, the run's first id big-endian | [`RunRecord`] |
 //! | `pending` | group name, a 0 byte, id big-endian | [`PendingEntry`] |
 //! | `dead` | group name, a 0 byte, id big-endian | [`DeadRecord`] |
-//! | `meta` | `format`, `next_id` | the format's name, the next message id (`u64`) |
+//! | `meta` | `format`, `next_id`, `low` | the format's name, the next message id, the lowest id kept (`u64`s) |
 //!
 //! A group name may itself hold a 0 byte: entry keys are read from the end, where the
 //! id has a fixed length.
+//!
+//! Rows are few, because a commit's cost grows with its rows: the messages a commit
+//! appends are one `messages` row (a segment), deleted once every group is past all
+//! of them (`low` says where the log starts inside a segment partly done); a claim of
+//! fresh messages is one `runs` row, rewritten once per commit that acknowledges some
+//! of them and deleted with the last (the messages stay in the log meanwhile: the run
+//! holds it). A message sent, claimed and acknowledged costs a share of the rows of
+//! its commits, not rows of its own.
 //!
 //! Beside fjall's files, the directory holds a `riverbed-queue` marker file: written
 //! first, saying the store is being created, and replaced once the store is ready.
@@ -21,7 +30,7 @@
 //! and the value, checked when the store is read back: a byte changed on disk, which
 //! the store engine does not always notice, is reported instead of delivered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,16 +40,23 @@ use serde::de::DeserializeOwned;
 
 use super::error::OpenError;
 use crate::queue::backend::{DeadRecord, StoredMessage};
-use crate::queue::state::{Change, PendingEntry, State};
+use crate::queue::state::{Change, PendingEntry, RunRecord, State};
 
 /// The value of the `format` row: what wrote the store.
 ///
 /// 2: a message carries the producer's flow context (`StoredMessage::context`).
 /// 3: a pending entry keeps its delivery count through a requeue, and where the
 /// retry policy starts over (`PendingEntry::retry_base`).
-const FORMAT: &[u8] = b"riverbed queue store 3";
+/// 4: a claim's fresh messages are one `runs` row instead of a pending entry each,
+/// and a commit's messages one segment row instead of a row each.
+const FORMAT: &[u8] = b"riverbed queue store 4";
+/// The format opened and migrated: a format-3 store is a format-4 store with no runs
+/// (every leased message a pending entry) and a row per message, so migrating
+/// rewrites each message row as a segment of one and the format row, in one batch.
+const MIGRATES: &[u8] = b"riverbed queue store 3";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_ID_KEY: &[u8] = b"next_id";
+const LOW_KEY: &[u8] = b"low";
 /// fjall flushes the journal's changes to data files once the journals hold this much
 /// (its default is 512 MiB; 24 MiB is its least).
 const JOURNAL_LIMIT: u64 = 32 * 1024 * 1024;
@@ -71,14 +87,18 @@ enum Part {
     Pending,
     Dead,
     Meta,
+    Runs,
 }
 
-const PARTS: [(Part, &str); 5] = [
+const PARTS: [(Part, &str); 6] = [
     (Part::Messages, "messages"),
     (Part::Groups, "groups"),
     (Part::Pending, "pending"),
     (Part::Dead, "dead"),
     (Part::Meta, "meta"),
+    // Last: a partition's index is part of its rows' checksums, and the others keep
+    // theirs from format 3.
+    (Part::Runs, "runs"),
 ];
 
 impl Part {
@@ -89,6 +109,7 @@ impl Part {
             Part::Pending => 2,
             Part::Dead => 3,
             Part::Meta => 4,
+            Part::Runs => 5,
         }
     }
 
@@ -103,9 +124,10 @@ type Row = (Vec<u8>, Vec<u8>);
 /// An open store: the keyspace and its partitions.
 pub(super) struct Store {
     keyspace: Keyspace,
-    partitions: [PartitionHandle; 5],
-    /// The lowest message id that may still have a row: `DropMessagesBelow` deletes
-    /// from here (looking the first key up is slow after many deletes).
+    partitions: [PartitionHandle; 6],
+    /// The segments in the `messages` partition, in order: (first id, end id).
+    segments: VecDeque<(u64, u64)>,
+    /// The lowest message id kept: those below were dropped.
     low: u64,
 }
 
@@ -150,20 +172,28 @@ impl Store {
                 .open_partition(name, PartitionCreateOptions::default())
                 .map_err(|e| OpenError::from_store(dir, e))
         };
+        // The format first: a store refused is left as it was (no partition added).
+        let meta = open(Part::Meta.name())?;
+        let migrate = match found {
+            Found::Store => read_format(dir, &meta)?,
+            Found::Nothing => false,
+        };
         let partitions = [
             open(PARTS[0].1)?,
             open(PARTS[1].1)?,
             open(PARTS[2].1)?,
             open(PARTS[3].1)?,
-            open(PARTS[4].1)?,
+            meta,
+            open(PARTS[5].1)?,
         ];
         let mut store = Store {
             keyspace,
             partitions,
+            segments: VecDeque::new(),
             low: 0,
         };
         let state = match found {
-            Found::Store => store.load(dir)?,
+            Found::Store => store.load(dir, migrate)?,
             Found::Nothing => {
                 let state = store.initialise(dir)?;
                 finish_creation(dir)?;
@@ -199,46 +229,71 @@ impl Store {
     }
 
     /// Reads the store back and checks that its rows agree with each other.
-    fn load(&mut self, dir: &Path) -> Result<State, OpenError> {
+    fn load(&mut self, dir: &Path, migrate: bool) -> Result<State, OpenError> {
         let meta: BTreeMap<Vec<u8>, Vec<u8>> = self.rows(dir, Part::Meta)?.into_iter().collect();
-        match meta.get(FORMAT_KEY) {
-            Some(format) if format.as_slice() == FORMAT => {}
-            Some(format) => {
-                return Err(OpenError::Format {
-                    path: dir.to_owned(),
-                    found: String::from_utf8_lossy(format).into_owned(),
-                    expected: String::from_utf8_lossy(FORMAT).into_owned(),
-                });
-            }
-            None => {
-                return Err(OpenError::corrupted(dir, "the store lost its format row"));
-            }
-        }
         let stored_next: u64 = match meta.get(NEXT_ID_KEY) {
             Some(bytes) => decode(dir, "the next message id", bytes)?,
             None => 0,
         };
 
+        let stored_low: Option<u64> = match meta.get(LOW_KEY) {
+            Some(bytes) => Some(decode(dir, "the lowest message id", bytes)?),
+            None => None,
+        };
+        let low = stored_low.unwrap_or(0);
+
         let mut messages = Vec::new();
+        let mut segments = VecDeque::new();
+        // A store being migrated from format 3 has a row per message: each is
+        // rewritten as a segment of one.
+        let mut rewrite = Vec::new();
         for (key, value) in self.rows(dir, Part::Messages)? {
-            let id = message_key(dir, &key)?;
-            let message: StoredMessage = decode(dir, "a message", &value)?;
-            if message.id != id {
-                return Err(OpenError::corrupted(
-                    dir,
-                    format!("the message row {id} holds message {}", message.id),
-                ));
-            }
-            if let Some(last) = messages.last().map(|m: &StoredMessage| m.id) {
-                // Keys come in order: `id > last`.
-                if id - last != 1 {
+            let first = message_key(dir, &key)?;
+            let segment: Vec<StoredMessage> = if migrate {
+                let message: StoredMessage = decode(dir, "a message", &value)?;
+                let row = sealed(
+                    Part::Messages,
+                    &first.to_be_bytes(),
+                    std::slice::from_ref(&message),
+                )
+                .map_err(|detail| OpenError::corrupted(dir, detail))?;
+                rewrite.push((key, row));
+                vec![message]
+            } else {
+                decode(dir, "a segment of messages", &value)?
+            };
+            let end = first
+                .checked_add(segment.len() as u64)
+                .filter(|_| !segment.is_empty())
+                .ok_or_else(|| {
+                    OpenError::corrupted(dir, format!("the message row {first} holds no messages"))
+                })?;
+            for (id, message) in (first..end).zip(segment) {
+                if message.id != id {
                     return Err(OpenError::corrupted(
                         dir,
-                        format!("messages {} to {} are missing", last + 1, id - 1),
+                        format!(
+                            "the message row {first} holds message {} for {id}",
+                            message.id
+                        ),
                     ));
                 }
+                if id < low {
+                    continue; // Dropped; its segment was partly done.
+                }
+                let expected = messages
+                    .last()
+                    .map_or(stored_low, |m: &StoredMessage| Some(m.id + 1));
+                // Keys come in order: `id >= expected`.
+                if let Some(expected) = expected.filter(|&e| e != id) {
+                    return Err(OpenError::corrupted(
+                        dir,
+                        format!("messages {expected} to {} are missing", id - 1),
+                    ));
+                }
+                messages.push(message);
             }
-            messages.push(message);
+            segments.push_back((first, end));
         }
         let next_id = match messages.last() {
             Some(last) => stored_next.max(last.id.checked_add(1).ok_or_else(|| {
@@ -273,6 +328,13 @@ impl Store {
                 ))
             }
         };
+        let mut runs = Vec::new();
+        for (key, value) in self.rows(dir, Part::Runs)? {
+            let (group, first) = entry_key(dir, &key)?;
+            known(dir, &group, "a run")?;
+            let run: RunRecord = decode(dir, "a run", &value)?;
+            runs.push((group, first, run));
+        }
         let mut pending = Vec::new();
         for (key, value) in self.rows(dir, Part::Pending)? {
             let (group, id) = entry_key(dir, &key)?;
@@ -290,18 +352,44 @@ impl Store {
             dead.push((group, id, record));
         }
         self.low = base;
-        Ok(State::restore(messages, next_id, groups, pending, dead))
+        self.segments = segments;
+        if migrate {
+            self.migrate(dir, rewrite)?;
+        }
+        State::restore(messages, next_id, groups, runs, pending, dead).map_err(|(group, id)| {
+            OpenError::corrupted(
+                dir,
+                format!(
+                    "the run or pending entry at message {id} of group {group:?} contradicts \
+                     what else the group holds"
+                ),
+            )
+        })
     }
 
-    /// A new store: its format row.
-    fn initialise(&mut self, dir: &Path) -> Result<State, OpenError> {
+    /// Writes the format row, durably.
+    fn write_format(&self, dir: &Path) -> Result<(), OpenError> {
+        self.migrate(dir, Vec::new())
+    }
+
+    /// Rewrites `rows` of the `messages` partition (sealed values) and the format
+    /// row, in one durable batch.
+    fn migrate(&self, dir: &Path, rows: Vec<Row>) -> Result<(), OpenError> {
         let mut batch = self.keyspace.batch().durability(Some(PersistMode::SyncAll));
+        for (key, value) in rows {
+            batch.insert(self.partition(Part::Messages), key, value);
+        }
         batch.insert(
             self.partition(Part::Meta),
             FORMAT_KEY,
             seal(Part::Meta, FORMAT_KEY, FORMAT.to_vec()),
         );
-        batch.commit().map_err(|e| OpenError::from_store(dir, e))?;
+        batch.commit().map_err(|e| OpenError::from_store(dir, e))
+    }
+
+    /// A new store: its format row.
+    fn initialise(&mut self, dir: &Path) -> Result<State, OpenError> {
+        self.write_format(dir)?;
         self.low = 0;
         Ok(State::new())
     }
@@ -311,7 +399,10 @@ impl Store {
         Group {
             batch: self.keyspace.batch().durability(Some(mode)),
             next_id: None,
+            low: None,
+            segment: Segment::default(),
             cursors: Vec::new(),
+            runs: HashMap::new(),
         }
     }
 
@@ -322,16 +413,21 @@ impl Store {
         for change in changes {
             match change {
                 Change::PutMessage(message) => {
-                    let key = message.id.to_be_bytes();
-                    let value = sealed(Part::Messages, &key, message)?;
-                    batch.insert(self.partition(Part::Messages), key, value);
+                    // Encoded here, on the thread that sent it; written as one row
+                    // with the rest of the commit's messages.
+                    group.segment.push(message)?;
                     group.next_id = group.next_id.max(Some(message.id + 1));
                 }
                 Change::DropMessagesBelow(below) => {
-                    for id in self.low..*below {
-                        batch.remove(self.partition(Part::Messages), id.to_be_bytes());
+                    while let Some(&(first, end)) = self.segments.front() {
+                        if end > *below {
+                            break;
+                        }
+                        batch.remove(self.partition(Part::Messages), first.to_be_bytes());
+                        self.segments.pop_front();
                     }
                     self.low = self.low.max(*below);
+                    group.low = Some(self.low);
                 }
                 Change::PutGroup {
                     group: name,
@@ -355,6 +451,19 @@ impl Store {
                 Change::DeletePending { group: name, id } => {
                     batch.remove(self.partition(Part::Pending), entry_key_bytes(name, *id));
                 }
+                // Only a run's last state in the group is written.
+                Change::PutRun {
+                    group: name,
+                    first,
+                    run,
+                } => {
+                    group
+                        .runs
+                        .insert((Arc::clone(name), *first), Some(run.clone()));
+                }
+                Change::DeleteRun { group: name, first } => {
+                    group.runs.insert((Arc::clone(name), *first), None);
+                }
                 Change::PutDead {
                     group: name,
                     id,
@@ -373,12 +482,38 @@ impl Store {
     }
 
     /// The batch that writes `group`, or `None` if it changes nothing.
-    pub(super) fn finish(&self, group: Group) -> Result<Option<fjall::Batch>, String> {
+    pub(super) fn finish(&mut self, group: Group) -> Result<Option<fjall::Batch>, String> {
         let Group {
             mut batch,
             next_id,
+            low,
+            segment,
             cursors,
+            runs,
         } = group;
+        if let Some((first, end, value)) = segment.finish()? {
+            // Unless the commit also dropped all of them.
+            if end > self.low {
+                let key = first.to_be_bytes();
+                let value = seal(Part::Messages, &key, value);
+                batch.insert(self.partition(Part::Messages), key, value);
+                self.segments.push_back((first, end));
+            }
+        }
+        if let Some(low) = low {
+            let value = sealed(Part::Meta, LOW_KEY, &low)?;
+            batch.insert(self.partition(Part::Meta), LOW_KEY, value);
+        }
+        for ((name, first), run) in runs {
+            let key = entry_key_bytes(&name, first);
+            match run {
+                Some(run) => {
+                    let value = sealed(Part::Runs, &key, &run)?;
+                    batch.insert(self.partition(Part::Runs), key, value);
+                }
+                None => batch.remove(self.partition(Part::Runs), key),
+            }
+        }
         for (name, cursor) in cursors {
             let value = sealed(Part::Groups, name.as_bytes(), &cursor)?;
             batch.insert(self.partition(Part::Groups), name.as_bytes(), value);
@@ -404,8 +539,69 @@ pub(super) struct Group {
     batch: fjall::Batch,
     /// The next message id, if messages were appended.
     next_id: Option<u64>,
+    /// The lowest message id kept, if messages were dropped.
+    low: Option<u64>,
+    /// The messages appended.
+    segment: Segment,
     /// Each group's last cursor.
     cursors: Vec<(Arc<str>, u64)>,
+    /// Each run's last state (`None`: it leases nothing any more), by group and first
+    /// id.
+    runs: HashMap<(Arc<str>, u64), Option<RunRecord>>,
+}
+
+/// Checks the format row of a store's `meta` partition: `false` for this format,
+/// `true` for the one that migrates to it, a typed error for any other.
+fn read_format(dir: &Path, meta: &PartitionHandle) -> Result<bool, OpenError> {
+    let row = meta
+        .get(FORMAT_KEY)
+        .map_err(|e| OpenError::from_store(dir, e))?
+        .ok_or_else(|| OpenError::corrupted(dir, "the store lost its format row"))?;
+    let format = unseal(Part::Meta, FORMAT_KEY, &row)
+        .ok_or_else(|| OpenError::corrupted(dir, "the format row fails its checksum"))?;
+    match format {
+        FORMAT => Ok(false),
+        MIGRATES => Ok(true),
+        other => Err(OpenError::Format {
+            path: dir.to_owned(),
+            found: String::from_utf8_lossy(other).into_owned(),
+            expected: String::from_utf8_lossy(FORMAT).into_owned(),
+        }),
+    }
+}
+
+/// The messages one commit appends, encoded as they come: their row's value is
+/// `postcard`'s `Vec<StoredMessage>`, a length and then each message.
+#[derive(Default)]
+struct Segment {
+    first: u64,
+    count: u64,
+    encoded: Vec<u8>,
+}
+
+impl Segment {
+    fn push(&mut self, message: &StoredMessage) -> Result<(), String> {
+        if self.count == 0 {
+            self.first = message.id;
+        }
+        self.count += 1;
+        let encoded = std::mem::take(&mut self.encoded);
+        self.encoded = postcard::to_extend(message, encoded)
+            .map_err(|e| format!("a message could not be encoded: {e}"))?;
+        Ok(())
+    }
+
+    /// Its first id, its end and its row's value (unsealed), if it holds anything.
+    fn finish(self) -> Result<Option<(u64, u64, Vec<u8>)>, String> {
+        if self.count == 0 {
+            return Ok(None);
+        }
+        // A `Vec`'s length is a `usize`, which postcard writes as it writes a `u64`.
+        let mut value = postcard::to_stdvec(&self.count)
+            .map_err(|e| format!("a segment could not be encoded: {e}"))?;
+        value.extend_from_slice(&self.encoded);
+        Ok(Some((self.first, self.first + self.count, value)))
+    }
 }
 
 /// Commits `batch` (one `fsync` under `SyncAll`).
@@ -643,9 +839,9 @@ mod tests {
         assert_eq!(read("twice"), Some(b"second".to_vec()), "after replay");
     }
 
-    /// A store written in the previous format (no flow context in its messages) is
-    /// refused with a typed error that names both formats, never misread, and is
-    /// left as it was.
+    /// A store written in a format before 3 (here 1: no flow context in its
+    /// messages) is refused with a typed error that names both formats, never
+    /// misread, and is left as it was (not even a partition added).
     #[test]
     fn a_store_of_the_previous_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -658,6 +854,11 @@ mod tests {
                 .unwrap();
             meta.insert(FORMAT_KEY, seal(Part::Meta, FORMAT_KEY, old.to_vec()))
                 .unwrap();
+            // As that format had: no runs.
+            let runs = keyspace
+                .open_partition("runs", PartitionCreateOptions::default())
+                .unwrap();
+            keyspace.delete_partition(runs).unwrap();
             keyspace.persist(PersistMode::SyncAll).unwrap();
         }
         for _ in 0..2 {
@@ -674,6 +875,103 @@ mod tests {
                 other => panic!("expected a format error, got {other:?}"),
             }
         }
+        let keyspace = Config::new(dir.path()).open().unwrap();
+        let partitions: Vec<String> = keyspace
+            .list_partitions()
+            .iter()
+            .map(|name| name.to_string())
+            .collect();
+        assert!(!partitions.iter().any(|p| p == "runs"), "{partitions:?}");
+    }
+
+    /// A store of format 3 (every leased message a pending entry, no runs) opens as
+    /// format 4: its rows mean the same, the format row is rewritten, and what it
+    /// held is delivered as before.
+    #[test]
+    fn a_store_of_format_3_is_migrated() {
+        use crate::queue::backend::{Backend, NewMessage};
+        use crate::queue::{DurableBackend, StartFrom};
+        use futures::executor::block_on;
+        use std::time::{Duration, UNIX_EPOCH};
+
+        let dir = tempfile::tempdir().unwrap();
+        let t = |secs| UNIX_EPOCH + Duration::from_secs(secs);
+        {
+            let backend = DurableBackend::open(dir.path()).unwrap();
+            block_on(async {
+                backend
+                    .create_group("g", StartFrom::Earliest)
+                    .await
+                    .unwrap();
+                let message = NewMessage {
+                    payload: vec![7].into(),
+                    enqueued_at: t(0),
+                    not_before: None,
+                    context: None,
+                };
+                backend.append(vec![message]).await.unwrap();
+                let claim = backend.claim("g", "c", 1, t(0), t(10)).await.unwrap();
+                assert_eq!(claim.messages.len(), 1);
+                // Detached from its run: a pending entry, as format 3 kept every one.
+                assert!(
+                    backend
+                        .nack("g", 0, 1, t(5), Some("later".into()))
+                        .await
+                        .unwrap()
+                );
+            });
+        }
+        {
+            let keyspace = Config::new(dir.path()).open().unwrap();
+            let part = |name| {
+                keyspace
+                    .open_partition(name, PartitionCreateOptions::default())
+                    .unwrap()
+            };
+            assert_eq!(part("runs").iter().count(), 0, "no run is left");
+            // Format 3 kept a row per message.
+            let messages = part("messages");
+            let segments: Vec<_> = messages.iter().map(|row| row.unwrap()).collect();
+            for (key, value) in segments {
+                messages.remove(&*key).unwrap();
+                let segment: Vec<StoredMessage> =
+                    postcard::from_bytes(unseal(Part::Messages, &key, &value).unwrap()).unwrap();
+                for message in segment {
+                    let key = message.id.to_be_bytes();
+                    let value = sealed(Part::Messages, &key, &message).unwrap();
+                    messages.insert(key, value).unwrap();
+                }
+            }
+            part("meta")
+                .insert(FORMAT_KEY, seal(Part::Meta, FORMAT_KEY, MIGRATES.to_vec()))
+                .unwrap();
+            keyspace.delete_partition(part("runs")).unwrap();
+            keyspace.persist(PersistMode::SyncAll).unwrap();
+        }
+        let backend = DurableBackend::open(dir.path()).unwrap();
+        let claim = block_on(backend.claim("g", "c", 1, t(5), t(15))).unwrap();
+        let delivered: Vec<_> = claim
+            .messages
+            .iter()
+            .map(|c| (c.message.id, c.attempt, c.last_error.clone()))
+            .collect();
+        assert_eq!(delivered, [(0, 2, Some("later".to_owned()))]);
+        drop(backend);
+        // Migrated for good: it opens again as format 4, its message rows rewritten.
+        let backend = DurableBackend::open(dir.path()).unwrap();
+        let again = block_on(backend.claim("g", "c", 1, t(15), t(25))).unwrap();
+        assert_eq!(again.messages.len(), 1);
+        assert_eq!(
+            (again.messages[0].message.id, again.messages[0].attempt),
+            (0, 3)
+        );
+        drop(backend);
+        let keyspace = Config::new(dir.path()).open().unwrap();
+        let meta = keyspace
+            .open_partition("meta", PartitionCreateOptions::default())
+            .unwrap();
+        let format = meta.get(FORMAT_KEY).unwrap().unwrap();
+        assert_eq!(unseal(Part::Meta, FORMAT_KEY, &format), Some(FORMAT));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //!
 //! An operation encodes its changes as rows of the **next batch** while it holds the
 //! state's lock, so the rows are in the order the state made the changes, and leaves
-//! a channel to hear back. The **commit thread** takes the whole next batch whenever it
+//! a channel to hear back. (Rows written once per batch — the batch's segment of
+//! messages, each run's last state, the cursors — are gathered the same way and
+//! sealed when the batch is taken.) The **commit thread** takes the whole next batch whenever it
 //! is free, commits it (one `fsync` for the whole group under `SyncAll`) and completes
 //! every operation in it, while the next batch gathers. So encoding runs on the
 //! threads that make the changes, in parallel with the `fsync` of the previous group,

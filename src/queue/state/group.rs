@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::journal::PendingEntry;
+use super::journal::{Change, Journal, PendingEntry};
 use super::run::Run;
 use crate::queue::backend::{DeadRecord, StoredMessage};
 use crate::queue::id_map::IdMap;
@@ -123,20 +123,41 @@ impl Group {
         None
     }
 
-    /// Adds a run taken by a claim.
-    pub(super) fn push_run(&mut self, run: Run) {
+    /// Tells the journal what `run` of this group leases now.
+    fn record_run(name: &Arc<str>, run: &Run, changes: &mut impl Journal) {
+        changes.record(|| match run.open {
+            0 => Change::DeleteRun {
+                group: Arc::clone(name),
+                first: run.first,
+            },
+            _ => Change::PutRun {
+                group: Arc::clone(name),
+                first: run.first,
+                run: run.record(),
+            },
+        });
+    }
+
+    /// Adds a run taken by a claim (or kept by a store).
+    pub(super) fn push_run(&mut self, run: Run, changes: &mut impl Journal) {
+        Self::record_run(&self.name, &run, changes);
         self.run_leases += run.open;
         self.run_ends.push(Reverse((run.until, run.first)));
         self.runs.push_back(run);
     }
 
     /// Ends the run lease of `id`, if a run still leases it: the run's lease end.
-    pub(super) fn take_from_run(&mut self, id: u64) -> Option<SystemTime> {
+    pub(super) fn take_from_run(
+        &mut self,
+        id: u64,
+        changes: &mut impl Journal,
+    ) -> Option<SystemTime> {
         let after = self.runs.partition_point(|r| r.first <= id);
         let run = self.runs.get_mut(after.checked_sub(1)?)?;
         if !run.take(id) {
             return None;
         }
+        Self::record_run(&self.name, run, changes);
         self.run_leases -= 1;
         Some(run.until)
     }
@@ -149,9 +170,16 @@ impl Group {
     }
 
     /// Turns `id`, if a run still leases it, into a pending entry of its own (leased
-    /// on its first delivery until the run's end), with its message from `log`.
-    pub(super) fn detach(&mut self, id: u64, log: &VecDeque<StoredMessage>, base: u64) {
-        let Some(until) = self.take_from_run(id) else {
+    /// on its first delivery until the run's end), with its message from `log`. The
+    /// caller changes the entry and records it.
+    pub(super) fn detach(
+        &mut self,
+        id: u64,
+        log: &VecDeque<StoredMessage>,
+        base: u64,
+        changes: &mut impl Journal,
+    ) {
+        let Some(until) = self.take_from_run(id, changes) else {
             return;
         };
         self.pop_done_runs();
@@ -159,13 +187,30 @@ impl Group {
     }
 
     /// Turns every message run `index` still leases into pending entries of their own.
-    pub(super) fn detach_run(&mut self, index: usize, log: &VecDeque<StoredMessage>, base: u64) {
+    pub(super) fn detach_run(
+        &mut self,
+        index: usize,
+        log: &VecDeque<StoredMessage>,
+        base: u64,
+        changes: &mut impl Journal,
+    ) {
         let Some(run) = self.runs.remove(index) else {
             return;
         };
         self.run_leases -= run.open;
+        changes.record(|| Change::DeleteRun {
+            group: Arc::clone(&self.name),
+            first: run.first,
+        });
         for id in run.open_ids() {
             self.lease_alone(id, run.until, log, base);
+            if let Some(pending) = self.pending.get(id) {
+                changes.record(|| Change::PutPending {
+                    group: Arc::clone(&self.name),
+                    id,
+                    entry: pending.entry.clone(),
+                });
+            }
         }
     }
 
@@ -200,6 +245,7 @@ impl Group {
         now: SystemTime,
         log: &VecDeque<StoredMessage>,
         base: u64,
+        changes: &mut impl Journal,
     ) {
         while let Some(&Reverse((until, first))) = self.run_ends.peek() {
             if until > now {
@@ -207,7 +253,7 @@ impl Group {
             }
             self.run_ends.pop();
             if let Some(index) = self.open_run(first) {
-                self.detach_run(index, log, base);
+                self.detach_run(index, log, base, changes);
             }
         }
         self.pop_done_runs();

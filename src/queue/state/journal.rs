@@ -1,5 +1,6 @@
 //! What a [`State`](super::State) tells its store: every [`Change`] it makes, in
-//! order, through a [`Journal`]; and the [`PendingEntry`] a change carries.
+//! order, through a [`Journal`]; and the [`PendingEntry`] and [`RunRecord`] a change
+//! carries.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -25,6 +26,15 @@ pub(crate) enum Change {
     },
     /// A pending entry left the group (acknowledged or dead-lettered).
     DeletePending { group: Arc<str>, id: u64 },
+    /// A run was claimed, or some of its messages left it: what it leases now.
+    PutRun {
+        group: Arc<str>,
+        first: u64,
+        run: RunRecord,
+    },
+    /// A run leases nothing any more (its messages were acknowledged or detached
+    /// into pending entries of their own).
+    DeleteRun { group: Arc<str>, first: u64 },
     /// A dead letter was added.
     PutDead {
         group: Arc<str>,
@@ -70,4 +80,17 @@ pub(crate) struct PendingEntry {
     /// The message itself (its payload is shared, not copied), so that an entry
     /// waiting for a long time does not keep the shared log from moving on.
     pub message: StoredMessage,
+}
+
+/// A run as a store keeps it (its first id is the row's key): the messages
+/// `first..first + len` one claim took from a group's cursor, and which of them are
+/// still leased, on their first delivery, until `until`. One row per claim instead
+/// of one pending entry per message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunRecord {
+    pub len: u64,
+    #[serde(with = "crate::serde_time::timestamp")]
+    pub until: SystemTime,
+    /// One bit per id from `first`, set while leased.
+    pub leased: Vec<u64>,
 }

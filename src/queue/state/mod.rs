@@ -13,8 +13,10 @@
 //! end of the run's lease, a delayed send) makes it a pending entry of its own
 //! (`PendingEntry`, holding its message, so a message waiting for an hour does not
 //! keep the log from moving on), kept in an [`IdMap`] by id and scheduled by due
-//! time. The journal still sees one pending entry per leased message, so a durable
-//! backend writes what it wrote before and restores everything as pending entries.
+//! time. The journal sees the same shape: a claim's run is one [`Change::PutRun`]
+//! (rewritten, or deleted, as its messages are acknowledged or detached), so a durable
+//! backend writes one row per claim rather than a pending entry per message, and
+//! restores the runs as runs.
 
 mod group;
 mod journal;
@@ -28,6 +30,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use self::group::{Group, Pending};
+#[cfg(feature = "durable")]
+pub(crate) use self::journal::RunRecord;
 pub(crate) use self::journal::{Change, Journal, PendingEntry};
 use self::run::Run;
 use super::backend::{
@@ -169,7 +173,7 @@ impl State {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let mut messages = Vec::with_capacity(max.min(256));
         // Entries due now first: retries, expired leases, delayed messages.
-        g.expire_runs(now, log, base);
+        g.expire_runs(now, log, base, changes);
         while messages.len() < max {
             let Some(id) = g.pop_due(now) else { break };
             let version = g.schedule(id, lease_until, true);
@@ -227,19 +231,8 @@ impl State {
                     g.pending.insert(id, Pending { entry, version });
                 }
                 _ => {
+                    // Recorded with its run, below: one row for the whole claim.
                     run.push(true);
-                    changes.record(|| Change::PutPending {
-                        group: Arc::clone(&g.name),
-                        id,
-                        entry: PendingEntry {
-                            attempts: 1,
-                            retry_base: 0,
-                            until: lease_until,
-                            leased: true,
-                            last_error: None,
-                            message: message.clone(),
-                        },
-                    });
                     messages.push(Claimed {
                         message: message.clone(),
                         attempt: 1,
@@ -251,7 +244,7 @@ impl State {
             }
         }
         if run.open > 0 {
-            g.push_run(run);
+            g.push_run(run, changes);
         }
         if g.cursor != cursor_before {
             changes.record(|| Change::PutGroup {
@@ -277,9 +270,11 @@ impl State {
         let mut late = Vec::new();
         for &(id, attempt) in entries {
             // A run holds first deliveries only, leased until the run's lease ends.
-            let held = (attempt == 1 && g.take_from_run(id).is_some())
-                || (g.pending.get(id).is_some_and(|p| p.holds(attempt)) && g.pending.delete(id));
-            if held {
+            // (The run records what it leases now.)
+            if attempt == 1 && g.take_from_run(id, changes).is_some() {
+                continue;
+            }
+            if g.pending.get(id).is_some_and(|p| p.holds(attempt)) && g.pending.delete(id) {
                 changes.record(|| Change::DeletePending {
                     group: Arc::clone(&name),
                     id,
@@ -307,7 +302,7 @@ impl State {
         let (log, base) = (&self.messages, self.base);
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         if attempt == 1 {
-            g.detach(id, log, base);
+            g.detach(id, log, base, changes);
         }
         let Some(pending) = g.pending.get_mut(id).filter(|p| p.holds(attempt)) else {
             return Ok(false);
@@ -386,7 +381,7 @@ impl State {
         let (log, base) = (&self.messages, self.base);
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         if attempt == 1 {
-            g.detach(id, log, base);
+            g.detach(id, log, base, changes);
         }
         let name = Arc::clone(&g.name);
         if !g.pending.get(id).is_some_and(|p| p.holds(attempt)) {
@@ -496,7 +491,7 @@ impl State {
 
     /// Drops the messages every group is done with (none while there is no group).
     fn drop_done(&mut self, changes: &mut impl Journal) {
-        self.unpin();
+        self.unpin(changes);
         let Some(low) = self.groups.values().map(Group::watermark).min() else {
             return;
         };
@@ -518,7 +513,7 @@ impl State {
     /// not, in memory until its lease ends. While the log holds more than
     /// [`PIN_SLACK`] messages beyond twice what the runs lease, the run holding it
     /// furthest back is detached into pending entries of their own.
-    fn unpin(&mut self) {
+    fn unpin(&mut self, changes: &mut impl Journal) {
         loop {
             let Some(cursor) = self.groups.values().map(|g| g.cursor).min() else {
                 return;
@@ -541,7 +536,7 @@ impl State {
             let Some(g) = self.groups.get_mut(&name) else {
                 return;
             };
-            g.detach_run(0, log, base);
+            g.detach_run(0, log, base, changes);
             g.pop_done_runs();
         }
     }

@@ -3,6 +3,8 @@
 
 use std::time::SystemTime;
 
+use super::journal::RunRecord;
+
 /// Messages `first..first + len` taken from a group's cursor by one claim; those whose
 /// bit is set are still leased, on their first delivery, until `until`. Their
 /// messages stay in the shared log meanwhile (the run holds the group's watermark).
@@ -82,6 +84,41 @@ impl Run {
             }
         }
         true
+    }
+
+    /// What a store keeps of it.
+    pub(super) fn record(&self) -> RunRecord {
+        RunRecord {
+            len: self.len,
+            until: self.until,
+            leased: self.leased.clone(),
+        }
+    }
+
+    /// The run a store kept, or `None` if the record cannot be one (a bit set past
+    /// its length, or bits for more ids than it holds): a damaged store.
+    pub(super) fn from_record(first: u64, record: RunRecord) -> Option<Self> {
+        let RunRecord { len, until, leased } = record;
+        let words = usize::try_from(len.div_ceil(64)).ok()?;
+        if leased.len() != words || first.checked_add(len).is_none() {
+            return None;
+        }
+        if let (Some(last), tail @ 1..) = (leased.last(), len % 64) {
+            if last >> tail != 0 {
+                return None;
+            }
+        }
+        let mut run = Run {
+            first,
+            len,
+            until,
+            leased,
+            open: 0,
+            start: len,
+        };
+        run.open = run.leased.iter().map(|w| w.count_ones() as usize).sum();
+        run.start = (0..len).find(|&bit| run.holds(first + bit)).unwrap_or(len);
+        Some(run)
     }
 
     /// The ids still leased from this run.

@@ -249,21 +249,58 @@ fn run_bookkeeping_stays_consistent_with_many_runs() {
     );
 }
 
+/// A claim's run is one journal change, rewritten as its messages are acknowledged
+/// and deleted with the last; a message detached from it becomes a pending entry of
+/// its own in the same changes.
 #[test]
-fn the_journal_still_sees_one_entry_per_leased_message() {
-    let mut state = state_with(3, &["g"]);
+fn the_journal_sees_a_claim_as_one_run() {
+    let mut state = state_with(4, &["g"]);
     let mut changes = Vec::new();
-    state.claim("g", 3, at(0), at(10), &mut changes).unwrap();
-    let put = changes
+    state.claim("g", 4, at(0), at(10), &mut changes).unwrap();
+    let runs: Vec<_> = changes
         .iter()
-        .filter(|c| matches!(c, Change::PutPending { entry, .. } if entry.leased && entry.attempts == 1))
-        .count();
-    assert_eq!(put, 3);
+        .filter_map(|c| match c {
+            Change::PutRun { first, run, .. } => Some((*first, run.len, run.leased.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs, [(0, 4, vec![0b1111])]);
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::PutPending { .. }))
+    );
+
     changes.clear();
     state.ack("g", &[(0, 1), (2, 1)], &mut changes).unwrap();
-    let deleted = changes
-        .iter()
-        .filter(|c| matches!(c, Change::DeletePending { .. }))
-        .count();
-    assert_eq!(deleted, 2);
+    let last = changes.iter().rev().find_map(|c| match c {
+        Change::PutRun { run, .. } => Some(run.leased.clone()),
+        _ => None,
+    });
+    assert_eq!(last, Some(vec![0b1010]));
+    assert!(
+        !changes
+            .iter()
+            .any(|c| matches!(c, Change::DeletePending { .. }))
+    );
+
+    // A nack detaches message 1: the run leases only 3, and 1 is an entry of its own.
+    changes.clear();
+    assert!(
+        state
+            .nack("g", 1, 1, at(5), Some("no".into()), &mut changes)
+            .unwrap()
+    );
+    assert!(changes.iter().any(|c| matches!(c,
+        Change::PutRun { run, .. } if run.leased == [0b1000])));
+    assert!(changes.iter().any(|c| matches!(c,
+        Change::PutPending { id: 1, entry, .. } if !entry.leased && entry.attempts == 1)));
+
+    changes.clear();
+    state.ack("g", &[(3, 1)], &mut changes).unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| matches!(c, Change::DeleteRun { first: 0, .. }))
+    );
 }

@@ -2,7 +2,7 @@
 //! [`Ledger`] a publish updates, and the [`Counts`] and per-subscriber
 //! [`SubCounts`] statistics are read from.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::sync::{AtomicU64, Ordering};
 
 /// Per-publish bookkeeping that runs under the core's lock (per-kind counts, say).
 pub(crate) trait Ledger<T>: Send + 'static {

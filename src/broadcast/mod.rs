@@ -64,9 +64,12 @@
 //! ```
 
 mod chunk;
+#[cfg(all(test, riverbed_loom))]
+mod loom_tests;
 mod receiver;
 mod ring;
 mod subscribe;
+mod sync;
 #[cfg(test)]
 mod tests;
 mod vocabulary;
@@ -75,4 +78,5 @@ pub(crate) use chunk::{Counts, Ledger};
 pub(crate) use receiver::Receiver;
 pub(crate) use ring::{Core, Matcher, TryPublishError};
 pub(crate) use subscribe::SubscribeSpec;
+pub(crate) use sync::EventListener as SpaceListener;
 pub use vocabulary::{Lagged, Overflow, SubscribeError, SubscribeOptions};

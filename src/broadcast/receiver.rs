@@ -3,11 +3,11 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use super::chunk::{Chunk, Ledger, SubCounts};
 use super::ring::{Core, Matcher, matches};
+use super::sync::Ordering;
 use super::{Lagged, Overflow};
 
 pub(crate) struct Receiver<T: Clone + Send + Sync, L: Ledger<T>> {

@@ -5,14 +5,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::Waker;
-
-use event_listener::{Event, EventListener};
 
 use super::Overflow;
 use super::chunk::{CHUNK, Chunk, Counts, Ledger, SubCounts};
+use super::sync::{AtomicBool, Event, EventListener, Mutex, MutexGuard, Ordering};
 
 /// A filter; `None` where one is expected means "everything".
 pub(crate) type Matcher<T> = Box<dyn Fn(&T) -> bool + Send + Sync>;
@@ -21,6 +19,14 @@ pub(crate) struct Core<T, L = ()> {
     pub(super) inner: Mutex<Inner<T, L>>,
     closed: AtomicBool,
     /// Publishers waiting for a `Block` subscriber to make room wait here.
+    ///
+    /// Every notify wakes all of them (`notify(usize::MAX)`), on purpose: whether a
+    /// waiting publisher can now go on depends on the room of every `Block`
+    /// subscriber, and for a filtered one on whether it matches the item in that
+    /// publisher's hands, which only the publisher's own attempt can tell. Waking
+    /// fewer could leave a publisher that could proceed asleep behind ones that
+    /// cannot; waking all costs each one that cannot a `try_publish` under the lock,
+    /// on the slow path only (a `Block` subscriber was full).
     pub(super) space: Event,
 }
 

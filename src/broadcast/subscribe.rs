@@ -230,6 +230,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         }
         drop(guard);
         if was_holding {
+            // All of them: see `Core::space`.
             self.space.notify(usize::MAX);
         }
         claim
@@ -273,6 +274,7 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Core<T, L> {
         };
         // What it kept, and the ring if it was the last, are freed outside the lock.
         drop(freed);
+        // All of them: see `Core::space`.
         self.space.notify(usize::MAX);
     }
 

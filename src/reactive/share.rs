@@ -26,7 +26,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use event_listener::EventListener;
 use futures_core::{FusedStream, Stream};
 
 use crate::broadcast::{Core, Overflow, Receiver, SubscribeSpec, TryPublishError};
@@ -190,7 +189,7 @@ struct Driver<S: Stream> {
     /// An item the upstream gave that a full subscriber has no room for yet.
     stash: Option<S::Item>,
     /// Notified when a subscriber makes room (or leaves).
-    room: Option<EventListener>,
+    room: Option<crate::broadcast::SpaceListener>,
 }
 
 /// What a turn at driving achieved.

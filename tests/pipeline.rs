@@ -449,6 +449,25 @@ mod named {
             drop(output);
         }
 
+        /// An item the `Sink` side accepted while the input was full goes in before
+        /// what `feed` brings after it: one handle's items keep their order, whichever
+        /// way each came in.
+        async fn feed_after_an_unflushed_sink_item_keeps_the_order(rt) {
+            use futures::SinkExt;
+
+            let (mut input, output) = parse_and_scale().input_capacity(1).start();
+            input.feed("1".into(), FlowContext::new()).await.unwrap();
+            // The input is full: the sink takes "2" and holds it, not yet in.
+            futures::future::poll_fn(|cx| input.poll_ready_unpin(cx)).await.unwrap();
+            input.start_send_unpin(("2".into(), FlowContext::new())).unwrap();
+            assert_eq!(input.len(), 1);
+            let feeder = async move {
+                input.feed("3".into(), FlowContext::new()).await.unwrap();
+            };
+            let (_, out) = futures::join!(feeder, output.values().collect::<Vec<_>>());
+            assert_eq!(values(out), [100, 200, 300]);
+        }
+
         /// The input is also a `Sink`: a stream forwarded in through a small input
         /// arrives whole and in order, the sink waiting whenever the input is full;
         /// once the output is gone the sink says `PipelineClosed`.

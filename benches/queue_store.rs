@@ -17,7 +17,7 @@
 //! (`iter_custom`), only the commits are.
 //!
 //! Three stores, the current major of each and the fjall major the backend used
-//! before: redb 5, fjall 3 (`fjall3`) and fjall 2.11 (`fjall2`).
+//! before: redb 5, fjall 3 (`fjall3`, the backend's) and fjall 2.11 (`fjall2`).
 //!
 //! Durability, the same guarantee on every side: the data is on disk when the commit
 //! call returns.
@@ -89,7 +89,7 @@ fn message(seq: u64) -> [u8; VALUE_LEN] {
     value
 }
 
-/// One store under test: a single table (partition) of messages.
+/// One store under test: a single table (keyspace) of messages.
 trait Store: Sized {
     const NAME: &'static str;
 
@@ -141,7 +141,7 @@ mod redb_store {
 
 mod fjall3_store {
     use super::*;
-    use fjall3::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+    use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
     pub struct Fjall3 {
         db: Database,
@@ -175,7 +175,7 @@ mod fjall3_store {
 
 mod fjall2_store {
     use super::*;
-    use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+    use fjall2::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
 
     pub struct Fjall2 {
         keyspace: Keyspace,

@@ -22,7 +22,7 @@
 //!   sends, the workers' claims and their batched acknowledgements share commits
 //!   (group commit); a handler flow of 4 workers consumes. Opening and closing the
 //!   store are not timed. The floor is fjall itself: the same number of messages
-//!   inserted into a fresh fjall partition (8-byte big-endian keys, 32-byte values,
+//!   inserted into a fresh fjall keyspace (8-byte big-endian keys, 32-byte values,
 //!   about the size of riverbed's message row), in batches of the size riverbed's
 //!   group commit gathers on average (from `DurableBackend::stats`), each batch
 //!   committed with `PersistMode::SyncAll`. The floor writes one row per message and
@@ -316,15 +316,15 @@ mod durable {
     /// fjall alone: `MESSAGES` inserts in the empty directory `dir`, `batch` per
     /// `SyncAll` commit; the time the commits took.
     pub fn fjall_floor(dir: &Path, batch: u64) -> Duration {
-        use fjall::{Config, PartitionCreateOptions, PersistMode};
-        let keyspace = Config::new(dir).open().expect("fjall: open");
-        let messages = keyspace
-            .open_partition("messages", PartitionCreateOptions::default())
-            .expect("fjall: partition");
+        use fjall::{Database, KeyspaceCreateOptions, PersistMode};
+        let db = Database::builder(dir).open().expect("fjall: open");
+        let messages = db
+            .keyspace("messages", KeyspaceCreateOptions::default)
+            .expect("fjall: keyspace");
         let start = Instant::now();
         let mut id = 0u64;
         while id < MESSAGES {
-            let mut commit = keyspace.batch().durability(Some(PersistMode::SyncAll));
+            let mut commit = db.batch().durability(Some(PersistMode::SyncAll));
             for n in id..(id + batch).min(MESSAGES) {
                 let mut value = [0u8; VALUE_LEN];
                 value[..8].copy_from_slice(&n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes());

@@ -16,26 +16,31 @@
 //! temporary directory; opening, pre-filling and closing it are not timed
 //! (`iter_custom`), only the commits are.
 //!
-//! Durability, the same guarantee on both sides: the data is on disk when the commit
+//! Three stores, the current major of each and the fjall major the backend used
+//! before: redb 5, fjall 3 (`fjall3`, the backend's) and fjall 2.11 (`fjall2`).
+//!
+//! Durability, the same guarantee on every side: the data is on disk when the commit
 //! call returns.
 //!
-//! * redb 2.x: one `WriteTransaction` per commit with `Durability::Immediate` (redb's
+//! * redb 5: one `WriteTransaction` per commit with `Durability::Immediate` (redb's
 //!   default, set explicitly here): `commit()` returns after the file is synced
 //!   (`fdatasync`). Keys are `u64` (redb orders them numerically).
-//! * fjall 2.x: one `Batch` per commit with `durability(Some(PersistMode::SyncAll))`:
-//!   `Batch::commit()` writes the batch to the journal and `fsync`s it before it
-//!   returns. Keys are the big-endian bytes of the sequence number (byte order is
-//!   numeric order). A transactional keyspace's write transaction commits through the
-//!   same `Batch`.
+//! * fjall 3 and 2: one write batch per commit with
+//!   `durability(Some(PersistMode::SyncAll))`: `commit()` writes the batch to the
+//!   journal and `fsync`s it before it returns. Keys are the big-endian bytes of the
+//!   sequence number (byte order is numeric order). fjall 3 calls a database what
+//!   fjall 2 called a keyspace, and a keyspace what it called a partition; the batch
+//!   and its durability are the same. A transactional database's write transaction
+//!   commits through the same batch.
 //!
 //! Every number here is bound by the disk's `fsync` latency, which varies a lot from
 //! one machine to another and from one minute to the next (4 to 8 times between two
-//! runs on one machine, with and without a build beside it): compare the two sides
-//! of one run, not runs of two days.
+//! runs on one machine, with and without a build beside it): compare the sides of
+//! one run, not runs of two days.
 //! Batch 1 is one `fsync` per message, so its iterations are short (250 commits) and
 //! its numbers the noisiest.
 //!
-//! Run: `cargo bench --bench queue_store` (about 2 minutes on 2 cores).
+//! Run: `cargo bench --bench queue_store` (about 3 minutes on 2 cores).
 
 use std::ops::Range;
 use std::path::Path;
@@ -84,7 +89,7 @@ fn message(seq: u64) -> [u8; VALUE_LEN] {
     value
 }
 
-/// One store under test: a single table (partition) of messages.
+/// One store under test: a single table (keyspace) of messages.
 trait Store: Sized {
     const NAME: &'static str;
 
@@ -115,7 +120,8 @@ mod redb_store {
 
         fn commit(&mut self, put: Range<u64>, ack: Range<u64>) {
             let mut txn = self.db.begin_write().expect("redb: begin_write");
-            txn.set_durability(Durability::Immediate);
+            txn.set_durability(Durability::Immediate)
+                .expect("redb: set_durability");
             {
                 let mut table = txn.open_table(MESSAGES).expect("redb: open_table");
                 for seq in put {
@@ -133,23 +139,57 @@ mod redb_store {
     }
 }
 
-mod fjall_store {
+mod fjall3_store {
     use super::*;
-    use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+    use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
-    pub struct Fjall {
+    pub struct Fjall3 {
+        db: Database,
+        messages: Keyspace,
+    }
+
+    impl Store for Fjall3 {
+        const NAME: &'static str = "fjall3";
+
+        fn create(dir: &Path) -> Self {
+            let db = Database::builder(dir).open().expect("fjall 3: open");
+            let messages = db
+                .keyspace("messages", KeyspaceCreateOptions::default)
+                .expect("fjall 3: keyspace");
+            Self { db, messages }
+        }
+
+        fn commit(&mut self, put: Range<u64>, ack: Range<u64>) {
+            let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+            for seq in put {
+                batch.insert(&self.messages, seq.to_be_bytes(), message(seq).as_slice());
+            }
+            for seq in ack {
+                // A blind tombstone: fjall does not look the key up.
+                batch.remove(&self.messages, seq.to_be_bytes());
+            }
+            batch.commit().expect("fjall 3: commit");
+        }
+    }
+}
+
+mod fjall2_store {
+    use super::*;
+    use fjall2::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+
+    pub struct Fjall2 {
         keyspace: Keyspace,
         messages: PartitionHandle,
     }
 
-    impl Store for Fjall {
-        const NAME: &'static str = "fjall";
+    impl Store for Fjall2 {
+        const NAME: &'static str = "fjall2";
 
         fn create(dir: &Path) -> Self {
-            let keyspace = Config::new(dir).open().expect("fjall: open");
+            let keyspace = Config::new(dir).open().expect("fjall 2: open");
             let messages = keyspace
                 .open_partition("messages", PartitionCreateOptions::default())
-                .expect("fjall: open_partition");
+                .expect("fjall 2: open_partition");
             Self { keyspace, messages }
         }
 
@@ -159,15 +199,15 @@ mod fjall_store {
                 batch.insert(&self.messages, seq.to_be_bytes(), message(seq).as_slice());
             }
             for seq in ack {
-                // A blind tombstone: fjall does not look the key up.
                 batch.remove(&self.messages, seq.to_be_bytes());
             }
-            batch.commit().expect("fjall: commit");
+            batch.commit().expect("fjall 2: commit");
         }
     }
 }
 
-use fjall_store::Fjall;
+use fjall2_store::Fjall2;
+use fjall3_store::Fjall3;
 use redb_store::Redb;
 
 /// Fills `store` with the messages `seqs`, in large commits (untimed).
@@ -275,7 +315,8 @@ fn enqueue(c: &mut Criterion) {
     configure(&mut group);
     for batch in [1, 16, 256] {
         enqueue_side::<Redb>(&mut group, batch);
-        enqueue_side::<Fjall>(&mut group, batch);
+        enqueue_side::<Fjall3>(&mut group, batch);
+        enqueue_side::<Fjall2>(&mut group, batch);
     }
     group.finish();
 }
@@ -285,7 +326,8 @@ fn ack(c: &mut Criterion) {
     configure(&mut group);
     for batch in [1, 16, 256] {
         ack_side::<Redb>(&mut group, batch);
-        ack_side::<Fjall>(&mut group, batch);
+        ack_side::<Fjall3>(&mut group, batch);
+        ack_side::<Fjall2>(&mut group, batch);
     }
     group.finish();
 }
@@ -295,7 +337,8 @@ fn mixed(c: &mut Criterion) {
     configure(&mut group);
     for batch in [16, 256] {
         mixed_side::<Redb>(&mut group, batch);
-        mixed_side::<Fjall>(&mut group, batch);
+        mixed_side::<Fjall3>(&mut group, batch);
+        mixed_side::<Fjall2>(&mut group, batch);
     }
     group.finish();
 }

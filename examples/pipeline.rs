@@ -178,7 +178,7 @@ impl InventoryEnrichment {
             .unwrap_or(("none", 0));
         if warehouse == self.offline {
             Err(format!("warehouse {warehouse} is offline").into())
-        } else if first_try && number % 3 == 0 {
+        } else if first_try && number.is_multiple_of(3) {
             Err(format!("warehouse {warehouse} timed out").into())
         } else {
             Ok((warehouse, on_hand))

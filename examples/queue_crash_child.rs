@@ -53,7 +53,7 @@ const LEASE: Duration = Duration::from_secs(5);
 const GROUP: &str = "work";
 
 fn poisoned(n: u64) -> bool {
-    n % 997 == 0
+    n.is_multiple_of(997)
 }
 
 /// Spawns and sleeps on a tokio runtime.

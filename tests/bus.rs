@@ -123,7 +123,7 @@ matrix! {
         let all = bus.subscribe(Filter::all());
         let one = bus.subscribe(Filter::kind("a"));
         let set = bus.subscribe(Filter::kinds(["b", "c"]));
-        let pred = bus.subscribe(Filter::predicate(|e: &Envelope<u32, &str>| e.payload % 5 == 0));
+        let pred = bus.subscribe(Filter::predicate(|e: &Envelope<u32, &str>| e.payload.is_multiple_of(5)));
         let none = bus.subscribe(Filter::kind("never"));
 
         let kinds = ["a", "b", "c", "d"];
@@ -330,7 +330,7 @@ matrix! {
         assert_eq!(seqs(&bus.history(&Filter::kind("a"), 100)), [6, 9, 12]);
         assert_eq!(seqs(&bus.history(&Filter::kind("a"), 2)), [9, 12]);
         assert_eq!(seqs(&bus.history(&Filter::kinds(["a", "z"]), 1)), [12]);
-        let even = Filter::predicate(|e: &Envelope<u32, &str>| e.payload % 2 == 0);
+        let even = Filter::predicate(|e: &Envelope<u32, &str>| e.payload.is_multiple_of(2));
         assert_eq!(seqs(&bus.history(&even, 100)), [6, 8, 10, 12, 14]);
         assert_eq!(seqs(&bus.history(&Filter::kind("z"), 100)), Vec::<u64>::new());
         assert_eq!(seqs(&bus.history(&Filter::all(), 0)), Vec::<u64>::new());

@@ -74,7 +74,7 @@ matrix! {
     async fn filtering_and_stats(rt) {
         let stage = futures::stream::iter(0..10u32)
             .flow()
-            .pipe(filter(|n: &u32| std::future::ready(n % 3 == 0)))
+            .pipe(filter(|n: &u32| std::future::ready(n.is_multiple_of(3))))
             .name("thirds");
         let stats = stage.stats();
         let out = values(stage.values().collect::<Vec<_>>().await);

@@ -40,7 +40,7 @@ const KILL_WITHIN_MAX: Duration = Duration::from_secs(3);
 const FIRST_RATE: f64 = 10.0;
 
 fn poisoned(n: u64) -> bool {
-    n % 997 == 0
+    n.is_multiple_of(997)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {

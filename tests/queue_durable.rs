@@ -589,6 +589,14 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The store engine's journal files (`<n>.jnl` in the store's directory).
+fn journals(dir: &Path) -> Vec<PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "jnl"))
+        .collect()
+}
+
 /// A distinctive payload, easy to find in a file.
 fn marker(n: u8) -> Vec<u8> {
     let mut payload = b"riverbed-durable-test-payload-".to_vec();
@@ -609,7 +617,7 @@ fn overwritten_journal_bytes_are_a_corrupted_store() {
     let dir = store_with(&[marker(0), marker(1), marker(2)]);
     let pattern = marker(1);
     let mut hits = 0;
-    for file in files_under(&dir.path().join("journals")) {
+    for file in journals(dir.path()) {
         let mut bytes = std::fs::read(&file).unwrap();
         if let Some(at) = bytes.windows(pattern.len()).position(|w| w == pattern) {
             // Inside the payload: the batch's checksum no longer matches.
@@ -628,23 +636,26 @@ fn overwritten_journal_bytes_are_a_corrupted_store() {
 #[test]
 fn a_truncated_data_file_is_a_corrupted_store() {
     let dir = store_with(&(0..200).map(|n| marker(n as u8 % 20)).collect::<Vec<_>>());
-    // Move the journal into data files (segments), as a long-running store does.
+    // Move the journal into data files (tables), as a long-running store does.
+    let mut messages = None;
     {
-        let keyspace = fjall::Config::new(dir.path()).open().unwrap();
-        for name in keyspace.list_partitions() {
-            let partition = keyspace
-                .open_partition(&name, fjall::PartitionCreateOptions::default())
+        let db = fjall::Database::builder(dir.path()).open().unwrap();
+        for name in db.list_keyspace_names() {
+            let keyspace = db
+                .keyspace(&name, fjall::KeyspaceCreateOptions::default)
                 .unwrap();
-            partition.rotate_memtable_and_wait().unwrap();
+            keyspace.rotate_memtable_and_wait().unwrap();
+            if &*name == "messages" {
+                messages = Some(keyspace.path().to_owned());
+            }
         }
     }
-    let segments: Vec<PathBuf> = files_under(&dir.path().join("partitions"))
+    let tables: Vec<PathBuf> = files_under(&messages.expect("a messages keyspace"))
         .into_iter()
-        .filter(|f| f.parent().is_some_and(|p| p.ends_with("segments")))
-        .filter(|f| f.to_string_lossy().contains("messages"))
+        .filter(|f| f.parent().is_some_and(|p| p.ends_with("tables")))
         .collect();
-    assert!(!segments.is_empty(), "the messages are in data files");
-    for segment in &segments {
+    assert!(!tables.is_empty(), "the messages are in data files");
+    for segment in &tables {
         let len = std::fs::metadata(segment).unwrap().len();
         let file = std::fs::OpenOptions::new()
             .write(true)
@@ -660,7 +671,7 @@ fn a_truncated_data_file_is_a_corrupted_store() {
 #[test]
 fn a_truncated_journal_tail_loses_only_the_torn_batch() {
     let dir = store_with(&[marker(0), marker(1), marker(2)]);
-    let journal = files_under(&dir.path().join("journals"))
+    let journal = journals(dir.path())
         .into_iter()
         .find(|f| {
             std::fs::read(f)
@@ -700,43 +711,108 @@ fn a_truncated_journal_tail_loses_only_the_torn_batch() {
     });
 }
 
+/// The journal's first batch damaged where fjall 2 asserted (its first item's tag):
+/// fjall 2 panicked there, and the backend's guard reported the panic as damage.
+/// fjall 3 reads a batch start inside a batch and cuts the journal there, so the
+/// store has lost its format row: still a corrupted store, now without a panic.
 #[test]
-fn a_panic_of_the_store_engine_is_a_corrupted_store() {
+fn a_damaged_first_journal_batch_is_a_corrupted_store() {
     let dir = store_with(&[marker(0)]);
-    let journal = files_under(&dir.path().join("journals"))
+    let journal = journals(dir.path())
         .into_iter()
         .find(|f| std::fs::metadata(f).unwrap().len() > 0)
         .expect("a journal");
     let mut bytes = std::fs::read(&journal).unwrap();
     // The journal starts with a batch: a start tag (1), an item count (4 bytes), a
-    // sequence number (8 bytes), then the compression, which fjall asserts is none.
+    // sequence number (8 bytes), then the first item's tag (2), made a start tag.
     assert_eq!(bytes[0], 1, "a batch starts the journal");
+    assert_eq!(bytes[13], 2, "an item follows the batch's start");
     bytes[13] = 1;
     std::fs::write(&journal, bytes).unwrap();
     let error = open_err(dir.path());
     assert!(error.is_corrupted(), "{error}");
-    assert!(error.to_string().contains("panicked"), "{error}");
+    assert!(error.to_string().contains("format row"), "{error}");
+}
+
+/// The files of a store, and what they hold.
+fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    files_under(dir)
+        .into_iter()
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+/// riverbed's stores were fjall 2's files before they were fjall 3's, and fjall 3
+/// reads none of fjall 2's: such a store is a format error, and left as it was.
+#[test]
+fn a_store_in_fjall_2_files_is_refused_untouched() {
+    let dir = TempDir::new().unwrap();
+    {
+        let keyspace = fjall2::Config::new(dir.path()).open().unwrap();
+        let meta = keyspace
+            .open_partition("meta", fjall2::PartitionCreateOptions::default())
+            .unwrap();
+        meta.insert("format", "riverbed queue store 4").unwrap();
+        keyspace.persist(fjall2::PersistMode::SyncAll).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("riverbed-queue"),
+        "riverbed queue store 1\n",
+    )
+    .unwrap();
+    let before = contents(dir.path());
+    for _ in 0..2 {
+        match open_err(dir.path()) {
+            OpenError::Format {
+                path,
+                found,
+                expected,
+            } => {
+                assert_eq!(path, dir.path());
+                assert_eq!((found.as_str(), expected.as_str()), ("fjall 2", "fjall 3"));
+            }
+            other => panic!("expected a format error, got {other}"),
+        }
+    }
+    assert!(contents(dir.path()) == before, "the store changed");
+}
+
+/// The store engine locks its directory while a process has it open: another
+/// process (here the engine itself, opened directly) is refused with an I/O error.
+#[test]
+fn a_store_another_process_has_open_is_refused() {
+    let dir = store_with(&[marker(0)]);
+    let db = fjall::Database::builder(dir.path()).open().unwrap();
+    let error = open_err(dir.path());
+    match &error {
+        OpenError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::ResourceBusy, "{error}");
+        }
+        other => panic!("expected an I/O error, got {other}"),
+    }
+    drop(db);
+    drop(open(dir.path()));
 }
 
 /// Writes a row behind the backend's back.
-fn write_raw(dir: &Path, partition: &str, key: &[u8], value: &[u8]) {
-    let keyspace = fjall::Config::new(dir).open().unwrap();
-    let handle = keyspace
-        .open_partition(partition, fjall::PartitionCreateOptions::default())
+fn write_raw(dir: &Path, keyspace: &str, key: &[u8], value: &[u8]) {
+    let db = fjall::Database::builder(dir).open().unwrap();
+    let handle = db
+        .keyspace(keyspace, fjall::KeyspaceCreateOptions::default)
         .unwrap();
     handle.insert(key, value).unwrap();
-    keyspace.persist(fjall::PersistMode::SyncAll).unwrap();
+    db.persist(fjall::PersistMode::SyncAll).unwrap();
 }
 
-/// A value as the backend seals it: an FNV-1a checksum of the partition's number, the
+/// A value as the backend seals it: an FNV-1a checksum of the keyspace's number, the
 /// key's length, the key and the value, appended big-endian.
-fn sealed(partition: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
+fn sealed(keyspace: u8, key: &[u8], value: &[u8]) -> Vec<u8> {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let length = (key.len() as u64).to_be_bytes();
-    for &byte in [&[partition][..], &length, key, value]
-        .into_iter()
-        .flatten()
-    {
+    for &byte in [&[keyspace][..], &length, key, value].into_iter().flatten() {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -828,12 +904,12 @@ fn a_directory_that_is_not_a_store_is_refused() {
     // Another program's fjall store.
     let other = TempDir::new().unwrap();
     {
-        let keyspace = fjall::Config::new(other.path()).open().unwrap();
-        let users = keyspace
-            .open_partition("users", fjall::PartitionCreateOptions::default())
+        let db = fjall::Database::builder(other.path()).open().unwrap();
+        let users = db
+            .keyspace("users", fjall::KeyspaceCreateOptions::default)
             .unwrap();
         users.insert("alice", "admin").unwrap();
-        keyspace.persist(fjall::PersistMode::SyncAll).unwrap();
+        db.persist(fjall::PersistMode::SyncAll).unwrap();
     }
     let error = open_err(other.path());
     assert!(matches!(error, OpenError::NotAStore { .. }), "{error}");
@@ -841,19 +917,26 @@ fn a_directory_that_is_not_a_store_is_refused() {
 }
 
 /// The store engine does not create its files atomically: a crash while a store is
-/// being created can leave a partition it cannot open again. Nothing is stored
+/// being created can leave a keyspace it cannot open again. Nothing is stored
 /// before the creation finishes, so a creation cut short starts over.
 #[test]
 fn a_creation_cut_short_starts_over() {
     let dir = store_with(&[]);
-    // As a kill during the creation leaves it: the marker says so, and a partition
-    // has its manifest but not its level list yet.
+    // As a kill during the creation leaves it: the marker says so, and the keyspaces'
+    // version pointers are created but not written yet.
     std::fs::write(
         dir.path().join("riverbed-queue"),
         "riverbed queue store 1, being created\n",
     )
     .unwrap();
-    std::fs::remove_file(dir.path().join("partitions/messages/levels")).unwrap();
+    let pointers: Vec<PathBuf> = files_under(&dir.path().join("keyspaces"))
+        .into_iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "current"))
+        .collect();
+    assert!(!pointers.is_empty());
+    for pointer in pointers {
+        std::fs::write(pointer, b"").unwrap();
+    }
     let rt: SharedRuntime = Arc::new(VirtualRuntime::new());
     futures::executor::block_on(async {
         let backend = open(dir.path());
@@ -878,7 +961,7 @@ fn a_store_opens_once_per_process() {
     let error = open_err(dir.path());
     assert!(matches!(error, OpenError::InUse { .. }), "{error}");
     // Under another spelling of the same directory too.
-    let error = open_err(&dir.path().join("journals").join(".."));
+    let error = open_err(&dir.path().join("keyspaces").join(".."));
     assert!(matches!(error, OpenError::InUse { .. }), "{error}");
     // A clone is the way to share it; once every handle is gone, it opens again.
     let clone = backend.clone();

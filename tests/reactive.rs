@@ -84,7 +84,7 @@ matrix! {
             async move { n * 10 }
         });
         // Runs after the first: sees 10, 20, 30, 40 and drops the multiples of 20.
-        stream.add_transformer(|n: u32| async move { (n % 20 != 0).then_some(n + 1) });
+        stream.add_transformer(|n: u32| async move { (!n.is_multiple_of(20)).then_some(n + 1) });
         let subs: Vec<_> = (0..4).map(|_| stream.subscribe()).collect();
         for n in 1..=4 {
             stream.emit(n).await.unwrap();
@@ -111,7 +111,7 @@ matrix! {
                 });
             }
         }
-        stream.add_sync_transformer(|n: u32| (n % 2 == 0).then_some(n));
+        stream.add_sync_transformer(|n: u32| n.is_multiple_of(2).then_some(n));
         let expected = |start: u32| {
             (0..40u32).fold(start, |n, step| n.wrapping_mul(2).wrapping_add(step % 3))
         };

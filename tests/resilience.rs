@@ -164,7 +164,7 @@ matrix! {
             let calls = calls.clone();
             move |n: u32, _ctx: FlowContext| {
                 calls.fetch_add(1, Ordering::SeqCst);
-                async move { Ok::<_, BoxError>((n % 2 == 0).then_some(n)) }
+                async move { Ok::<_, BoxError>(n.is_multiple_of(2).then_some(n)) }
             }
         };
         let retry = filter_odd.retry(RetryPolicy::constant(ms(1)).max_attempts(5), &rt);

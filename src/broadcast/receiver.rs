@@ -155,10 +155,10 @@ impl<T: Clone + Send + Sync, L: Ledger<T>> Receiver<T, L> {
             while chunks.peek().is_some_and(|c| c.end() <= seq) {
                 chunks.next();
             }
-            if let Some(item) = chunks.peek().and_then(|c| c.get(seq)) {
-                if matches(self.matcher.as_deref(), item, &mut panics) {
-                    count += 1;
-                }
+            if let Some(item) = chunks.peek().and_then(|c| c.get(seq))
+                && matches(self.matcher.as_deref(), item, &mut panics)
+            {
+                count += 1;
             }
         }
         for item in &self.recent {

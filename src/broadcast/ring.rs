@@ -230,10 +230,10 @@ impl<T: Clone, L> Inner<T, L> {
                             SubCounts::add(&sub.counters.dropped_oldest, dropped);
                         } else {
                             for seq in sub.cursor..end {
-                                if let Some(item) = first.get(seq) {
-                                    if matches(sub.matcher.as_deref(), item, &mut panics) {
-                                        sub.keep_or_drop(item);
-                                    }
+                                if let Some(item) = first.get(seq)
+                                    && matches(sub.matcher.as_deref(), item, &mut panics)
+                                {
+                                    sub.keep_or_drop(item);
                                 }
                             }
                         }

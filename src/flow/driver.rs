@@ -216,10 +216,10 @@ where
                     }
                 }
             }
-            if running.is_empty() {
-                if let Some(end) = end.take() {
-                    return Poll::Ready(end);
-                }
+            if running.is_empty()
+                && let Some(end) = end.take()
+            {
+                return Poll::Ready(end);
             }
             match stop.poll_grace_over(&mut grace, cx) {
                 Poll::Ready(()) if !running.is_empty() => {

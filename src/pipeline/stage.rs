@@ -509,7 +509,7 @@ impl<P, In> Shared<P, In> {
         let sampled = if every.is_power_of_two() {
             n & (every - 1) == 0
         } else {
-            n % every.max(1) == 0
+            n.is_multiple_of(every.max(1))
         };
         Mark {
             live: true,

@@ -486,10 +486,10 @@ impl<P> CircuitBreaker<P> {
         self.on_state_change(move |event| {
             let published =
                 bus.try_publish(crate::bus::Event::new(event.to, event).source(name.clone()));
-            if published.is_err() {
-                if let Some(shared) = shared.upgrade() {
-                    shared.unreported.inc();
-                }
+            if published.is_err()
+                && let Some(shared) = shared.upgrade()
+            {
+                shared.unreported.inc();
             }
         })
     }

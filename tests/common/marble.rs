@@ -384,7 +384,7 @@ pub async fn record_events<S: Stream>(rt: &SharedRuntime, stream: S) -> Recordin
 pub fn frame_of(at: Duration) -> u64 {
     let frame = FRAME.as_nanos();
     assert!(
-        at.as_nanos() % frame == 0,
+        at.as_nanos().is_multiple_of(frame),
         "an event at {at:?} falls between frames ({FRAME:?} each); compare record_events"
     );
     u64::try_from(at.as_nanos() / frame).expect("a sane number of frames")

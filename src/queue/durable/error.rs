@@ -31,6 +31,11 @@ pub enum OpenError {
     /// The store was written in a format this version does not read (an older
     /// riverbed's): it is left untouched. Open it with the version that wrote it to
     /// drain it, or move it aside and start empty.
+    ///
+    /// Either its rows are in an older format (`found` is its format row), or its
+    /// files are an older store engine's: riverbed's stores were fjall 2's files
+    /// before they were fjall 3's (`found` is then `"fjall 2"`, `expected`
+    /// `"fjall 3"`).
     #[error(
         "the queue store at {path} is in format {found:?}; this version reads {expected:?} only"
     )]
@@ -52,7 +57,8 @@ pub enum OpenError {
         path: PathBuf,
     },
     /// Reading or creating the store failed for a reason other than its content
-    /// (permissions, a missing device, no space left, ...).
+    /// (permissions, a missing device, no space left, another process has the store
+    /// open: [`io::ErrorKind::ResourceBusy`], ...).
     #[error("could not open the queue store at {path}: {source}")]
     Io {
         /// The store's directory.
@@ -110,7 +116,7 @@ impl OpenError {
 
     /// Maps what the store engine reported while opening or reading the store.
     pub(super) fn from_store(path: &Path, error: fjall::Error) -> Self {
-        use fjall::{Error, LsmError, RecoveryError};
+        use fjall::{Error, JournalRecoveryError, LsmError};
         let detail = match error {
             // Offsets read from a damaged file make reads and seeks invalid.
             Error::Io(source) | Error::Storage(LsmError::Io(source))
@@ -127,32 +133,58 @@ impl OpenError {
             Error::Io(source) | Error::Storage(LsmError::Io(source)) => {
                 return OpenError::io(path, source);
             }
-            Error::JournalRecovery(RecoveryError::ChecksumMismatch) => {
+            // The engine locks its directory while a process has it open.
+            Error::Locked => {
+                return OpenError::Io {
+                    path: path.to_owned(),
+                    source: io::Error::new(
+                        io::ErrorKind::ResourceBusy,
+                        "another process has the store open",
+                    ),
+                };
+            }
+            // The store's files are another major's of the store engine: riverbed's
+            // stores were fjall 2's before, and fjall 3 reads none of them.
+            Error::InvalidVersion(Some(version)) => {
+                return OpenError::Format {
+                    path: path.to_owned(),
+                    found: format!("fjall {version}"),
+                    expected: "fjall 3".to_owned(),
+                };
+            }
+            Error::InvalidVersion(None) => "the store engine's version file is damaged".to_owned(),
+            Error::JournalRecovery(JournalRecoveryError::ChecksumMismatch) => {
                 "the journal is damaged: a batch's checksum does not match its content".to_owned()
             }
-            Error::JournalRecovery(RecoveryError::InsufficientLength) => {
+            Error::JournalRecovery(JournalRecoveryError::InsufficientLength) => {
                 "the journal is damaged: a batch has fewer items than its header says".to_owned()
             }
-            Error::JournalRecovery(RecoveryError::TooManyItems) => {
+            Error::JournalRecovery(JournalRecoveryError::TooManyItems) => {
                 "the journal is damaged: a batch has more items than its header says".to_owned()
             }
-            Error::InvalidVersion(version) => {
-                return OpenError::not_a_store(
-                    path,
-                    format!("the store's format version ({version:?}) is not fjall's version 2"),
-                );
+            Error::JournalRecovery(JournalRecoveryError::InvalidFileName) => {
+                "a journal file has a name the store engine does not recognise".to_owned()
             }
-            Error::Storage(LsmError::InvalidChecksum((got, expected))) => format!(
+            Error::Storage(LsmError::ChecksumMismatch { got, expected }) => format!(
                 "a data block's checksum does not match (read {got:?}, expected {expected:?})"
             ),
-            Error::Storage(LsmError::Unrecoverable) => {
+            Error::Unrecoverable | Error::Storage(LsmError::Unrecoverable) => {
                 "some data files could not be recovered".to_owned()
             }
-            Error::Storage(LsmError::Decompress(kind)) => {
-                format!("a data block does not decompress ({kind:?})")
+            Error::Decompress(kind) | Error::Storage(LsmError::Decompress(kind)) => {
+                format!("a block does not decompress ({kind:?})")
             }
-            Error::Storage(LsmError::Decode(error)) | Error::Decode(error) => {
-                format!("a data file does not decode: {error:?}")
+            Error::InvalidTrailer | Error::Storage(LsmError::InvalidTrailer) => {
+                "a block's trailer is invalid".to_owned()
+            }
+            Error::InvalidTag((what, tag)) | Error::Storage(LsmError::InvalidTag((what, tag))) => {
+                format!("a file holds an invalid tag ({what}: {tag})")
+            }
+            Error::Storage(LsmError::InvalidHeader(what)) => {
+                format!("a data file's header is invalid ({what})")
+            }
+            Error::Storage(LsmError::InvalidVersion(version)) => {
+                format!("a data file says it is in version {version}, which fjall 3 does not read")
             }
             other => format!("the store engine reported: {other:?}"),
         };

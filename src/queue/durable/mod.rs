@@ -160,21 +160,30 @@ pub struct DurableStats {
 /// files and a `riverbed-queue` marker file that says whether the creation finished:
 /// one cut short by a crash starts over), or reads an existing one back. A damaged
 /// store is an [`OpenError`], not a panic: fjall's own
-/// checks (journal batches, data blocks) and the backend's (every row carries a
-/// checksum, and the rows must agree with each other) report it. Two limits come from
-/// fjall 2: a journal whose tail is damaged is cut at the damage, as a torn write after
-/// a crash is, so the last batches are lost without an error; and a few kinds of
-/// damage inside fjall's data files make it panic while it holds a lock, which Rust
-/// turns into an abort that no guard can catch.
+/// checks (journal batches, a checksum on every block of its data files) and the
+/// backend's (every row carries a checksum, and the rows must agree with each other)
+/// report it. Two limits come from fjall: a journal damaged in a way that looks like
+/// its end (cut short, zeroed, a batch's start where an item should be) is cut
+/// there, as a torn write after a crash is, so the batches after the damage are lost
+/// without an error; and a few kinds of damage to fjall's own bookkeeping (a
+/// directory where its data files belong, a version file overwritten so that it
+/// asks for an impossible allocation) end the process with an abort that no guard
+/// can catch.
+///
+/// The files are fjall 3's. A store written by a riverbed that used fjall 2 is
+/// refused with [`OpenError::Format`] (`"fjall 2"`), untouched: drain it with the
+/// riverbed that wrote it.
 ///
 /// A storage error after opening (a full disk, an I/O error) fails the operations
 /// whose commit failed, and every later one, with [`BackendError::Storage`]: the
 /// memory may then be ahead of the disk. Reopen the store to go on from the disk.
 ///
 /// Cloning gives another handle to the same store; a directory can be open once per
-/// process ([`OpenError::InUse`]), and in one process at a time. When the last handle
-/// is dropped, the writer commits what is queued and the store closes; the drop waits
-/// for that (fjall's background threads take up to a quarter of a second to stop).
+/// process ([`OpenError::InUse`]), and in one process at a time (fjall locks it:
+/// another process gets [`OpenError::Io`], of kind
+/// [`ResourceBusy`](std::io::ErrorKind::ResourceBusy)). When the last handle is
+/// dropped, the writer commits what is queued and the store closes; the drop waits
+/// for that (fjall's background threads take a few milliseconds to stop).
 ///
 /// Under the [`VirtualRuntime`](crate::runtime::VirtualRuntime), `block_on` moves the
 /// clock to the next timer whenever nothing can run, and a commit is waited for on
@@ -309,10 +318,12 @@ impl DurableBackend {
     /// ([`OpenError::NotAStore`]); a damaged store (truncated or overwritten files, a
     /// row that does not decode, rows that contradict each other) is
     /// [`OpenError::Corrupted`]; a store this process has open already is
-    /// [`OpenError::InUse`] (clone the backend to share it). The store engine runs
+    /// [`OpenError::InUse`] (clone the backend to share it); a store another process
+    /// has open is [`OpenError::Io`]; a store in fjall 2's files is
+    /// [`OpenError::Format`]. The store engine runs
     /// under a panic guard while it reads the store, so that a damaged file it does
     /// not check is reported as `Corrupted` too (unless the program is built with
-    /// `panic = "abort"`, or the engine panics while it holds a lock: see above).
+    /// `panic = "abort"`, or the engine aborts: see above).
     pub fn open_with(dir: impl AsRef<Path>, options: DurableOptions) -> Result<Self, OpenError> {
         let dir = dir.as_ref();
         let found = store::inspect(dir)?;

@@ -1,9 +1,9 @@
 //! The durable backend's layout in fjall: reading a store back into a [`State`], and
 //! writing a group of [`Change`]s as one atomic batch.
 //!
-//! Six partitions:
+//! Six keyspaces (fjall 2 called them partitions; the names and rows are the same):
 //!
-//! | partition | key | value (postcard) |
+//! | keyspace | key | value (postcard) |
 //! |---|---|---|
 //! | `messages` | the first id of a segment, big-endian (byte order is id order) | the messages appended in one commit, in id order (`Vec<`[`StoredMessage`]`>`) |
 //! | `groups` | group name | cursor (`u64`) |
@@ -26,15 +26,20 @@
 //! Beside fjall's files, the directory holds a `riverbed-queue` marker file: written
 //! first, saying the store is being created, and replaced once the store is ready.
 //!
-//! Every value ends with an 8-byte checksum (FNV-1a, 64 bits) of the partition, the key
+//! Every value ends with an 8-byte checksum (FNV-1a, 64 bits) of the keyspace, the key
 //! and the value, checked when the store is read back: a byte changed on disk, which
 //! the store engine does not always notice, is reported instead of delivered.
+//!
+//! The files are fjall 3's. fjall 3 does not read fjall 2's files (their `version`
+//! file says 2), and riverbed wrote its stores with fjall 2 before: such a store is
+//! refused with [`OpenError::Format`] before anything in it changes. Drain it with the
+//! riverbed that wrote it, or move it aside and start empty.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
-use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -53,20 +58,23 @@ const FORMAT: &[u8] = b"riverbed queue store 4";
 /// The format opened and migrated: a format-3 store is a format-4 store with no runs
 /// (every leased message a pending entry) and a row per message, so migrating
 /// rewrites each message row as a segment of one and the format row, in one batch.
+/// (Every format-3 store riverbed wrote is in fjall 2's files, which are refused
+/// before their format row is read: only a format-3 store in fjall 3's files gets
+/// here.)
 const MIGRATES: &[u8] = b"riverbed queue store 3";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const LOW_KEY: &[u8] = b"low";
 /// fjall flushes the journal's changes to data files once the journals hold this much
-/// (its default is 512 MiB; 24 MiB is its least).
-const JOURNAL_LIMIT: u64 = 32 * 1024 * 1024;
+/// (its default is 512 MiB; 64 MiB is its least, and below it fjall 3 panics).
+const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 /// The backend's own file in the store's directory: it says the directory is a queue
 /// store, and whether its creation finished.
 const MARKER: &str = "riverbed-queue";
 /// The marker of a store ready for use.
 const READY: &[u8] = b"riverbed queue store 1\n";
 /// The marker of a store being created: the store engine does not create its files
-/// atomically (a crash can leave a partition that it cannot open again), and nothing
+/// atomically (a crash can leave a keyspace that it cannot open again), and nothing
 /// is stored before the creation finishes, so a creation cut short starts over.
 const CREATING: &[u8] = b"riverbed queue store 1, being created\n";
 
@@ -79,7 +87,7 @@ pub(super) enum Found {
     Store,
 }
 
-/// The partitions, by role.
+/// The keyspaces, by role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Part {
     Messages,
@@ -96,7 +104,7 @@ const PARTS: [(Part, &str); 6] = [
     (Part::Pending, "pending"),
     (Part::Dead, "dead"),
     (Part::Meta, "meta"),
-    // Last: a partition's index is part of its rows' checksums, and the others keep
+    // Last: a keyspace's index is part of its rows' checksums, and the others keep
     // theirs from format 3.
     (Part::Runs, "runs"),
 ];
@@ -121,11 +129,11 @@ impl Part {
 /// A row's key and value.
 type Row = (Vec<u8>, Vec<u8>);
 
-/// An open store: the keyspace and its partitions.
+/// An open store: the database and its keyspaces.
 pub(super) struct Store {
-    keyspace: Keyspace,
-    partitions: [PartitionHandle; 6],
-    /// The segments in the `messages` partition, in order: (first id, end id).
+    db: Database,
+    keyspaces: [Keyspace; 6],
+    /// The segments in the `messages` keyspace, in order: (first id, end id).
     segments: VecDeque<(u64, u64)>,
     /// The lowest message id kept: those below were dropped.
     low: u64,
@@ -144,7 +152,7 @@ impl Store {
         if found == Found::Nothing {
             begin_creation(dir)?;
         }
-        let keyspace = Config::new(dir)
+        let db = Database::builder(dir)
             .manual_journal_persist(true)
             // Opening replays the journal, which holds every change since the last
             // flush: most of a queue's rows are deleted soon after they are written,
@@ -152,8 +160,8 @@ impl Store {
             .max_journaling_size(JOURNAL_LIMIT)
             .open()
             .map_err(|e| OpenError::from_store(dir, e))?;
-        let foreign: Vec<String> = keyspace
-            .list_partitions()
+        let foreign: Vec<String> = db
+            .list_keyspace_names()
             .iter()
             .map(|name| name.to_string())
             .filter(|name| !PARTS.iter().any(|(_, ours)| ours == name))
@@ -162,23 +170,22 @@ impl Store {
             return Err(OpenError::not_a_store(
                 dir,
                 format!(
-                    "an fjall store with other partitions ({})",
+                    "an fjall store with other keyspaces ({})",
                     foreign.join(", ")
                 ),
             ));
         }
         let open = |name: &str| {
-            keyspace
-                .open_partition(name, PartitionCreateOptions::default())
+            db.keyspace(name, KeyspaceCreateOptions::default)
                 .map_err(|e| OpenError::from_store(dir, e))
         };
-        // The format first: a store refused is left as it was (no partition added).
+        // The format first: a store refused is left as it was (no keyspace added).
         let meta = open(Part::Meta.name())?;
         let migrate = match found {
             Found::Store => read_format(dir, &meta)?,
             Found::Nothing => false,
         };
-        let partitions = [
+        let keyspaces = [
             open(PARTS[0].1)?,
             open(PARTS[1].1)?,
             open(PARTS[2].1)?,
@@ -187,8 +194,8 @@ impl Store {
             open(PARTS[5].1)?,
         ];
         let mut store = Store {
-            keyspace,
-            partitions,
+            db,
+            keyspaces,
             segments: VecDeque::new(),
             low: 0,
         };
@@ -203,21 +210,23 @@ impl Store {
         Ok(Opened { store, state })
     }
 
-    fn partition(&self, part: Part) -> &PartitionHandle {
-        &self.partitions[part.index()]
+    fn keyspace(&self, part: Part) -> &Keyspace {
+        &self.keyspaces[part.index()]
     }
 
     /// Every row of `part`, in key order, its checksum checked and taken off.
     fn rows(&self, dir: &Path, part: Part) -> Result<Vec<Row>, OpenError> {
-        self.partition(part)
+        self.keyspace(part)
             .iter()
             .map(|row| {
-                let (key, value) = row.map_err(|e| OpenError::from_store(dir, e))?;
+                let (key, value) = row
+                    .into_inner()
+                    .map_err(|e| OpenError::from_store(dir, e))?;
                 let value = unseal(part, &key, &value).ok_or_else(|| {
                     OpenError::corrupted(
                         dir,
                         format!(
-                            "a row of the {:?} partition fails its checksum (key {:02x?})",
+                            "a row of the {:?} keyspace fails its checksum (key {:02x?})",
                             part.name(),
                             &key[..]
                         ),
@@ -372,15 +381,15 @@ impl Store {
         self.migrate(dir, Vec::new())
     }
 
-    /// Rewrites `rows` of the `messages` partition (sealed values) and the format
+    /// Rewrites `rows` of the `messages` keyspace (sealed values) and the format
     /// row, in one durable batch.
     fn migrate(&self, dir: &Path, rows: Vec<Row>) -> Result<(), OpenError> {
-        let mut batch = self.keyspace.batch().durability(Some(PersistMode::SyncAll));
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         for (key, value) in rows {
-            batch.insert(self.partition(Part::Messages), key, value);
+            batch.insert(self.keyspace(Part::Messages), key, value);
         }
         batch.insert(
-            self.partition(Part::Meta),
+            self.keyspace(Part::Meta),
             FORMAT_KEY,
             seal(Part::Meta, FORMAT_KEY, FORMAT.to_vec()),
         );
@@ -397,7 +406,7 @@ impl Store {
     /// A new group of changes, to be committed as one batch persisted with `mode`.
     pub(super) fn group(&self, mode: PersistMode) -> Group {
         Group {
-            batch: self.keyspace.batch().durability(Some(mode)),
+            batch: self.db.batch().durability(Some(mode)),
             next_id: None,
             low: None,
             segment: Segment::default(),
@@ -423,7 +432,7 @@ impl Store {
                         if end > *below {
                             break;
                         }
-                        batch.remove(self.partition(Part::Messages), first.to_be_bytes());
+                        batch.remove(self.keyspace(Part::Messages), first.to_be_bytes());
                         self.segments.pop_front();
                     }
                     self.low = self.low.max(*below);
@@ -446,10 +455,10 @@ impl Store {
                 } => {
                     let key = entry_key_bytes(name, *id);
                     let value = sealed(Part::Pending, &key, entry)?;
-                    batch.insert(self.partition(Part::Pending), key, value);
+                    batch.insert(self.keyspace(Part::Pending), key, value);
                 }
                 Change::DeletePending { group: name, id } => {
-                    batch.remove(self.partition(Part::Pending), entry_key_bytes(name, *id));
+                    batch.remove(self.keyspace(Part::Pending), entry_key_bytes(name, *id));
                 }
                 // Only a run's last state in the group is written.
                 Change::PutRun {
@@ -471,10 +480,10 @@ impl Store {
                 } => {
                     let key = entry_key_bytes(name, *id);
                     let value = sealed(Part::Dead, &key, record)?;
-                    batch.insert(self.partition(Part::Dead), key, value);
+                    batch.insert(self.keyspace(Part::Dead), key, value);
                 }
                 Change::DeleteDead { group: name, id } => {
-                    batch.remove(self.partition(Part::Dead), entry_key_bytes(name, *id));
+                    batch.remove(self.keyspace(Part::Dead), entry_key_bytes(name, *id));
                 }
             }
         }
@@ -482,7 +491,7 @@ impl Store {
     }
 
     /// The batch that writes `group`, or `None` if it changes nothing.
-    pub(super) fn finish(&mut self, group: Group) -> Result<Option<fjall::Batch>, String> {
+    pub(super) fn finish(&mut self, group: Group) -> Result<Option<OwnedWriteBatch>, String> {
         let Group {
             mut batch,
             next_id,
@@ -496,31 +505,31 @@ impl Store {
             if end > self.low {
                 let key = first.to_be_bytes();
                 let value = seal(Part::Messages, &key, value);
-                batch.insert(self.partition(Part::Messages), key, value);
+                batch.insert(self.keyspace(Part::Messages), key, value);
                 self.segments.push_back((first, end));
             }
         }
         if let Some(low) = low {
             let value = sealed(Part::Meta, LOW_KEY, &low)?;
-            batch.insert(self.partition(Part::Meta), LOW_KEY, value);
+            batch.insert(self.keyspace(Part::Meta), LOW_KEY, value);
         }
         for ((name, first), run) in runs {
             let key = entry_key_bytes(&name, first);
             match run {
                 Some(run) => {
                     let value = sealed(Part::Runs, &key, &run)?;
-                    batch.insert(self.partition(Part::Runs), key, value);
+                    batch.insert(self.keyspace(Part::Runs), key, value);
                 }
-                None => batch.remove(self.partition(Part::Runs), key),
+                None => batch.remove(self.keyspace(Part::Runs), key),
             }
         }
         for (name, cursor) in cursors {
             let value = sealed(Part::Groups, name.as_bytes(), &cursor)?;
-            batch.insert(self.partition(Part::Groups), name.as_bytes(), value);
+            batch.insert(self.keyspace(Part::Groups), name.as_bytes(), value);
         }
         if let Some(next_id) = next_id {
             let value = sealed(Part::Meta, NEXT_ID_KEY, &next_id)?;
-            batch.insert(self.partition(Part::Meta), NEXT_ID_KEY, value);
+            batch.insert(self.keyspace(Part::Meta), NEXT_ID_KEY, value);
         }
         Ok((!batch.is_empty()).then_some(batch))
     }
@@ -528,7 +537,7 @@ impl Store {
     /// Makes everything committed so far survive a power loss (used when closing a
     /// store opened with relaxed durability).
     pub(super) fn sync(&self) -> Result<(), String> {
-        self.keyspace
+        self.db
             .persist(PersistMode::SyncAll)
             .map_err(|e| format!("the store could not sync its journal: {e:?}"))
     }
@@ -536,7 +545,7 @@ impl Store {
 
 /// Changes gathered to be committed as one batch; from [`Store::group`].
 pub(super) struct Group {
-    batch: fjall::Batch,
+    batch: OwnedWriteBatch,
     /// The next message id, if messages were appended.
     next_id: Option<u64>,
     /// The lowest message id kept, if messages were dropped.
@@ -550,9 +559,9 @@ pub(super) struct Group {
     runs: HashMap<(Arc<str>, u64), Option<RunRecord>>,
 }
 
-/// Checks the format row of a store's `meta` partition: `false` for this format,
+/// Checks the format row of a store's `meta` keyspace: `false` for this format,
 /// `true` for the one that migrates to it, a typed error for any other.
-fn read_format(dir: &Path, meta: &PartitionHandle) -> Result<bool, OpenError> {
+fn read_format(dir: &Path, meta: &Keyspace) -> Result<bool, OpenError> {
     let row = meta
         .get(FORMAT_KEY)
         .map_err(|e| OpenError::from_store(dir, e))?
@@ -605,7 +614,7 @@ impl Segment {
 }
 
 /// Commits `batch` (one `fsync` under `SyncAll`).
-pub(super) fn commit(batch: fjall::Batch) -> Result<(), String> {
+pub(super) fn commit(batch: OwnedWriteBatch) -> Result<(), String> {
     batch.commit().map_err(|error| match error {
         fjall::Error::Poisoned => "the store could not write to disk (its journal could not \
                                    be flushed or synced) and accepts no more writes"
@@ -701,7 +710,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// FNV-1a (64 bits) of the partition, the key and the value: a changed byte always
+/// FNV-1a (64 bits) of the keyspace, the key and the value: a changed byte always
 /// changes it.
 fn checksum(part: Part, key: &[u8], value: &[u8]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -811,15 +820,13 @@ mod tests {
     fn the_later_of_two_writes_to_a_key_in_one_batch_wins() {
         let dir = tempfile::tempdir().unwrap();
         let open = || {
-            let keyspace = Config::new(dir.path()).open().unwrap();
-            let partition = keyspace
-                .open_partition("p", PartitionCreateOptions::default())
-                .unwrap();
-            (keyspace, partition)
+            let db = Database::builder(dir.path()).open().unwrap();
+            let keyspace = db.keyspace("p", KeyspaceCreateOptions::default).unwrap();
+            (db, keyspace)
         };
         {
-            let (keyspace, p) = open();
-            let mut batch = keyspace.batch().durability(Some(PersistMode::SyncAll));
+            let (db, p) = open();
+            let mut batch = db.batch().durability(Some(PersistMode::SyncAll));
             batch.insert(&p, "put-then-delete", "1");
             batch.remove(&p, "put-then-delete");
             batch.remove(&p, "delete-then-put");
@@ -832,7 +839,7 @@ mod tests {
             assert_eq!(read("delete-then-put"), Some(b"2".to_vec()));
             assert_eq!(read("twice"), Some(b"second".to_vec()));
         }
-        let (_keyspace, p) = open();
+        let (_db, p) = open();
         let read = |key: &str| p.get(key).unwrap().map(|v| v.to_vec());
         assert_eq!(read("put-then-delete"), None, "after replay");
         assert_eq!(read("delete-then-put"), Some(b"2".to_vec()), "after replay");
@@ -841,25 +848,21 @@ mod tests {
 
     /// A store written in a format before 3 (here 1: no flow context in its
     /// messages) is refused with a typed error that names both formats, never
-    /// misread, and is left as it was (not even a partition added).
+    /// misread, and is left as it was (not even a keyspace added).
     #[test]
     fn a_store_of_the_previous_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         drop(crate::queue::DurableBackend::open(dir.path()).unwrap());
         let old = b"riverbed queue store 1";
         {
-            let keyspace = Config::new(dir.path()).open().unwrap();
-            let meta = keyspace
-                .open_partition("meta", PartitionCreateOptions::default())
-                .unwrap();
+            let db = Database::builder(dir.path()).open().unwrap();
+            let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
             meta.insert(FORMAT_KEY, seal(Part::Meta, FORMAT_KEY, old.to_vec()))
                 .unwrap();
             // As that format had: no runs.
-            let runs = keyspace
-                .open_partition("runs", PartitionCreateOptions::default())
-                .unwrap();
-            keyspace.delete_partition(runs).unwrap();
-            keyspace.persist(PersistMode::SyncAll).unwrap();
+            let runs = db.keyspace("runs", KeyspaceCreateOptions::default).unwrap();
+            db.delete_keyspace(runs).unwrap();
+            db.persist(PersistMode::SyncAll).unwrap();
         }
         for _ in 0..2 {
             match crate::queue::DurableBackend::open(dir.path()) {
@@ -875,13 +878,13 @@ mod tests {
                 other => panic!("expected a format error, got {other:?}"),
             }
         }
-        let keyspace = Config::new(dir.path()).open().unwrap();
-        let partitions: Vec<String> = keyspace
-            .list_partitions()
+        let db = Database::builder(dir.path()).open().unwrap();
+        let keyspaces: Vec<String> = db
+            .list_keyspace_names()
             .iter()
             .map(|name| name.to_string())
             .collect();
-        assert!(!partitions.iter().any(|p| p == "runs"), "{partitions:?}");
+        assert!(!keyspaces.iter().any(|k| k == "runs"), "{keyspaces:?}");
     }
 
     /// A store of format 3 (every leased message a pending entry, no runs) opens as
@@ -922,16 +925,15 @@ mod tests {
             });
         }
         {
-            let keyspace = Config::new(dir.path()).open().unwrap();
-            let part = |name| {
-                keyspace
-                    .open_partition(name, PartitionCreateOptions::default())
-                    .unwrap()
-            };
+            let db = Database::builder(dir.path()).open().unwrap();
+            let part = |name| db.keyspace(name, KeyspaceCreateOptions::default).unwrap();
             assert_eq!(part("runs").iter().count(), 0, "no run is left");
             // Format 3 kept a row per message.
             let messages = part("messages");
-            let segments: Vec<_> = messages.iter().map(|row| row.unwrap()).collect();
+            let segments: Vec<_> = messages
+                .iter()
+                .map(|row| row.into_inner().unwrap())
+                .collect();
             for (key, value) in segments {
                 messages.remove(&*key).unwrap();
                 let segment: Vec<StoredMessage> =
@@ -945,8 +947,8 @@ mod tests {
             part("meta")
                 .insert(FORMAT_KEY, seal(Part::Meta, FORMAT_KEY, MIGRATES.to_vec()))
                 .unwrap();
-            keyspace.delete_partition(part("runs")).unwrap();
-            keyspace.persist(PersistMode::SyncAll).unwrap();
+            db.delete_keyspace(part("runs")).unwrap();
+            db.persist(PersistMode::SyncAll).unwrap();
         }
         let backend = DurableBackend::open(dir.path()).unwrap();
         let claim = block_on(backend.claim("g", "c", 1, t(5), t(15))).unwrap();
@@ -966,10 +968,8 @@ mod tests {
             (0, 3)
         );
         drop(backend);
-        let keyspace = Config::new(dir.path()).open().unwrap();
-        let meta = keyspace
-            .open_partition("meta", PartitionCreateOptions::default())
-            .unwrap();
+        let db = Database::builder(dir.path()).open().unwrap();
+        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
         let format = meta.get(FORMAT_KEY).unwrap().unwrap();
         assert_eq!(unseal(Part::Meta, FORMAT_KEY, &format), Some(FORMAT));
     }
@@ -991,7 +991,7 @@ mod tests {
         assert_eq!(
             unseal(Part::Dead, b"key", &sealed),
             None,
-            "the partition counts"
+            "the keyspace counts"
         );
         assert_eq!(
             unseal(Part::Pending, b"key", &sealed[..7]),

@@ -204,10 +204,11 @@ impl Writer {
             self.complete(dones, &outcome);
         }
         let next = self.next();
-        if self.mode != PersistMode::SyncAll && self.failure.get().is_none() {
-            if let Err(message) = next.store.sync() {
-                self.fail(message);
-            }
+        if self.mode != PersistMode::SyncAll
+            && self.failure.get().is_none()
+            && let Err(message) = next.store.sync()
+        {
+            self.fail(message);
         }
     }
 }

@@ -43,7 +43,7 @@ impl Run {
     pub(super) fn push(&mut self, leased: bool) {
         let bit = self.len;
         self.len += 1;
-        if bit % 64 == 0 {
+        if bit.is_multiple_of(64) {
             self.leased.push(0);
         }
         if leased {
@@ -103,10 +103,10 @@ impl Run {
         if leased.len() != words || first.checked_add(len).is_none() {
             return None;
         }
-        if let (Some(last), tail @ 1..) = (leased.last(), len % 64) {
-            if last >> tail != 0 {
-                return None;
-            }
+        if let (Some(last), tail @ 1..) = (leased.last(), len % 64)
+            && last >> tail != 0
+        {
+            return None;
         }
         let mut run = Run {
             first,

@@ -89,10 +89,10 @@ where
             if this.keys.contains(&key) {
                 continue;
             }
-            if this.max_keys.is_some_and(|max| this.emitted.len() >= max) {
-                if let Some((_, oldest)) = this.emitted.pop_front() {
-                    this.keys.remove(&oldest);
-                }
+            if this.max_keys.is_some_and(|max| this.emitted.len() >= max)
+                && let Some((_, oldest)) = this.emitted.pop_front()
+            {
+                this.keys.remove(&oldest);
             }
             // A zero window remembers nothing.
             if !this.window.is_zero() {

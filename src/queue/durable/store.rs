@@ -55,13 +55,6 @@ use crate::queue::state::{Change, PendingEntry, RunRecord, State};
 /// 4: a claim's fresh messages are one `runs` row instead of a pending entry each,
 /// and a commit's messages one segment row instead of a row each.
 const FORMAT: &[u8] = b"riverbed queue store 4";
-/// The format opened and migrated: a format-3 store is a format-4 store with no runs
-/// (every leased message a pending entry) and a row per message, so migrating
-/// rewrites each message row as a segment of one and the format row, in one batch.
-/// (Every format-3 store riverbed wrote is in fjall 2's files, which are refused
-/// before their format row is read: only a format-3 store in fjall 3's files gets
-/// here.)
-const MIGRATES: &[u8] = b"riverbed queue store 3";
 const FORMAT_KEY: &[u8] = b"format";
 const NEXT_ID_KEY: &[u8] = b"next_id";
 const LOW_KEY: &[u8] = b"low";
@@ -181,10 +174,9 @@ impl Store {
         };
         // The format first: a store refused is left as it was (no keyspace added).
         let meta = open(Part::Meta.name())?;
-        let migrate = match found {
-            Found::Store => read_format(dir, &meta)?,
-            Found::Nothing => false,
-        };
+        if found == Found::Store {
+            read_format(dir, &meta)?;
+        }
         let keyspaces = [
             open(PARTS[0].1)?,
             open(PARTS[1].1)?,
@@ -200,7 +192,7 @@ impl Store {
             low: 0,
         };
         let state = match found {
-            Found::Store => store.load(dir, migrate)?,
+            Found::Store => store.load(dir)?,
             Found::Nothing => {
                 let state = store.initialise(dir)?;
                 finish_creation(dir)?;
@@ -238,7 +230,7 @@ impl Store {
     }
 
     /// Reads the store back and checks that its rows agree with each other.
-    fn load(&mut self, dir: &Path, migrate: bool) -> Result<State, OpenError> {
+    fn load(&mut self, dir: &Path) -> Result<State, OpenError> {
         let meta: BTreeMap<Vec<u8>, Vec<u8>> = self.rows(dir, Part::Meta)?.into_iter().collect();
         let stored_next: u64 = match meta.get(NEXT_ID_KEY) {
             Some(bytes) => decode(dir, "the next message id", bytes)?,
@@ -253,24 +245,9 @@ impl Store {
 
         let mut messages = Vec::new();
         let mut segments = VecDeque::new();
-        // A store being migrated from format 3 has a row per message: each is
-        // rewritten as a segment of one.
-        let mut rewrite = Vec::new();
         for (key, value) in self.rows(dir, Part::Messages)? {
             let first = message_key(dir, &key)?;
-            let segment: Vec<StoredMessage> = if migrate {
-                let message: StoredMessage = decode(dir, "a message", &value)?;
-                let row = sealed(
-                    Part::Messages,
-                    &first.to_be_bytes(),
-                    std::slice::from_ref(&message),
-                )
-                .map_err(|detail| OpenError::corrupted(dir, detail))?;
-                rewrite.push((key, row));
-                vec![message]
-            } else {
-                decode(dir, "a segment of messages", &value)?
-            };
+            let segment: Vec<StoredMessage> = decode(dir, "a segment of messages", &value)?;
             let end = first
                 .checked_add(segment.len() as u64)
                 .filter(|_| !segment.is_empty())
@@ -362,9 +339,6 @@ impl Store {
         }
         self.low = base;
         self.segments = segments;
-        if migrate {
-            self.migrate(dir, rewrite)?;
-        }
         State::restore(messages, next_id, groups, runs, pending, dead).map_err(|(group, id)| {
             OpenError::corrupted(
                 dir,
@@ -378,16 +352,7 @@ impl Store {
 
     /// Writes the format row, durably.
     fn write_format(&self, dir: &Path) -> Result<(), OpenError> {
-        self.migrate(dir, Vec::new())
-    }
-
-    /// Rewrites `rows` of the `messages` keyspace (sealed values) and the format
-    /// row, in one durable batch.
-    fn migrate(&self, dir: &Path, rows: Vec<Row>) -> Result<(), OpenError> {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
-        for (key, value) in rows {
-            batch.insert(self.keyspace(Part::Messages), key, value);
-        }
         batch.insert(
             self.keyspace(Part::Meta),
             FORMAT_KEY,
@@ -559,9 +524,10 @@ pub(super) struct Group {
     runs: HashMap<(Arc<str>, u64), Option<RunRecord>>,
 }
 
-/// Checks the format row of a store's `meta` keyspace: `false` for this format,
-/// `true` for the one that migrates to it, a typed error for any other.
-fn read_format(dir: &Path, meta: &Keyspace) -> Result<bool, OpenError> {
+/// Checks the format row of a store's `meta` keyspace: a typed error for any format
+/// but this one. (Formats 1 to 3 were written in fjall 2's files, which fjall 3
+/// refuses before this.)
+fn read_format(dir: &Path, meta: &Keyspace) -> Result<(), OpenError> {
     let row = meta
         .get(FORMAT_KEY)
         .map_err(|e| OpenError::from_store(dir, e))?
@@ -569,8 +535,7 @@ fn read_format(dir: &Path, meta: &Keyspace) -> Result<bool, OpenError> {
     let format = unseal(Part::Meta, FORMAT_KEY, &row)
         .ok_or_else(|| OpenError::corrupted(dir, "the format row fails its checksum"))?;
     match format {
-        FORMAT => Ok(false),
-        MIGRATES => Ok(true),
+        FORMAT => Ok(()),
         other => Err(OpenError::Format {
             path: dir.to_owned(),
             found: String::from_utf8_lossy(other).into_owned(),
@@ -846,14 +811,21 @@ mod tests {
         assert_eq!(read("twice"), Some(b"second".to_vec()), "after replay");
     }
 
-    /// A store written in a format before 3 (here 1: no flow context in its
-    /// messages) is refused with a typed error that names both formats, never
-    /// misread, and is left as it was (not even a keyspace added).
+    /// A store written in an earlier format (1: no flow context in its messages; 3:
+    /// a pending entry per leased message and a row per message) is refused with a
+    /// typed error that names both formats, never misread, and is left as it was (not
+    /// even a keyspace added).
     #[test]
-    fn a_store_of_the_previous_format_is_refused() {
+    fn a_store_of_an_earlier_format_is_refused() {
+        for old in ["riverbed queue store 1", "riverbed queue store 3"] {
+            refused(old);
+        }
+    }
+
+    fn refused(old: &str) {
         let dir = tempfile::tempdir().unwrap();
         drop(crate::queue::DurableBackend::open(dir.path()).unwrap());
-        let old = b"riverbed queue store 1";
+        let old = old.as_bytes();
         {
             let db = Database::builder(dir.path()).open().unwrap();
             let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
@@ -872,7 +844,7 @@ mod tests {
                     expected,
                 }) => {
                     assert_eq!(path, dir.path());
-                    assert_eq!(found, "riverbed queue store 1");
+                    assert_eq!(found.as_bytes(), old);
                     assert_eq!(expected.as_bytes(), FORMAT);
                 }
                 other => panic!("expected a format error, got {other:?}"),
@@ -885,93 +857,6 @@ mod tests {
             .map(|name| name.to_string())
             .collect();
         assert!(!keyspaces.iter().any(|k| k == "runs"), "{keyspaces:?}");
-    }
-
-    /// A store of format 3 (every leased message a pending entry, no runs) opens as
-    /// format 4: its rows mean the same, the format row is rewritten, and what it
-    /// held is delivered as before.
-    #[test]
-    fn a_store_of_format_3_is_migrated() {
-        use crate::queue::backend::{Backend, NewMessage};
-        use crate::queue::{DurableBackend, StartFrom};
-        use futures::executor::block_on;
-        use std::time::{Duration, UNIX_EPOCH};
-
-        let dir = tempfile::tempdir().unwrap();
-        let t = |secs| UNIX_EPOCH + Duration::from_secs(secs);
-        {
-            let backend = DurableBackend::open(dir.path()).unwrap();
-            block_on(async {
-                backend
-                    .create_group("g", StartFrom::Earliest)
-                    .await
-                    .unwrap();
-                let message = NewMessage {
-                    payload: vec![7].into(),
-                    enqueued_at: t(0),
-                    not_before: None,
-                    context: None,
-                };
-                backend.append(vec![message]).await.unwrap();
-                let claim = backend.claim("g", "c", 1, t(0), t(10)).await.unwrap();
-                assert_eq!(claim.messages.len(), 1);
-                // Detached from its run: a pending entry, as format 3 kept every one.
-                assert!(
-                    backend
-                        .nack("g", 0, 1, t(5), Some("later".into()))
-                        .await
-                        .unwrap()
-                );
-            });
-        }
-        {
-            let db = Database::builder(dir.path()).open().unwrap();
-            let part = |name| db.keyspace(name, KeyspaceCreateOptions::default).unwrap();
-            assert_eq!(part("runs").iter().count(), 0, "no run is left");
-            // Format 3 kept a row per message.
-            let messages = part("messages");
-            let segments: Vec<_> = messages
-                .iter()
-                .map(|row| row.into_inner().unwrap())
-                .collect();
-            for (key, value) in segments {
-                messages.remove(&*key).unwrap();
-                let segment: Vec<StoredMessage> =
-                    postcard::from_bytes(unseal(Part::Messages, &key, &value).unwrap()).unwrap();
-                for message in segment {
-                    let key = message.id.to_be_bytes();
-                    let value = sealed(Part::Messages, &key, &message).unwrap();
-                    messages.insert(key, value).unwrap();
-                }
-            }
-            part("meta")
-                .insert(FORMAT_KEY, seal(Part::Meta, FORMAT_KEY, MIGRATES.to_vec()))
-                .unwrap();
-            db.delete_keyspace(part("runs")).unwrap();
-            db.persist(PersistMode::SyncAll).unwrap();
-        }
-        let backend = DurableBackend::open(dir.path()).unwrap();
-        let claim = block_on(backend.claim("g", "c", 1, t(5), t(15))).unwrap();
-        let delivered: Vec<_> = claim
-            .messages
-            .iter()
-            .map(|c| (c.message.id, c.attempt, c.last_error.clone()))
-            .collect();
-        assert_eq!(delivered, [(0, 2, Some("later".to_owned()))]);
-        drop(backend);
-        // Migrated for good: it opens again as format 4, its message rows rewritten.
-        let backend = DurableBackend::open(dir.path()).unwrap();
-        let again = block_on(backend.claim("g", "c", 1, t(15), t(25))).unwrap();
-        assert_eq!(again.messages.len(), 1);
-        assert_eq!(
-            (again.messages[0].message.id, again.messages[0].attempt),
-            (0, 3)
-        );
-        drop(backend);
-        let db = Database::builder(dir.path()).open().unwrap();
-        let meta = db.keyspace("meta", KeyspaceCreateOptions::default).unwrap();
-        let format = meta.get(FORMAT_KEY).unwrap().unwrap();
-        assert_eq!(unseal(Part::Meta, FORMAT_KEY, &format), Some(FORMAT));
     }
 
     #[test]

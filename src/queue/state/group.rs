@@ -162,6 +162,12 @@ impl Group {
         Some(run.until)
     }
 
+    /// Whether a run still leases `id`.
+    pub(super) fn run_holds(&self, id: u64) -> bool {
+        let after = self.runs.partition_point(|r| r.first <= id);
+        after > 0 && self.runs[after - 1].holds(id)
+    }
+
     /// Drops the runs at the front that lease nothing any more.
     pub(super) fn pop_done_runs(&mut self) {
         while self.runs.front().is_some_and(|r| r.open == 0) {

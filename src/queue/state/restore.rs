@@ -11,8 +11,9 @@ use crate::queue::backend::{DeadRecord, StoredMessage};
 impl State {
     /// Rebuilds a state from what a durable store kept: the messages, the groups'
     /// cursors, their runs (by group, in id order), pending entries and dead letters.
-    /// A run record that cannot be one, or a pending entry of a message a run still
-    /// leases, is `Err` with the group and the id: the store is damaged.
+    /// A run record that cannot be one, or a pending entry or dead letter of a
+    /// message a run still leases, is `Err` with the group and the id: the store is
+    /// damaged.
     #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn restore(
         messages: impl IntoIterator<Item = StoredMessage>,
@@ -59,8 +60,7 @@ impl State {
         for (name, id, entry) in pending {
             if let Some(g) = state.groups.get_mut(name.as_str()) {
                 // A message detached from its run left it in the same commit.
-                let run = g.runs.partition_point(|r| r.first <= id);
-                if run > 0 && g.runs[run - 1].holds(id) {
+                if g.run_holds(id) {
                     return Err((name, id));
                 }
                 let version = g.schedule(id, entry.until, entry.leased);
@@ -69,6 +69,10 @@ impl State {
         }
         for (name, id, record) in dead {
             if let Some(g) = state.groups.get_mut(name.as_str()) {
+                // So did a message dead-lettered from its run.
+                if g.run_holds(id) {
+                    return Err((name, id));
+                }
                 g.dead.insert(id, record);
             }
         }

@@ -304,3 +304,66 @@ fn the_journal_sees_a_claim_as_one_run() {
             .any(|c| matches!(c, Change::DeleteRun { first: 0, .. }))
     );
 }
+
+/// A restored run and a pending entry or dead letter for one of its leased ids
+/// contradict each other (a detach leaves the run in the same commit): the restore
+/// refuses, naming the group and the id.
+#[test]
+fn a_restored_run_that_another_entry_contradicts_is_refused() {
+    use super::journal::RunRecord;
+    use crate::queue::backend::{DeadRecord, StoredMessage};
+
+    let stored = |id| StoredMessage {
+        id,
+        payload: vec![1].into(),
+        enqueued_at: at(0),
+        not_before: None,
+        context: None,
+    };
+    let run = || {
+        (
+            "g".to_owned(),
+            0,
+            RunRecord {
+                len: 2,
+                until: at(10),
+                leased: vec![0b11],
+            },
+        )
+    };
+    let restore = |pending: Vec<(String, u64, PendingEntry)>,
+                   dead: Vec<(String, u64, DeadRecord)>| {
+        State::restore(
+            [stored(0), stored(1)],
+            2,
+            [("g".to_owned(), 2)],
+            [run()],
+            pending,
+            dead,
+        )
+        .map(|_| ())
+    };
+    assert_eq!(restore(vec![], vec![]), Ok(()));
+    let entry = PendingEntry {
+        attempts: 1,
+        retry_base: 0,
+        until: at(10),
+        leased: true,
+        last_error: None,
+        message: stored(1),
+    };
+    assert_eq!(
+        restore(vec![("g".into(), 1, entry)], vec![]),
+        Err(("g".into(), 1))
+    );
+    let record = DeadRecord {
+        message: stored(0),
+        attempts: 1,
+        error: "x".into(),
+        dead_at: at(1),
+    };
+    assert_eq!(
+        restore(vec![], vec![("g".into(), 0, record)]),
+        Err(("g".into(), 0))
+    );
+}

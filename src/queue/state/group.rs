@@ -146,20 +146,26 @@ impl Group {
         self.runs.push_back(run);
     }
 
-    /// Ends the run lease of `id`, if a run still leases it: the run's lease end.
-    pub(super) fn take_from_run(
-        &mut self,
-        id: u64,
-        changes: &mut impl Journal,
-    ) -> Option<SystemTime> {
+    /// Ends the run lease of `id`, if a run still leases it: the run's lease end and
+    /// first id. The caller records the run ([`record_run_at`](Self::record_run_at)),
+    /// once for all the ids it takes from it.
+    pub(super) fn take_from_run(&mut self, id: u64) -> Option<(SystemTime, u64)> {
         let after = self.runs.partition_point(|r| r.first <= id);
         let run = self.runs.get_mut(after.checked_sub(1)?)?;
         if !run.take(id) {
             return None;
         }
-        Self::record_run(&self.name, run, changes);
         self.run_leases -= 1;
-        Some(run.until)
+        Some((run.until, run.first))
+    }
+
+    /// Tells the journal what the run starting at `first` leases now (before
+    /// [`pop_done_runs`](Self::pop_done_runs) drops it when done).
+    pub(super) fn record_run_at(&self, first: u64, changes: &mut impl Journal) {
+        let index = self.runs.partition_point(|r| r.first < first);
+        if let Some(run) = self.runs.get(index).filter(|r| r.first == first) {
+            Self::record_run(&self.name, run, changes);
+        }
     }
 
     /// Whether a run still leases `id`.
@@ -185,11 +191,13 @@ impl Group {
         base: u64,
         changes: &mut impl Journal,
     ) {
-        let Some(until) = self.take_from_run(id, changes) else {
+        let Some((until, first)) = self.take_from_run(id) else {
             return;
         };
+        self.record_run_at(first, changes);
         self.pop_done_runs();
-        self.lease_alone(id, until, log, base);
+        // Not recorded here: the caller changes the entry, then records it.
+        self.lease_alone(id, until, log, base, &mut ());
     }
 
     /// Turns every message run `index` still leases into pending entries of their own.
@@ -209,24 +217,19 @@ impl Group {
             first: run.first,
         });
         for id in run.open_ids() {
-            self.lease_alone(id, run.until, log, base);
-            if let Some(pending) = self.pending.get(id) {
-                changes.record(|| Change::PutPending {
-                    group: Arc::clone(&self.name),
-                    id,
-                    entry: pending.entry.clone(),
-                });
-            }
+            self.lease_alone(id, run.until, log, base, changes);
         }
     }
 
-    /// A pending entry for `id`, leased on its first delivery until `until`.
+    /// A pending entry for `id`, leased on its first delivery until `until`, recorded
+    /// in `changes`.
     pub(super) fn lease_alone(
         &mut self,
         id: u64,
         until: SystemTime,
         log: &VecDeque<StoredMessage>,
         base: u64,
+        changes: &mut impl Journal,
     ) {
         let index = usize::try_from(id - base).unwrap_or(usize::MAX);
         let Some(message) = log.get(index) else {
@@ -241,6 +244,11 @@ impl Group {
             last_error: None,
             message: message.clone(),
         };
+        changes.record(|| Change::PutPending {
+            group: Arc::clone(&self.name),
+            id,
+            entry: entry.clone(),
+        });
         self.pending.insert(id, Pending { entry, version });
     }
 

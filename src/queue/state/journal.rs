@@ -49,16 +49,29 @@ pub(crate) enum Change {
 /// not even built), into a list for a durable one (`Vec<Change>`).
 pub(crate) trait Journal {
     fn record(&mut self, change: impl FnOnce() -> Change);
+
+    /// Whether changes are kept: bookkeeping only the journal needs is skipped when
+    /// not.
+    fn records(&self) -> bool;
 }
 
 impl Journal for () {
     #[inline(always)]
     fn record(&mut self, _change: impl FnOnce() -> Change) {}
+
+    #[inline(always)]
+    fn records(&self) -> bool {
+        false
+    }
 }
 
 impl Journal for Vec<Change> {
     fn record(&mut self, change: impl FnOnce() -> Change) {
         self.push(change());
+    }
+
+    fn records(&self) -> bool {
+        true
     }
 }
 

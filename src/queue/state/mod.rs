@@ -268,10 +268,16 @@ impl State {
         let g = self.groups.get_mut(group).ok_or_else(|| unknown(group))?;
         let name = Arc::clone(&g.name);
         let mut late = Vec::new();
+        let mut touched: Vec<u64> = Vec::new();
         for &(id, attempt) in entries {
             // A run holds first deliveries only, leased until the run's lease ends.
-            // (The run records what it leases now.)
-            if attempt == 1 && g.take_from_run(id, changes).is_some() {
+            if attempt == 1
+                && let Some((_, first)) = g.take_from_run(id)
+            {
+                // Each run acknowledged from is recorded once, below.
+                if changes.records() && touched.last() != Some(&first) {
+                    touched.push(first);
+                }
                 continue;
             }
             if g.pending.get(id).is_some_and(|p| p.holds(attempt)) && g.pending.delete(id) {
@@ -282,6 +288,11 @@ impl State {
             } else {
                 late.push(id);
             }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for first in touched {
+            g.record_run_at(first, changes);
         }
         g.pop_done_runs();
         self.drop_done(changes);

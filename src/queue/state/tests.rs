@@ -278,6 +278,11 @@ fn the_journal_sees_a_claim_as_one_run() {
         _ => None,
     });
     assert_eq!(last, Some(vec![0b1010]));
+    let rewrites = changes
+        .iter()
+        .filter(|c| matches!(c, Change::PutRun { .. }))
+        .count();
+    assert_eq!(rewrites, 1, "one rewrite of the run for the whole ack");
     assert!(
         !changes
             .iter()
